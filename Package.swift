@@ -1,0 +1,76 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "regwatch",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "regwatch-agent", targets: ["regwatch-agent"]),
+        .executable(name: "regwatch-aggregator", targets: ["regwatch-aggregator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // C modules
+        .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
+        .target(name: "CCurl", path: "Sources/CCurl", linkerSettings: [.linkedLibrary("curl")]),
+
+        // Libraries
+        .target(
+            name: "RegwatchShared",
+            dependencies: [
+                "CZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Shared"
+        ),
+        .target(
+            name: "RegwatchAgent",
+            dependencies: ["RegwatchShared", "CCurl", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Agent"
+        ),
+        .target(
+            name: "RegwatchAggregator",
+            dependencies: ["RegwatchShared", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Aggregator"
+        ),
+
+        // Thin executables
+        .executableTarget(
+            name: "regwatch-agent",
+            dependencies: [
+                "RegwatchAgent", "RegwatchShared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "regwatch-aggregator",
+            dependencies: [
+                "RegwatchAggregator", "RegwatchShared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "regwatch-bench",
+            dependencies: ["RegwatchShared", "CZeroMQ"],
+            path: "Benchmarks/regwatch-bench"
+        ),
+
+        // Tests
+        .testTarget(name: "SharedTests", dependencies: ["RegwatchShared", "CZeroMQ"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl"]),
+        .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared"]),
+    ]
+)

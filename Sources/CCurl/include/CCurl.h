@@ -1,0 +1,20 @@
+#ifndef REGWATCH_CCURL_H
+#define REGWATCH_CCURL_H
+#include <curl/curl.h>
+
+/* libcurl's setopt/getinfo are variadic and cannot be called from Swift: these typed pass-throughs can. */
+typedef size_t (*ccurl_data_callback)(char *ptr, size_t size, size_t nmemb, void *userdata);
+
+CURLcode ccurl_easy_setopt_long(CURL *handle, CURLoption option, long value);
+CURLcode ccurl_easy_setopt_off(CURL *handle, CURLoption option, curl_off_t value);
+CURLcode ccurl_easy_setopt_pointer(CURL *handle, CURLoption option, void *value);
+CURLcode ccurl_easy_setopt_string(CURL *handle, CURLoption option, const char *value);
+CURLcode ccurl_easy_setopt_callback(CURL *handle, CURLoption option, ccurl_data_callback callback);
+CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value);
+CURLcode ccurl_easy_getinfo_off(CURL *handle, CURLINFO info, curl_off_t *value);
+CURLcode ccurl_easy_getinfo_string(CURL *handle, CURLINFO info, const char **value);
+CURLcode ccurl_easy_getinfo_certinfo(CURL *handle, struct curl_certinfo **value);
+CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
+/* curl_version_info(CURLVERSION_NOW) with the macro resolved on the C side. */
+const curl_version_info_data *ccurl_version_info(void);
+#endif

@@ -1,0 +1,13 @@
+#ifndef REGWATCH_CZEROMQ_SHIM_H
+#define REGWATCH_CZEROMQ_SHIM_H
+#include <zmq.h>
+#include <sys/eventfd.h>
+
+/* Options that libzmq 4.3 ships as DRAFT but Debian's build accepts (verified with zmq_setsockopt). */
+static const int RW_ZMQ_ZAP_ENFORCE_DOMAIN = 93;
+static const int RW_ZMQ_RECONNECT_STOP = 109;
+static const int RW_ZMQ_RECONNECT_STOP_HANDSHAKE_FAILED = 0x2;
+
+/* ZMQ_EVENT_* values as ints (the macros are imported, but typed helpers keep call sites tidy). */
+static inline int rw_zmq_errno(void) { return zmq_errno(); }
+#endif

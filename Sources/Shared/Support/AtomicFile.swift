@@ -1,0 +1,59 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes files so a crash leaves either the old content or the new one, never half of either:
+/// temp file in the same directory, fsync, rename, fsync the directory.
+public enum AtomicFile {
+    public struct WriteError: Error, Sendable, CustomStringConvertible {
+        public let path: String
+        public let reason: String
+        public var description: String { "\(path): \(reason)" }
+    }
+
+    /// Writes `data` to `path` atomically with the given permission bits.
+    /// With `exclusive`, refuses to replace an existing file.
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, exclusive: Bool = false) throws(WriteError) {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        if exclusive && FileManager.default.fileExists(atPath: path) {
+            throw WriteError(path: path, reason: "already exists; not overwriting")
+        }
+        let tmp = "\(dir)/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw WriteError(path: path, reason: "cannot create in \(dir): \(String(cString: strerror(errno)))") }
+        var ok = false
+        defer {
+            if !ok { unlink(tmp) }
+        }
+        let written = data.withUnsafeBytes { buf -> Int in
+            var off = 0
+            while off < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
+                if n < 0 { if errno == EINTR { continue }; return -1 }
+                off += n
+            }
+            return off
+        }
+        guard written == data.count, fchmod(fd, mode) == 0, fsync(fd) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw WriteError(path: path, reason: "write failed: \(reason)")
+        }
+        close(fd)
+        if exclusive {
+            // link(2) fails if the target appeared meanwhile: no silent overwrite of a secret.
+            guard link(tmp, path) == 0 else { throw WriteError(path: path, reason: "already exists; not overwriting") }
+            unlink(tmp)
+        } else {
+            guard rename(tmp, path) == 0 else { throw WriteError(path: path, reason: "rename failed: \(String(cString: strerror(errno)))") }
+        }
+        ok = true
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
+        }
+    }
+}

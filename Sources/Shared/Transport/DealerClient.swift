@@ -1,0 +1,288 @@
+import CZeroMQ
+import Logging
+import Synchronization
+
+/// The agent's end of the transport: a DEALER connected to the aggregator, routing id = host id,
+/// CURVE with the aggregator's key pinned.
+///
+/// libzmq's own reconnect is switched off (`ZMQ_RECONNECT_IVL=-1`); this type reconnects with
+/// ``ReconnectBackoff`` so a fleet does not retry in lockstep, and logs why each attempt failed: a key the
+/// aggregator refuses (ZAP 400) reads differently from a wrong server key or an unreachable host.
+/// `ZMQ_IMMEDIATE` keeps messages in our bounded outbox until a connection is up.
+public final class DealerClient: Sendable {
+    public struct Configuration: Sendable {
+        public var endpoint: String
+        public var hostID: String
+        public var security: DealerSecurity
+        public var limits: TransportLimits
+        public var backoff: ReconnectBackoff
+
+        public init(endpoint: String, hostID: String, security: DealerSecurity, limits: TransportLimits = .init(), backoff: ReconnectBackoff = .init()) {
+            self.endpoint = endpoint
+            self.hostID = hostID
+            self.security = security
+            self.limits = limits
+            self.backoff = backoff
+        }
+    }
+
+    public enum State: String, Sendable, Equatable {
+        case connecting, connected, waitingToReconnect = "waiting_to_reconnect", stopped
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        public var sent = 0
+        public var received = 0
+        public var inboundDropped = 0
+        public var handshakes = 0
+        public var authFailures = 0
+        public var protocolFailures = 0
+        public var reconnects = 0
+        public var state = State.connecting
+    }
+
+    public let configuration: Configuration
+    public let inbound: InboundStream
+    public let events: AsyncStream<TransportEvent>
+    let inboundContinuation: AsyncStream<[InboundMessage]>.Continuation
+    let eventContinuation: AsyncStream<TransportEvent>.Continuation
+    let logger: Logger
+    let outbox: Outbox
+    let stats = Mutex(Statistics())
+    private let runtime = Mutex<IOThread?>(nil)
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        let (stream, continuation) = AsyncStream<[InboundMessage]>.makeStream(bufferingPolicy: .bufferingOldest(configuration.limits.inboundBatches))
+        inbound = InboundStream(batches: stream)
+        inboundContinuation = continuation
+        (events, eventContinuation) = AsyncStream<TransportEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        outbox = Outbox(maxMessages: configuration.limits.outboxMessages, maxBytes: configuration.limits.outboxBytes)
+    }
+
+    public var statistics: Statistics { stats.withLock { $0 } }
+
+    /// Messages queued and not yet accepted by the socket.
+    public var queued: Int { outbox.depth }
+
+    /// Creates the socket, starts connecting and starts the I/O thread. An endpoint or key libzmq rejects
+    /// is thrown here; an unreachable aggregator is not an error (the client keeps retrying).
+    public func start() throws(TransportError) {
+        guard HostID.isValid(configuration.hostID) else {
+            throw .invalidKey(what: "host id", reason: "\"\(configuration.hostID.prefix(64))\" is not a valid host id (letters, digits, . _ -; at most 63)")
+        }
+        let context = ZMQContext()
+        let loop: DealerLoop
+        do {
+            loop = try DealerLoop(client: self, context: context)
+        } catch {
+            context.terminate()
+            throw error
+        }
+        if case .insecure = configuration.security {
+            logger.critical("ZeroMQ DEALER running WITHOUT CURVE: reports travel unencrypted and unauthenticated", metadata: ["endpoint": "\(configuration.endpoint)"])
+        }
+        let thread = IOThread(name: "regwatch-dealer") { loop.run(); context.terminate() }
+        runtime.withLock { $0 = thread }
+    }
+
+    /// Queues a message; false when the outbox is full (the caller counts the drop).
+    @discardableResult
+    public func trySend(_ payload: [UInt8]) -> Bool {
+        outbox.tryEnqueue([payload]) == .queued
+    }
+
+    /// Queues a message, waiting while the outbox is full.
+    public func send(_ payload: [UInt8]) async throws {
+        try await outbox.enqueue([payload])
+    }
+
+    public func shutdown() async {
+        let thread = runtime.withLock { $0 }
+        outbox.close()
+        await thread?.finished()
+        stats.withLock { $0.state = .stopped }
+        inboundContinuation.finish()
+        eventContinuation.finish()
+    }
+}
+
+/// The state only the dealer's I/O thread touches.
+final class DealerLoop: @unchecked Sendable {
+    unowned let client: DealerClient
+    let socket: ZMQSocket
+    let monitor: ZMQMonitor
+    var backoff: ReconnectBackoff
+    var reconnectAt: Int64?
+    var backlog: [Outbox.Item] = []
+    var backlogIndex = 0
+    var connected = false
+
+    init(client: DealerClient, context: ZMQContext) throws(TransportError) {
+        self.client = client
+        let config = client.configuration
+        backoff = config.backoff
+        socket = try ZMQSocket(context: context, type: ZMQ_DEALER)
+        let limits = config.limits
+        try socket.set(ZMQ_ROUTING_ID, string: config.hostID)
+        try socket.set(ZMQ_LINGER, limits.lingerMs)
+        try socket.set(ZMQ_MAXMSGSIZE, limits.maxMessageSize)
+        try socket.set(ZMQ_SNDHWM, limits.sendHighWaterMark)
+        try socket.set(ZMQ_RCVHWM, limits.receiveHighWaterMark)
+        try socket.set(ZMQ_HEARTBEAT_IVL, limits.heartbeatIntervalMs)
+        try socket.set(ZMQ_HEARTBEAT_TIMEOUT, limits.heartbeatTimeoutMs)
+        try socket.set(ZMQ_HEARTBEAT_TTL, limits.heartbeatTTLMs)
+        try socket.set(ZMQ_HANDSHAKE_IVL, limits.handshakeTimeoutMs)
+        try socket.set(ZMQ_IMMEDIATE, Int32(1))
+        try socket.set(ZMQ_RECONNECT_IVL, Int32(-1))
+        if case .curve(let serverKey, let clientKeys) = config.security {
+            try socket.set(ZMQ_CURVE_SERVERKEY, string: serverKey.z85)
+            try socket.set(ZMQ_CURVE_PUBLICKEY, string: clientKeys.publicKey.z85)
+            try socket.set(ZMQ_CURVE_SECRETKEY, string: clientKeys.secretZ85)
+        }
+        monitor = try ZMQMonitor(context: context, watching: socket)
+        try socket.connect(config.endpoint)
+    }
+
+    func run() {
+        var items = [
+            zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
+            zmq_pollitem_t(socket: monitor.socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
+            zmq_pollitem_t(socket: nil, fd: client.outbox.wakeFD, events: Int16(ZMQ_POLLIN), revents: 0),
+        ]
+        var batch: [InboundMessage] = []
+        while true {
+            if client.outbox.isClosed { break }
+            let blocked = flush()
+            items[0].events = Int16(ZMQ_POLLIN) | (blocked ? Int16(ZMQ_POLLOUT) : 0)
+            var timeout: Int = -1
+            if let at = reconnectAt { timeout = Int(max(0, at - monotonicMs())) }
+            let rc = zmq_poll(&items, 3, timeout)
+            if rc < 0 {
+                if zmq_errno() == EINTR { continue }
+                client.logger.error("zmq_poll failed", metadata: ["error": "\(String(cString: zmq_strerror(zmq_errno())))"])
+                break
+            }
+            if items[1].revents & Int16(ZMQ_POLLIN) != 0 { handleMonitor() }
+            if items[0].revents & Int16(ZMQ_POLLIN) != 0 { receiveAll(into: &batch) }
+            if let at = reconnectAt, monotonicMs() >= at { reconnect() }
+        }
+        socket.close()
+        monitor.socket.close()
+    }
+
+    /// Hands queued messages to the socket until it would block. Returns true when blocked with a backlog.
+    private func flush() -> Bool {
+        if backlogIndex >= backlog.count {
+            backlog = client.outbox.takeAll()
+            backlogIndex = 0
+            if backlog.isEmpty { return false }
+        }
+        var sent = 0, bytes = 0
+        var blocked = false
+        while backlogIndex < backlog.count {
+            let item = backlog[backlogIndex]
+            let ok: Bool
+            do {
+                ok = try socket.send(item.frames)
+            } catch {
+                client.logger.error("send failed; message dropped", metadata: ["error": "\(error)"])
+                ok = true
+            }
+            if !ok { blocked = true; break }
+            sent += 1
+            bytes += item.bytes
+            backlogIndex += 1
+            if backlogIndex == backlog.count {
+                backlog = client.outbox.takeAll()
+                backlogIndex = 0
+            }
+        }
+        client.outbox.release(count: sent, bytes: bytes)
+        if sent > 0 { client.stats.withLock { $0.sent += sent } }
+        return blocked
+    }
+
+    private func receiveAll(into batch: inout [InboundMessage]) {
+        while batch.count < 1024, let message = try? socket.receive() {
+            guard let payload = message.frames.last else { continue }
+            batch.append(InboundMessage(peer: WireProtocol.aggregatorSender, authenticatedHost: nil, payload: payload))
+        }
+        let count = batch.count
+        guard count > 0 else { return }
+        client.stats.withLock { $0.received += count }
+        if case .dropped = client.inboundContinuation.yield(batch) { client.stats.withLock { $0.inboundDropped += 1 } }
+        batch.removeAll(keepingCapacity: true)
+    }
+
+    private func handleMonitor() {
+        let endpoint = client.configuration.endpoint
+        while let event = monitor.next() {
+            switch event.event {
+            case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+                connected = true
+                backoff.reset()
+                reconnectAt = nil
+                client.stats.withLock {
+                    $0.handshakes += 1
+                    $0.state = .connected
+                }
+                client.logger.info("connected to aggregator", metadata: ["endpoint": "\(endpoint)", "host.id": "\(client.configuration.hostID)"])
+                client.eventContinuation.yield(.connected(endpoint))
+            case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+                client.stats.withLock { $0.authFailures += 1 }
+                client.logger.error("aggregator rejected this agent's key (ZAP status \(event.value)): is it enrolled? run `regwatch-aggregator keys accept --host \(client.configuration.hostID) --key agent.pub`", metadata: [
+                    "endpoint": "\(endpoint)", "host.id": "\(client.configuration.hostID)",
+                ])
+                client.eventContinuation.yield(.handshakeFailed(.auth(status: Int(event.value))))
+                scheduleReconnect()
+            case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                client.stats.withLock { $0.protocolFailures += 1 }
+                client.logger.error("handshake with aggregator failed (protocol error \(event.value)): wrong aggregator.serverKey, or CURVE on one side only", metadata: [
+                    "endpoint": "\(endpoint)",
+                ])
+                client.eventContinuation.yield(.handshakeFailed(.protocolError(code: Int(event.value))))
+                scheduleReconnect()
+            case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                client.eventContinuation.yield(.handshakeFailed(.other))
+                scheduleReconnect()
+            case ZMQ_EVENT_DISCONNECTED:
+                if connected {
+                    client.logger.warning("disconnected from aggregator", metadata: ["endpoint": "\(endpoint)"])
+                    client.eventContinuation.yield(.disconnected(endpoint))
+                }
+                scheduleReconnect()
+            case ZMQ_EVENT_CLOSED, ZMQ_EVENT_CONNECT_RETRIED:
+                scheduleReconnect()
+            default:
+                client.logger.trace("monitor event", metadata: ["event": "\(event.event)", "value": "\(event.value)"])
+            }
+        }
+    }
+
+    private func scheduleReconnect() {
+        connected = false
+        guard reconnectAt == nil else { return }
+        let delay = backoff.next()
+        reconnectAt = monotonicMs() + Int64(delay)
+        client.stats.withLock { $0.state = .waitingToReconnect }
+        client.logger.debug("reconnecting to aggregator", metadata: ["after.ms": "\(delay)"])
+        client.eventContinuation.yield(.reconnectScheduled(afterMs: delay))
+    }
+
+    private func reconnect() {
+        reconnectAt = nil
+        let endpoint = client.configuration.endpoint
+        socket.disconnect(endpoint)
+        do {
+            try socket.connect(endpoint)
+        } catch {
+            client.logger.error("reconnect failed", metadata: ["error": "\(error)"])
+        }
+        client.stats.withLock {
+            $0.reconnects += 1
+            $0.state = .connecting
+        }
+    }
+}

@@ -1,0 +1,282 @@
+import CZeroMQ
+import Logging
+import Synchronization
+
+/// The aggregator's end of the transport: a ROUTER socket bound to one endpoint, CURVE by default,
+/// with a ZAP handler that admits only keys the ``ZAPAuthenticator`` accepts.
+///
+/// All socket work happens on one I/O thread. Received messages arrive on ``inbound``; ``send(to:payload:)``
+/// may be called from any task. Without an authenticator on a CURVE socket nobody is admitted
+/// (`ZMQ_ZAP_ENFORCE_DOMAIN=1`), which is the safe failure.
+public final class RouterServer: Sendable {
+    public struct Configuration: Sendable {
+        public var endpoint: String
+        public var security: RouterSecurity
+        public var limits: TransportLimits
+        public var zapDomain: String
+
+        public init(endpoint: String, security: RouterSecurity, limits: TransportLimits = .init(), zapDomain: String = "regwatch") {
+            self.endpoint = endpoint
+            self.security = security
+            self.limits = limits
+            self.zapDomain = zapDomain
+        }
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        public var received = 0
+        public var sent = 0
+        /// Outbound messages dropped: unknown peer, peer at its high-water mark, or outbox full.
+        public var sendDropped = 0
+        /// Inbound batches dropped because the consumer fell behind.
+        public var inboundDropped = 0
+        /// Messages whose routing id differs from the host id bound to their key; dropped.
+        public var identityMismatch = 0
+        public var authAccepted = 0
+        public var authRejected = 0
+        public var connectedPeers = 0
+    }
+
+    public let configuration: Configuration
+    public let inbound: InboundStream
+    public let events: AsyncStream<TransportEvent>
+    let inboundContinuation: AsyncStream<[InboundMessage]>.Continuation
+    let eventContinuation: AsyncStream<TransportEvent>.Continuation
+    let authenticator: (any ZAPAuthenticator)?
+    let logger: Logger
+    let outbox: Outbox
+    let stats = Mutex(Statistics())
+    private let runtime = Mutex<(thread: IOThread?, bound: String?, stopped: Bool)>((nil, nil, false))
+
+    public init(configuration: Configuration, authenticator: (any ZAPAuthenticator)?, logger: Logger) {
+        self.configuration = configuration
+        self.authenticator = authenticator
+        self.logger = logger
+        let (stream, continuation) = AsyncStream<[InboundMessage]>.makeStream(bufferingPolicy: .bufferingOldest(configuration.limits.inboundBatches))
+        inbound = InboundStream(batches: stream)
+        inboundContinuation = continuation
+        (events, eventContinuation) = AsyncStream<TransportEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        outbox = Outbox(maxMessages: configuration.limits.outboxMessages, maxBytes: configuration.limits.outboxBytes)
+    }
+
+    public var statistics: Statistics { stats.withLock { $0 } }
+
+    /// The endpoint actually bound (with the port chosen for `tcp://…:*`), once started.
+    public var boundEndpoint: String? { runtime.withLock { $0.bound } }
+
+    /// Binds and starts the I/O thread. Errors (an endpoint libzmq rejects, a port in use) are thrown here.
+    @discardableResult
+    public func start() throws(TransportError) -> String {
+        let context = ZMQContext()
+        let loop: RouterLoop
+        do {
+            loop = try RouterLoop(server: self, context: context)
+        } catch {
+            context.terminate()
+            throw error
+        }
+        let bound = loop.socket.lastEndpoint
+        runtime.withLock { $0.bound = bound }
+        let thread = IOThread(name: "regwatch-router") { loop.run(); context.terminate() }
+        runtime.withLock { $0.thread = thread }
+        eventContinuation.yield(.listening(bound))
+        if case .insecure = configuration.security {
+            logger.critical("ZeroMQ ROUTER running WITHOUT CURVE: traffic is unencrypted and any client is admitted", metadata: ["endpoint": "\(bound)"])
+        }
+        return bound
+    }
+
+    /// Queues a message for the agent with this routing id. Returns false when the outbox is full (counted).
+    @discardableResult
+    public func trySend(to peer: String, payload: [UInt8]) -> Bool {
+        switch outbox.tryEnqueue([Array(peer.utf8), payload]) {
+        case .queued: return true
+        case .full, .closed:
+            stats.withLock { $0.sendDropped += 1 }
+            return false
+        }
+    }
+
+    /// Queues a message, waiting while the outbox is full.
+    public func send(to peer: String, payload: [UInt8]) async throws {
+        try await outbox.enqueue([Array(peer.utf8), payload])
+    }
+
+    /// Stops the I/O thread, closes the socket and ends ``inbound`` and ``events``.
+    public func shutdown() async {
+        let thread = runtime.withLock { r -> IOThread? in
+            r.stopped = true
+            return r.thread
+        }
+        outbox.close()
+        await thread?.finished()
+        inboundContinuation.finish()
+        eventContinuation.finish()
+    }
+}
+
+/// The state only the router's I/O thread touches.
+final class RouterLoop: @unchecked Sendable {
+    unowned let server: RouterServer
+    let socket: ZMQSocket
+    let monitor: ZMQMonitor
+    let zap: ZMQSocket?
+    // libzmq reports handshake success without the connection's fd, so peers are counted, not tracked:
+    // every accepted connection ends in one DISCONNECTED, and the failed ones also report a handshake failure.
+    var handshakesSucceeded = 0
+    var handshakesFailed = 0
+    var disconnects = 0
+
+    init(server: RouterServer, context: ZMQContext) throws(TransportError) {
+        self.server = server
+        let config = server.configuration
+        var zapSocket: ZMQSocket?
+        if case .curve = config.security, server.authenticator != nil {
+            // The ZAP handler must be bound before the ROUTER binds, or early handshakes find nobody.
+            let z = try ZMQSocket(context: context, type: ZMQ_REP)
+            try z.set(ZMQ_LINGER, Int32(0))
+            try z.bind(ZAPProtocol.endpoint)
+            zapSocket = z
+        }
+        zap = zapSocket
+        socket = try ZMQSocket(context: context, type: ZMQ_ROUTER)
+        let limits = config.limits
+        try socket.set(ZMQ_LINGER, limits.lingerMs)
+        try socket.set(ZMQ_MAXMSGSIZE, limits.maxMessageSize)
+        try socket.set(ZMQ_SNDHWM, limits.sendHighWaterMark)
+        try socket.set(ZMQ_RCVHWM, limits.receiveHighWaterMark)
+        try socket.set(ZMQ_HEARTBEAT_IVL, limits.heartbeatIntervalMs)
+        try socket.set(ZMQ_HEARTBEAT_TIMEOUT, limits.heartbeatTimeoutMs)
+        try socket.set(ZMQ_HEARTBEAT_TTL, limits.heartbeatTTLMs)
+        try socket.set(ZMQ_HANDSHAKE_IVL, limits.handshakeTimeoutMs)
+        try socket.set(ZMQ_ROUTER_MANDATORY, Int32(1))
+        if case .curve(let keys) = config.security {
+            try socket.set(ZMQ_CURVE_SERVER, Int32(1))
+            try socket.set(ZMQ_CURVE_SECRETKEY, string: keys.secretZ85)
+            try socket.set(ZMQ_ZAP_DOMAIN, string: config.zapDomain)
+            try socket.set(RW_ZMQ_ZAP_ENFORCE_DOMAIN, Int32(1))
+        }
+        monitor = try ZMQMonitor(context: context, watching: socket)
+        try socket.bind(config.endpoint)
+    }
+
+    func run() {
+        var items = [
+            zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
+            zmq_pollitem_t(socket: monitor.socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
+            zmq_pollitem_t(socket: nil, fd: server.outbox.wakeFD, events: Int16(ZMQ_POLLIN), revents: 0),
+        ]
+        if let zap { items.append(zmq_pollitem_t(socket: zap.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)) }
+        let batchLimit = 1024
+        var batch: [InboundMessage] = []
+        batch.reserveCapacity(batchLimit)
+        while true {
+            // Flush what senders queued before sleeping; then wait for anything to happen.
+            sendQueued()
+            if server.outbox.isClosed { break }
+            let rc = zmq_poll(&items, Int32(items.count), -1)
+            if rc < 0 {
+                if zmq_errno() == EINTR { continue }
+                server.logger.error("zmq_poll failed", metadata: ["error": "\(String(cString: zmq_strerror(zmq_errno())))"])
+                break
+            }
+            if items.count > 3, items[3].revents & Int16(ZMQ_POLLIN) != 0 { handleZAP() }
+            if items[1].revents & Int16(ZMQ_POLLIN) != 0 { handleMonitor() }
+            if items[0].revents & Int16(ZMQ_POLLIN) != 0 {
+                receiveAll(into: &batch, limit: batchLimit)
+            }
+        }
+        socket.close()
+        monitor.socket.close()
+        zap?.close()
+    }
+
+    private func receiveAll(into batch: inout [InboundMessage], limit: Int) {
+        var mismatched = 0
+        while batch.count < limit, let message = try? socket.receive() {
+            guard message.frames.count == 2 else { continue }
+            let peer = String(decoding: message.frames[0], as: UTF8.self)
+            if let host = message.userID, host != peer {
+                mismatched += 1
+                if mismatched == 1 {
+                    server.logger.warning("dropping message: routing id differs from the host id enrolled for its key", metadata: [
+                        "peer": "\(peer.prefix(64))", "host.id": "\(host)",
+                    ])
+                }
+                continue
+            }
+            batch.append(InboundMessage(peer: peer, authenticatedHost: message.userID, payload: message.frames[1]))
+        }
+        let count = batch.count
+        server.stats.withLock {
+            $0.received += count
+            $0.identityMismatch += mismatched
+        }
+        if count > 0 {
+            if case .dropped = server.inboundContinuation.yield(batch) {
+                server.stats.withLock { $0.inboundDropped += 1 }
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private func sendQueued() {
+        let items = server.outbox.takeAll()
+        guard !items.isEmpty else { return }
+        var sent = 0, dropped = 0, bytes = 0
+        for item in items {
+            bytes += item.bytes
+            do {
+                if try socket.send(item.frames[0], item.frames[1]) { sent += 1 } else { dropped += 1 }
+            } catch {
+                // EHOSTUNREACH: no such peer connected (ROUTER_MANDATORY). The controller re-sends later.
+                dropped += 1
+            }
+        }
+        server.outbox.release(count: items.count, bytes: bytes)
+        server.stats.withLock {
+            $0.sent += sent
+            $0.sendDropped += dropped
+        }
+    }
+
+    private func handleZAP() {
+        guard let zap, let authenticator = server.authenticator else { return }
+        while let request = try? zap.receive() {
+            let (reply, parsed, decision) = ZAPProtocol.reply(to: request.frames, authenticator: authenticator)
+            _ = try? zap.send(reply)
+            switch decision {
+            case .allow(let host):
+                server.stats.withLock { $0.authAccepted += 1 }
+                server.logger.debug("ZAP admitted agent", metadata: ["host.id": "\(host)", "address": "\(parsed?.address ?? "?")"])
+            case .deny(let reason):
+                server.stats.withLock { $0.authRejected += 1 }
+                server.logger.warning("ZAP rejected client", metadata: [
+                    "address": "\(parsed?.address ?? "?")", "key": "\(parsed?.clientKey?.z85 ?? "-")", "reason": "\(reason)",
+                ])
+                server.eventContinuation.yield(.authRejected(address: parsed?.address ?? "?", key: parsed?.clientKey?.z85, reason: reason))
+            }
+        }
+    }
+
+    private func handleMonitor() {
+        while let event = monitor.next() {
+            switch event.event {
+            case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+                handshakesSucceeded += 1
+                server.eventContinuation.yield(.peerConnected(address: event.address))
+            case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                handshakesFailed += 1
+            case ZMQ_EVENT_DISCONNECTED:
+                disconnects += 1
+                if disconnects - handshakesFailed <= handshakesSucceeded {
+                    server.eventContinuation.yield(.peerDisconnected(address: event.address))
+                }
+            default:
+                server.logger.trace("monitor event", metadata: ["event": "\(event.event)", "value": "\(event.value)"])
+            }
+            let n = max(0, handshakesSucceeded - max(0, disconnects - handshakesFailed))
+            server.stats.withLock { $0.connectedPeers = n }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+/// Limits every regwatch ZeroMQ socket runs with. The defaults suit a fleet of thousands of agents;
+/// each is a config key on the side that owns the socket.
+public struct TransportLimits: Sendable, Equatable {
+    /// `ZMQ_MAXMSGSIZE`: a peer sending a larger message is disconnected by libzmq.
+    public var maxMessageSize: Int64 = 4 << 20
+    /// `ZMQ_SNDHWM` / `ZMQ_RCVHWM`, in messages.
+    public var sendHighWaterMark: Int32 = 10_000
+    public var receiveHighWaterMark: Int32 = 10_000
+    /// ZMTP heartbeats: ping every `heartbeatIntervalMs`, drop the peer after `heartbeatTimeoutMs` of
+    /// silence, and ask the peer to do the same after `heartbeatTTLMs`. A dead peer is noticed in ~20 s.
+    public var heartbeatIntervalMs: Int32 = 5_000
+    public var heartbeatTimeoutMs: Int32 = 15_000
+    public var heartbeatTTLMs: Int32 = 20_000
+    /// `ZMQ_HANDSHAKE_IVL`: a handshake that does not finish in time is dropped (and the agent retries).
+    /// It also bounds a handshake stalled by a missing ZAP handler.
+    public var handshakeTimeoutMs: Int32 = 10_000
+    /// Our own bounded send queue in front of the socket (messages and bytes).
+    public var outboxMessages: Int = 10_000
+    public var outboxBytes: Int = 16 << 20
+    /// Batches of received messages buffered for a slow consumer before new ones are dropped (counted).
+    public var inboundBatches: Int = 4_096
+    /// `ZMQ_LINGER` on close: how long queued messages may still be flushed.
+    public var lingerMs: Int32 = 0
+
+    public init() {}
+}
+
+/// How a socket secures its connection.
+public enum RouterSecurity: Sendable {
+    /// CURVE with this server key pair; clients are admitted only by the ZAP authenticator.
+    case curve(serverKeys: CurveKeyPair)
+    /// No encryption or authentication. For local experiments only; callers log it loudly.
+    case insecure
+}
+
+public enum DealerSecurity: Sendable {
+    /// CURVE: pin the aggregator's public key, authenticate with our key pair.
+    case curve(serverKey: CurvePublicKey, clientKeys: CurveKeyPair)
+    case insecure
+}
+
+/// A received message as the transport hands it over.
+public struct InboundMessage: Sendable, Equatable {
+    /// The peer's routing id (on the aggregator: the agent's claimed host id).
+    public var peer: String
+    /// The host id the ZAP handler bound to the peer's CURVE key; nil without CURVE.
+    public var authenticatedHost: String?
+    public var payload: [UInt8]
+}
+
+/// Something that happened to a connection, for logs, metrics and tests.
+public enum TransportEvent: Sendable, Equatable {
+    case listening(String)
+    /// Router: a peer completed the handshake (and passed ZAP).
+    case peerConnected(address: String)
+    case peerDisconnected(address: String)
+    /// Router: the ZAP handler refused a client.
+    case authRejected(address: String, key: String?, reason: String)
+    /// Dealer: handshake with the aggregator succeeded.
+    case connected(String)
+    case handshakeFailed(HandshakeFailure)
+    case disconnected(String)
+    case reconnectScheduled(afterMs: Int)
+
+    public enum HandshakeFailure: Sendable, Equatable {
+        /// The aggregator's ZAP handler refused our key; carries the ZAP status code (400).
+        case auth(status: Int)
+        /// Protocol error: wrong server key, or a mechanism mismatch (NULL against CURVE).
+        case protocolError(code: Int)
+        case other
+    }
+}

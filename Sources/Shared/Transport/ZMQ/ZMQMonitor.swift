@@ -1,0 +1,31 @@
+import CZeroMQ
+import Synchronization
+
+/// A socket monitor: libzmq publishes connection events on an inproc PAIR that we read on the I/O thread.
+final class ZMQMonitor: @unchecked Sendable {
+    let socket: ZMQSocket
+    private static let counter = Atomic<Int>(0)
+
+    init(context: ZMQContext, watching target: ZMQSocket) throws(TransportError) {
+        let address = "inproc://regwatch-monitor-\(Self.counter.wrappingAdd(1, ordering: .relaxed).newValue)"
+        guard zmq_socket_monitor(target.handle, address, ZMQ_EVENT_ALL) == 0 else { throw .last("zmq_socket_monitor") }
+        socket = try ZMQSocket(context: context, type: ZMQ_PAIR)
+        try socket.set(ZMQ_LINGER, Int32(0))
+        try socket.connect(address)
+    }
+
+    /// The next monitor event, if one is waiting.
+    func next() -> RawEvent? {
+        guard let received = try? socket.receive(), received.frames.count >= 2, received.frames[0].count >= 6 else { return nil }
+        let f = received.frames[0]
+        let event = UInt16(f[0]) | UInt16(f[1]) << 8
+        let value = UInt32(f[2]) | UInt32(f[3]) << 8 | UInt32(f[4]) << 16 | UInt32(f[5]) << 24
+        return RawEvent(event: Int32(event), value: value, address: String(decoding: received.frames[1], as: UTF8.self))
+    }
+
+    struct RawEvent {
+        var event: Int32
+        var value: UInt32
+        var address: String
+    }
+}
