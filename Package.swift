@@ -36,20 +36,38 @@ let package = Package(
         ),
         .target(
             name: "RegwatchAgent",
-            dependencies: ["RegwatchShared", "CCurl", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "RegwatchShared", "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Sources/Agent"
         ),
         .target(
             name: "RegwatchAggregator",
-            dependencies: ["RegwatchShared", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "RegwatchShared",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Sources/Aggregator"
+        ),
+
+        .target(
+            name: "RegwatchCLI",
+            dependencies: [
+                "RegwatchShared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/CLI"
         ),
 
         // Thin executables
         .executableTarget(
             name: "regwatch-agent",
             dependencies: [
-                "RegwatchAgent", "RegwatchShared",
+                "RegwatchAgent", "RegwatchShared", "RegwatchCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -57,14 +75,14 @@ let package = Package(
         .executableTarget(
             name: "regwatch-aggregator",
             dependencies: [
-                "RegwatchAggregator", "RegwatchShared",
+                "RegwatchAggregator", "RegwatchShared", "RegwatchCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "regwatch-bench",
-            dependencies: ["RegwatchShared", "CZeroMQ"],
+            dependencies: ["RegwatchShared", "CZeroMQ", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/regwatch-bench"
         ),
 

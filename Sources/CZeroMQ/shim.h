@@ -10,4 +10,9 @@ static const int RW_ZMQ_RECONNECT_STOP_HANDSHAKE_FAILED = 0x2;
 
 /* ZMQ_EVENT_* values as ints (the macros are imported, but typed helpers keep call sites tidy). */
 static inline int rw_zmq_errno(void) { return zmq_errno(); }
+
+/* Names the calling thread (visible in top -H, perf and gdb). glibc declares it only under _GNU_SOURCE. */
+#include <pthread.h>
+extern int pthread_setname_np(pthread_t thread, const char *name);
+static inline void rw_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
 #endif

@@ -1,1 +1,116 @@
-print("x")
+import ArgumentParser
+import Foundation
+import RegwatchAggregator
+import RegwatchCLI
+import RegwatchShared
+
+struct AggregatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "regwatch-aggregator",
+        abstract: "Collects regwatch agents' reports, tells fleet outages from local ones, and steers mirror failover.",
+        subcommands: [Keys.self, Validate.self]
+    )
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "Aggregator configuration file (built-in defaults when the default path does not exist).")
+    var config: String?
+
+    func load() throws -> (AggregatorConfig, String) {
+        if let config { return (try AggregatorConfig.load(config), config) }
+        if FileManager.default.fileExists(atPath: AggregatorConfig.defaultPath) {
+            return (try AggregatorConfig.load(AggregatorConfig.defaultPath), AggregatorConfig.defaultPath)
+        }
+        return (AggregatorConfig(), "(built-in defaults)")
+    }
+}
+
+extension AggregatorCommand {
+    struct Keys: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manage the aggregator's keys and the enrolled agents.",
+            subcommands: [Generate.self, Accept.self, List.self, Revoke.self]
+        )
+
+        struct Generate: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Write server.key/server.pub (CURVE) and signing.key/signing.pub (Ed25519) into keys.dir if absent.")
+            @OptionGroup var options: ConfigOption
+
+            func run() throws {
+                let (config, _) = try options.load()
+                let written = try ServerKeys.generateMissing(keysDir: config.keysDir)
+                if written.isEmpty {
+                    print("\(config.keysDir): keys already present; nothing written")
+                } else {
+                    for file in written { print("wrote \(file)") }
+                }
+                let paths = ServerKeys.Paths(keysDir: config.keysDir)
+                print("agents pin \(paths.serverPublic) as aggregator.serverKey and \(paths.signingPublic) as aggregator.signingKey")
+            }
+        }
+
+        struct Accept: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Enroll an agent: bind its CURVE public key to a host id.")
+            @OptionGroup var options: ConfigOption
+            @Option(name: .long, help: "The agent's host id.") var host: String
+            @Option(name: .long, help: "The agent's public key file (agent.pub).") var key: String
+
+            func run() throws {
+                let (config, _) = try options.load()
+                let publicKey = try KeyFiles.readCurvePublicKey(key)
+                let store = EnrollmentStore(keysDir: config.keysDir)
+                switch try store.accept(host: host, key: publicKey) {
+                case .enrolled: print("enrolled \(host) with key \(publicKey.z85)")
+                case .alreadyEnrolled: print("\(host) is already enrolled with this key")
+                }
+            }
+        }
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List enrolled agents (revoked ones too).")
+            @OptionGroup var options: ConfigOption
+            @Flag(name: .long, help: "JSON output.") var json = false
+
+            func run() throws {
+                let (config, _) = try options.load()
+                let records = try EnrollmentStore(keysDir: config.keysDir).records()
+                if json { return try printJSON(records) }
+                if records.isEmpty { return print("no agents enrolled in \(config.keysDir)") }
+                print(formatTable(["HOST", "STATUS", "ACCEPTED", "KEY"], records.map { r in
+                    [r.host, r.isActive ? "active" : "revoked \(RFC3339.format(r.revokedAt!))", RFC3339.format(r.acceptedAt), r.key]
+                }))
+            }
+        }
+
+        struct Revoke: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Revoke a host's key: new connections with it are refused.")
+            @OptionGroup var options: ConfigOption
+            @Option(name: .long, help: "The agent's host id.") var host: String
+
+            func run() throws {
+                let (config, _) = try options.load()
+                let record = try EnrollmentStore(keysDir: config.keysDir).revoke(host: host)
+                print("revoked \(record.host) (key \(record.key))")
+            }
+        }
+    }
+
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check the config file, the key files in keys.dir and the listen endpoint; exit 2 on the first problem.")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let (config, file) = try options.load()
+            if !config.insecure {
+                do { _ = try ServerKeys.load(keysDir: config.keysDir) } catch {
+                    throw ConfigError(file: file, key: "keys.dir", message: "\(error.description) (run: regwatch-aggregator keys generate)")
+                }
+            }
+            try EndpointCheck.validateBindEndpoint(config.zmqEndpoint, configFile: file, key: "listen.zmq")
+            let enrolled = try EnrollmentStore(keysDir: config.keysDir).records().filter(\.isActive).count
+            print("\(file): ok (zmq \(config.zmqEndpoint)\(config.insecure ? " INSECURE" : " CURVE"), http \(config.httpAddress), \(enrolled) agents enrolled)")
+        }
+    }
+}
+
+await CLIRunner.main(AggregatorCommand.self)

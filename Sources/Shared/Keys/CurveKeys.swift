@@ -48,6 +48,9 @@ public struct CurveKeyPair: Sendable, CustomStringConvertible {
     }
 
     public var description: String { "CurveKeyPair(public: \(publicKey))" }
+
+    /// The Z85 secret, for a benchmark's raw libzmq reference loop only.
+    public var secretForBenchmark: String { secretZ85 }
 }
 
 enum CurveKeyCodec {

@@ -14,7 +14,7 @@ public enum AtomicFile {
 
     /// Writes `data` to `path` atomically with the given permission bits.
     /// With `exclusive`, refuses to replace an existing file.
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, exclusive: Bool = false) throws(WriteError) {
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, exclusive: Bool = false) throws(WriteError) {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
         if exclusive && FileManager.default.fileExists(atPath: path) {
@@ -27,7 +27,7 @@ public enum AtomicFile {
         defer {
             if !ok { unlink(tmp) }
         }
-        let written = data.withUnsafeBytes { buf -> Int in
+        let written = bytes.withUnsafeBytes { buf -> Int in
             var off = 0
             while off < buf.count {
                 let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
@@ -36,7 +36,7 @@ public enum AtomicFile {
             }
             return off
         }
-        guard written == data.count, fchmod(fd, mode) == 0, fsync(fd) == 0 else {
+        guard written == bytes.count, fchmod(fd, mode) == 0, fsync(fd) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw WriteError(path: path, reason: "write failed: \(reason)")

@@ -90,12 +90,14 @@ public final class DealerClient: Sendable {
     /// Queues a message; false when the outbox is full (the caller counts the drop).
     @discardableResult
     public func trySend(_ payload: [UInt8]) -> Bool {
-        outbox.tryEnqueue([payload]) == .queued
+        outbox.tryEnqueue(Outbox.Item(peer: nil, payload: payload)) == .queued
     }
 
     /// Queues a message, waiting while the outbox is full.
     public func send(_ payload: [UInt8]) async throws {
-        try await outbox.enqueue([payload])
+        let item = Outbox.Item(peer: nil, payload: payload)
+        if outbox.tryEnqueue(item) == .queued { return }
+        try await outbox.enqueue(item)
     }
 
     public func shutdown() async {
@@ -158,7 +160,9 @@ final class DealerLoop: @unchecked Sendable {
             items[0].events = Int16(ZMQ_POLLIN) | (blocked ? Int16(ZMQ_POLLOUT) : 0)
             var timeout: Int = -1
             if let at = reconnectAt { timeout = Int(max(0, at - monotonicMs())) }
-            let rc = zmq_poll(&items, 3, timeout)
+            let sleep = client.outbox.prepareToSleep() || blocked
+            let rc = zmq_poll(&items, 3, sleep ? timeout : 0)
+            if sleep { client.outbox.wokeUp() }
             if rc < 0 {
                 if zmq_errno() == EINTR { continue }
                 client.logger.error("zmq_poll failed", metadata: ["error": "\(String(cString: zmq_strerror(zmq_errno())))"])
@@ -185,7 +189,7 @@ final class DealerLoop: @unchecked Sendable {
             let item = backlog[backlogIndex]
             let ok: Bool
             do {
-                ok = try socket.send(item.frames)
+                ok = try socket.send(item.payload)
             } catch {
                 client.logger.error("send failed; message dropped", metadata: ["error": "\(error)"])
                 ok = true
@@ -213,7 +217,7 @@ final class DealerLoop: @unchecked Sendable {
         guard count > 0 else { return }
         client.stats.withLock { $0.received += count }
         if case .dropped = client.inboundContinuation.yield(batch) { client.stats.withLock { $0.inboundDropped += 1 } }
-        batch.removeAll(keepingCapacity: true)
+        batch = []
     }
 
     private func handleMonitor() {

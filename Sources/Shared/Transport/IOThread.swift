@@ -1,3 +1,4 @@
+import CZeroMQ
 import Foundation
 
 /// Runs a transport's poll loop on a dedicated OS thread, so blocking libzmq calls never occupy a
@@ -8,6 +9,7 @@ final class IOThread: Sendable {
     init(name: String, body: @escaping @Sendable () -> Void) {
         let continuation = done.continuation
         let thread = Thread {
+            rw_set_thread_name(String(name.prefix(15)))
             body()
             continuation.yield()
             continuation.finish()

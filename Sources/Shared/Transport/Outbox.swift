@@ -6,13 +6,15 @@ import Glibc
 
 /// The bounded queue between any task that sends and the transport's I/O thread.
 ///
-/// Senders append under a lock and wake the I/O thread through an eventfd only when the queue goes from
-/// empty to non-empty, so a burst costs one wake-up. The I/O thread takes everything in one swap.
+/// Senders append under a lock. They wake the I/O thread through an eventfd only when it has said it is
+/// going to sleep, so under load (the thread busy draining) sending costs no system call at all.
 /// Capacity counts messages still held by the I/O thread (e.g. waiting for the socket to accept them).
 final class Outbox: Sendable {
     struct Item: Sendable {
-        var frames: [[UInt8]]
-        var bytes: Int
+        /// The ROUTER's routing-id frame; nil on a DEALER.
+        var peer: [UInt8]?
+        var payload: [UInt8]
+        var bytes: Int { payload.count + (peer?.count ?? 0) }
     }
 
     private struct State {
@@ -20,7 +22,9 @@ final class Outbox: Sendable {
         var count = 0
         var bytes = 0
         var closed = false
-        var wakePending = false
+        /// The I/O thread is (about to be) blocked in poll and needs the eventfd to wake.
+        var sleeping = false
+        var signalled = false
         var waiters: [CheckedContinuation<Void, any Error>] = []
     }
 
@@ -39,16 +43,16 @@ final class Outbox: Sendable {
 
     deinit { Glibc.close(wakeFD) }
 
-    func tryEnqueue(_ frames: [[UInt8]]) -> EnqueueResult {
-        let size = frames.reduce(0) { $0 + $1.count }
+    func tryEnqueue(_ item: Item) -> EnqueueResult {
+        let size = item.bytes
         let (result, wake) = state.withLock { s -> (EnqueueResult, Bool) in
             if s.closed { return (.closed, false) }
             if s.count >= maxMessages || (s.bytes + size > maxBytes && s.count > 0) { return (.full, false) }
-            s.items.append(Item(frames: frames, bytes: size))
+            s.items.append(item)
             s.count += 1
             s.bytes += size
-            if s.wakePending { return (.queued, false) }
-            s.wakePending = true
+            guard s.sleeping, !s.signalled else { return (.queued, false) }
+            s.signalled = true
             return (.queued, true)
         }
         if wake { signal() }
@@ -56,9 +60,9 @@ final class Outbox: Sendable {
     }
 
     /// Enqueues, waiting for room when the queue is full. Throws ``TransportError/closed`` after shutdown.
-    func enqueue(_ frames: [[UInt8]]) async throws {
+    func enqueue(_ item: Item) async throws {
         while true {
-            switch tryEnqueue(frames) {
+            switch tryEnqueue(item) {
             case .queued: return
             case .closed: throw TransportError.closed
             case .full:
@@ -76,13 +80,35 @@ final class Outbox: Sendable {
 
     /// I/O thread: takes every queued item.
     func takeAll() -> [Item] {
-        drainWake()
-        return state.withLock { s in
-            s.wakePending = false
+        state.withLock { s in
+            guard !s.items.isEmpty else { return [] }
             let items = s.items
             s.items = []
             s.items.reserveCapacity(min(items.count, 4096))
             return items
+        }
+    }
+
+    /// I/O thread: about to block in poll. Returns false (do not sleep) when items arrived meanwhile.
+    func prepareToSleep() -> Bool {
+        state.withLock { s in
+            if !s.items.isEmpty || s.closed { return false }
+            s.sleeping = true
+            return true
+        }
+    }
+
+    /// I/O thread: back from poll.
+    func wokeUp() {
+        let drain = state.withLock { s -> Bool in
+            s.sleeping = false
+            let was = s.signalled
+            s.signalled = false
+            return was
+        }
+        if drain {
+            var value: UInt64 = 0
+            _ = read(wakeFD, &value, 8)
         }
     }
 
@@ -103,25 +129,22 @@ final class Outbox: Sendable {
     var depth: Int { state.withLock { $0.count } }
 
     func close() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, any Error>] in
+        let (waiters, wake) = state.withLock { s -> ([CheckedContinuation<Void, any Error>], Bool) in
             s.closed = true
             let w = s.waiters
             s.waiters = []
-            return w
+            let wake = !s.signalled
+            s.signalled = true
+            return (w, wake)
         }
         for w in waiters { w.resume(throwing: TransportError.closed) }
-        signal()
+        if wake { signal() }
     }
 
     var isClosed: Bool { state.withLock { $0.closed } }
 
-    func signal() {
+    private func signal() {
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
-    }
-
-    private func drainWake() {
-        var value: UInt64 = 0
-        _ = read(wakeFD, &value, 8)
     }
 }

@@ -98,6 +98,42 @@ final class ZMQSocket: @unchecked Sendable {
         return true
     }
 
+    /// Sends one single-frame message without blocking; false when libzmq would block.
+    func send(_ payload: [UInt8]) throws(TransportError) -> Bool {
+        let rc = payload.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, ZMQ_DONTWAIT) }
+        if rc < 0 {
+            let e = zmq_errno()
+            if e == EAGAIN || e == EINTR { return false }
+            throw .zmq(operation: "zmq_send", errno: e, message: String(cString: zmq_strerror(e)))
+        }
+        return true
+    }
+
+    /// ROUTER fast path: one routing-id frame and one payload frame, without intermediate arrays.
+    /// Messages of any other shape are read and discarded. Nil when nothing is waiting.
+    /// `lastPeer` caches the previous routing id's String (consecutive messages mostly share one).
+    func receiveRouted(readUserID: Bool, lastPeer: inout (bytes: [UInt8], string: String)) -> (peer: String, payload: [UInt8], userID: String?)? {
+        var msg = zmq_msg_t()
+        zmq_msg_init(&msg)
+        defer { zmq_msg_close(&msg) }
+        while true {
+            guard zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) >= 0 else { return nil }
+            let id = UnsafeRawBufferPointer(start: zmq_msg_data(&msg), count: zmq_msg_size(&msg))
+            if !id.elementsEqual(lastPeer.bytes) {
+                lastPeer = ([UInt8](id), String(decoding: id, as: UTF8.self))
+            }
+            guard zmq_msg_more(&msg) != 0, zmq_msg_recv(&msg, handle, 0) >= 0 else { return nil }
+            if zmq_msg_more(&msg) != 0 {
+                // Not [routing id, payload]: drain the rest and look at the next message.
+                while zmq_msg_more(&msg) != 0, zmq_msg_recv(&msg, handle, 0) >= 0 {}
+                continue
+            }
+            let payload = [UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
+            let userID = readUserID ? zmq_msg_gets(&msg, "User-Id").map { String(cString: $0) } : nil
+            return (lastPeer.string, payload, userID)
+        }
+    }
+
     /// Receives one multipart message without blocking; nil when none is waiting.
     /// `userID` is the ZAP-assigned `User-Id` property of the connection it came from.
     func receive() throws(TransportError) -> (frames: [[UInt8]], userID: String?)? {

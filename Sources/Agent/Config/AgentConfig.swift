@@ -1,0 +1,179 @@
+import Foundation
+import RegwatchShared
+
+/// The agent's configuration (`/etc/regwatch/agent.yaml`). Every key, its default and its meaning are
+/// listed in `deploy/agent.example.yaml`; unknown keys are errors so a typo never silently does nothing.
+public struct AgentConfig: Sendable, Equatable {
+    public static let defaultPath = "/etc/regwatch/agent.yaml"
+
+    public struct Aggregator: Sendable, Equatable {
+        public var endpoint: String
+        /// The aggregator's CURVE public key (a copy of its `server.pub`).
+        public var serverKey: String?
+        /// This agent's CURVE secret key (`agent.key`).
+        public var clientKey: String?
+        /// The aggregator's command-signing public key (a copy of its `signing.pub`).
+        public var signingKey: String?
+        public var insecure: Bool
+    }
+
+    public struct Registry: Sendable, Equatable {
+        public var name: String
+        public var upstream: String
+        public var probeImage: String?
+        public var rateLimit: Bool
+        public var credentials: String?
+        /// The allowlist and preferred order.
+        public var mirrors: [MirrorSpec]
+    }
+
+    public struct Docker: Sendable, Equatable {
+        public enum Reload: String, Sendable, Equatable, CaseIterable { case signal, systemctl, none }
+        public var daemonJSON: String
+        public var socket: String
+        public var reload: Reload
+    }
+
+    public struct Containerd: Sendable, Equatable {
+        public var certsDir: String
+    }
+
+    public struct CRIO: Sendable, Equatable {
+        public var registriesConf: String
+        public var reload: Docker.Reload
+    }
+
+    public struct Runtime: Sendable, Equatable {
+        public var docker: Docker?
+        public var containerd: Containerd?
+        public var crio: CRIO?
+    }
+
+    public var host: HostIdentity
+    public var aggregator: Aggregator
+    public var interval: Duration
+    public var stateDir: String
+    public var registries: [Registry]
+    public var runtime: Runtime
+    public var transport: TransportLimits
+
+    /// Loads and validates a config file.
+    public static func load(_ path: String) throws(ConfigError) -> AgentConfig {
+        try parse(ConfigNode.load(path))
+    }
+
+    public static func parse(_ root: ConfigNode, defaultHostID: String = ProcessInfo.processInfo.hostName) throws(ConfigError) -> AgentConfig {
+        let hostNode = root["host"]
+        let hostID = try hostNode["id"].string(default: defaultHostID) ?? defaultHostID
+        guard HostID.isValid(hostID) else {
+            throw hostNode["id"].error("\"\(hostID)\" is not a valid host id (letters, digits, . _ -; at most \(HostID.maxLength))")
+        }
+        let labels = try hostNode["labels"].stringMap()
+        try hostNode.rejectUnknownKeys()
+
+        let agg = root["aggregator"]
+        let aggregator = Aggregator(
+            endpoint: try agg["endpoint"].string(default: "tcp://127.0.0.1:7450")!,
+            serverKey: try agg["serverKey"].string(),
+            clientKey: try agg["clientKey"].string(),
+            signingKey: try agg["signingKey"].string(),
+            insecure: try agg["insecure"].bool(default: false)
+        )
+        if !aggregator.insecure {
+            for key in ["serverKey", "clientKey", "signingKey"] where try agg[key].string() == nil {
+                throw agg[key].error("required unless aggregator.insecure is true")
+            }
+        }
+        try agg.rejectUnknownKeys()
+
+        let interval = try root["interval"].duration(default: .seconds(30))
+        guard interval >= .seconds(1) else { throw root["interval"].error("must be at least 1s") }
+        let stateDir = try root["stateDir"].string(default: "/var/lib/regwatch")!
+
+        var registries: [Registry] = []
+        for node in try root["registries"].list() {
+            let name = try node["name"].requiredString()
+            guard RegistryName.isValid(name) else { throw node["name"].error("\"\(name)\" is not a registry host name (e.g. docker.io or registry.example:5000)") }
+            if registries.contains(where: { $0.name == name }) { throw node["name"].error("registry \(name) is listed twice") }
+            let upstream = try node["upstream"].string(default: name == "docker.io" ? "https://registry-1.docker.io" : "https://\(name)")!
+            guard URLRules.isHTTPURL(upstream) else { throw node["upstream"].error("expected an http(s) URL, got \"\(upstream)\"") }
+            var mirrors: [MirrorSpec] = []
+            for m in try node["mirrors"].list() {
+                let spec: MirrorSpec
+                if let url = m.scalarText {
+                    spec = MirrorSpec(url: url)
+                } else {
+                    spec = MirrorSpec(
+                        url: try m["url"].requiredString(), trusted: try m["trusted"].bool(default: false),
+                        authenticated: try m["authenticated"].bool(default: false), insecure: try m["insecure"].bool(default: false)
+                    )
+                    try m.rejectUnknownKeys()
+                }
+                guard URLRules.isHTTPURL(spec.url) else { throw m.error("expected an http(s) URL, got \"\(spec.url)\"") }
+                if spec.url.hasPrefix("http://") && !spec.insecure {
+                    throw m.error("\(spec.url) is plain http: mark the mirror insecure: true to allow it")
+                }
+                mirrors.append(spec)
+            }
+            registries.append(Registry(
+                name: name, upstream: upstream, probeImage: try node["probeImage"].string(),
+                rateLimit: try node["rateLimit"].bool(default: name == "docker.io"),
+                credentials: try node["credentials"].string(), mirrors: mirrors
+            ))
+            try node.rejectUnknownKeys()
+        }
+
+        let rt = root["runtime"]
+        var runtime = Runtime()
+        if rt["docker"].isPresent {
+            let d = rt["docker"]
+            runtime.docker = Docker(
+                daemonJSON: try d["daemonJSON"].string(default: "/etc/docker/daemon.json")!,
+                socket: try d["socket"].string(default: "/var/run/docker.sock")!,
+                reload: try reload(d["reload"])
+            )
+            try d.rejectUnknownKeys()
+        }
+        if rt["containerd"].isPresent {
+            let c = rt["containerd"]
+            runtime.containerd = Containerd(certsDir: try c["certsDir"].string(default: "/etc/containerd/certs.d")!)
+            try c.rejectUnknownKeys()
+        }
+        if rt["crio"].isPresent {
+            let c = rt["crio"]
+            runtime.crio = CRIO(registriesConf: try c["registriesConf"].string(default: "/etc/containers/registries.conf")!, reload: try reload(c["reload"]))
+            try c.rejectUnknownKeys()
+        }
+        try rt.rejectUnknownKeys()
+
+        let transport = try TransportLimitsConfig.parse(root["transport"])
+        try root.rejectUnknownKeys()
+        return AgentConfig(
+            host: HostIdentity(id: hostID, labels: labels), aggregator: aggregator, interval: interval,
+            stateDir: stateDir, registries: registries, runtime: runtime, transport: transport
+        )
+    }
+
+    private static func reload(_ node: ConfigNode) throws(ConfigError) -> Docker.Reload {
+        let raw = try node.string(default: "signal")!
+        guard let r = Docker.Reload(rawValue: raw) else { throw node.error("expected signal, systemctl or none, got \"\(raw)\"") }
+        return r
+    }
+}
+
+/// Registry names as image references use them: a host name with an optional port.
+enum RegistryName {
+    static func isValid(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 253, !name.contains(".."), !name.hasPrefix("."), !name.hasPrefix("-") else { return false }
+        return name.utf8.allSatisfy { b in
+            (b >= 48 && b <= 58) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == UInt8(ascii: ".") || b == UInt8(ascii: "-")
+        }
+    }
+}
+
+enum URLRules {
+    static func isHTTPURL(_ s: String) -> Bool {
+        guard let url = URL(string: s), let scheme = url.scheme, scheme == "https" || scheme == "http", let host = url.host, !host.isEmpty else { return false }
+        return url.query == nil && url.fragment == nil && url.user == nil
+    }
+}

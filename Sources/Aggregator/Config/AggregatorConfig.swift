@@ -1,0 +1,91 @@
+import RegwatchShared
+
+/// The aggregator's configuration (`/etc/regwatch/aggregator.yaml`). Every key, its default and its
+/// meaning are listed in `deploy/aggregator.example.yaml`; unknown keys are errors.
+public struct AggregatorConfig: Sendable, Equatable {
+    public static let defaultPath = "/etc/regwatch/aggregator.yaml"
+
+    public struct Correlation: Sendable, Equatable {
+        public var window: Duration = .seconds(30)
+        public var openAfter = 2
+        public var recoveryHold: Duration = .seconds(300)
+        public var minHosts = 3
+        public var minZones = 2
+        public var staleAfter = 3
+    }
+
+    public struct Failover: Sendable, Equatable {
+        public enum Mode: String, Sendable, Equatable, CaseIterable { case auto, advise }
+        public var mode = Mode.auto
+        public var canaryShare = 0.1
+        public var maxChangesPerHostPerHour = 4
+    }
+
+    public struct Webhook: Sendable, Equatable {
+        public enum Format: String, Sendable, Equatable, CaseIterable { case alertmanager, json }
+        public var url: String
+        public var format: Format
+    }
+
+    public var zmqEndpoint = "tcp://0.0.0.0:7450"
+    public var httpAddress = "127.0.0.1:7451"
+    public var database = "/var/lib/regwatch/regwatch.db"
+    public var keysDir = "/etc/regwatch/keys"
+    public var apiToken: String?
+    public var insecure = false
+    public var correlation = Correlation()
+    public var failover = Failover()
+    public var webhooks: [Webhook] = []
+    public var transport = TransportLimits()
+
+    public init() {}
+
+    public static func load(_ path: String) throws(ConfigError) -> AggregatorConfig {
+        try parse(ConfigNode.load(path))
+    }
+
+    public static func parse(_ root: ConfigNode) throws(ConfigError) -> AggregatorConfig {
+        var c = AggregatorConfig()
+        let listen = root["listen"]
+        c.zmqEndpoint = try listen["zmq"].string(default: c.zmqEndpoint)!
+        c.httpAddress = try listen["http"].string(default: c.httpAddress)!
+        try listen.rejectUnknownKeys()
+        c.database = try root["database"].string(default: c.database)!
+        let keys = root["keys"]
+        c.keysDir = try keys["dir"].string(default: c.keysDir)!
+        try keys.rejectUnknownKeys()
+        c.apiToken = try root["apiToken"].string()
+        c.insecure = try root["insecure"].bool(default: false)
+
+        let cor = root["correlation"]
+        c.correlation.window = try cor["window"].duration(default: c.correlation.window)
+        c.correlation.openAfter = try cor["openAfter"].int(default: c.correlation.openAfter, range: 1...1000)
+        c.correlation.recoveryHold = try cor["recoveryHold"].duration(default: c.correlation.recoveryHold)
+        c.correlation.minHosts = try cor["minHosts"].int(default: c.correlation.minHosts, range: 1...100_000)
+        c.correlation.minZones = try cor["minZones"].int(default: c.correlation.minZones, range: 1...1000)
+        c.correlation.staleAfter = try cor["staleAfter"].int(default: c.correlation.staleAfter, range: 1...1000)
+        try cor.rejectUnknownKeys()
+
+        let fo = root["failover"]
+        let mode = try fo["mode"].string(default: "auto")!
+        guard let m = Failover.Mode(rawValue: mode) else { throw fo["mode"].error("expected auto or advise, got \"\(mode)\"") }
+        c.failover.mode = m
+        c.failover.canaryShare = try fo["canaryShare"].double(default: c.failover.canaryShare, range: 0.0...1.0)
+        c.failover.maxChangesPerHostPerHour = try fo["maxChangesPerHostPerHour"].int(default: c.failover.maxChangesPerHostPerHour, range: 1...3600)
+        try fo.rejectUnknownKeys()
+
+        let alerts = root["alerts"]
+        for hook in try alerts["webhooks"].list() {
+            let url = try hook["url"].requiredString()
+            let format = try hook["format"].string(default: "alertmanager")!
+            guard let f = Webhook.Format(rawValue: format) else { throw hook["format"].error("expected alertmanager or json, got \"\(format)\"") }
+            c.webhooks.append(Webhook(url: url, format: f))
+            try hook.rejectUnknownKeys()
+        }
+        try alerts.rejectUnknownKeys()
+
+        c.transport = try TransportLimitsConfig.parse(root["transport"])
+        try root.rejectUnknownKeys()
+        return c
+    }
+}

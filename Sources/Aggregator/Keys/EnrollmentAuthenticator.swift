@@ -1,0 +1,43 @@
+import Logging
+import RegwatchShared
+import Synchronization
+
+/// The ZAP policy of the aggregator: admit a CURVE client only if its key is actively enrolled, and
+/// bind the connection to the enrolled host id.
+///
+/// It re-reads the enrollment file when its stamp changes (checked on each handshake, which is rare),
+/// so `keys accept` and `keys revoke` take effect for new connections without a restart.
+public final class EnrollmentAuthenticator: ZAPAuthenticator {
+    private let store: EnrollmentStore
+    private let logger: Logger
+    private let cache = Mutex<(stamp: String?, table: [CurvePublicKey: String])>((nil, [:]))
+
+    public init(store: EnrollmentStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+        _ = refresh()
+    }
+
+    /// Reloads the table if the file changed. Returns the table in force.
+    @discardableResult
+    public func refresh() -> [CurvePublicKey: String] {
+        let stamp = store.fileStamp()
+        return cache.withLock { c in
+            if c.stamp == stamp, stamp != nil { return c.table }
+            do {
+                c.table = try store.activeTable()
+                c.stamp = stamp
+            } catch {
+                // Keep the last good table: a half-edited file must not lock the fleet out.
+                logger.error("cannot reload enrollments; keeping the previous set", metadata: ["error": "\(error)"])
+            }
+            return c.table
+        }
+    }
+
+    public func authenticate(_ request: ZAPRequest) -> ZAPDecision {
+        guard let key = request.clientKey else { return .deny(reason: "no CURVE key") }
+        guard let host = refresh()[key] else { return .deny(reason: "key not enrolled") }
+        return .allow(hostID: host)
+    }
+}

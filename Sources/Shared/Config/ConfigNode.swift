@@ -1,0 +1,192 @@
+import Foundation
+import Yams
+
+/// A cursor into a parsed YAML config that knows its key path and line, so every error names both.
+///
+/// Readers ask for each key they know with its default and finish with ``rejectUnknownKeys()``: a
+/// misspelled key is an error instead of a silently ignored setting.
+public struct ConfigNode {
+    public let file: String
+    public let path: String
+    let node: Yams.Node?
+    private let consumed: ConsumedKeys
+
+    /// Parses `text` (the content of `file`). An empty document is an empty mapping.
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> ConfigNode {
+        do {
+            let node = try Yams.compose(yaml: text)
+            if let node, node.mapping == nil {
+                throw ConfigError(file: file, line: node.mark.map { $0.line }, key: "", message: "top level must be a mapping of keys")
+            }
+            return ConfigNode(file: file, path: "", node: node)
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(file: file, line: Self.line(of: error), key: "", message: "not valid YAML: \(Self.summary(of: error))")
+        } catch {
+            throw ConfigError(file: file, key: "", message: "not valid YAML: \(error)")
+        }
+    }
+
+    /// Reads and parses a file; a missing file is an error naming it.
+    public static func load(_ file: String) throws(ConfigError) -> ConfigNode {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            let reason = FileManager.default.fileExists(atPath: file) ? "cannot be read" : "no such file"
+            throw ConfigError(file: file, key: "", message: reason)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: file, key: "", message: "not UTF-8 text")
+        }
+        return try parse(text, file: file)
+    }
+
+    init(file: String, path: String, node: Yams.Node?) {
+        self.file = file
+        self.path = path
+        self.node = node
+        consumed = ConsumedKeys()
+    }
+
+    public var line: Int? { node?.mark.map { $0.line } }
+
+    /// The scalar text when this value is a plain scalar (not a mapping or list).
+    public var scalarText: String? { node?.scalar?.string }
+    public var isPresent: Bool { node != nil && node?.null == nil }
+
+    public func error(_ message: String) -> ConfigError {
+        ConfigError(file: file, line: line, key: path, message: message)
+    }
+
+    private func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// The value under `key` (absent values are a node with `isPresent == false`).
+    public subscript(key: String) -> ConfigNode {
+        consumed.insert(key)
+        let child = node?.mapping?[Yams.Node(key)]
+        return ConfigNode(file: file, path: childPath(key), node: child)
+    }
+
+    /// Elements of a sequence; an absent key is an empty list.
+    public func list() throws(ConfigError) -> [ConfigNode] {
+        guard isPresent else { return [] }
+        guard let seq = node?.sequence else { throw error("expected a list") }
+        return seq.enumerated().map { ConfigNode(file: file, path: "\(path)[\($0.offset)]", node: $0.element) }
+    }
+
+    /// Keys and values of a mapping, in file order; an absent key is empty.
+    public func entries() throws(ConfigError) -> [(String, ConfigNode)] {
+        guard isPresent else { return [] }
+        guard let map = node?.mapping else { throw error("expected a mapping") }
+        return map.map { (k, v) in
+            let key = k.string ?? "\(k)"
+            return (key, ConfigNode(file: file, path: childPath(key), node: v))
+        }
+    }
+
+    public func string(default value: String? = nil) throws(ConfigError) -> String? {
+        guard isPresent else { return value }
+        guard let scalar = node?.scalar else { throw error("expected a string") }
+        return scalar.string
+    }
+
+    public func requiredString() throws(ConfigError) -> String {
+        guard let s = try string(), !s.isEmpty else { throw error("required") }
+        return s
+    }
+
+    public func bool(default value: Bool) throws(ConfigError) -> Bool {
+        guard isPresent else { return value }
+        guard let b = node?.bool else { throw error("expected true or false, got \"\(node?.scalar?.string ?? "?")\"") }
+        return b
+    }
+
+    public func int(default value: Int, range: ClosedRange<Int>? = nil) throws(ConfigError) -> Int {
+        guard isPresent else { return value }
+        guard let i = node?.int else { throw error("expected a whole number, got \"\(node?.scalar?.string ?? "?")\"") }
+        if let range, !range.contains(i) { throw error("\(i) is out of range \(range.lowerBound)...\(range.upperBound)") }
+        return i
+    }
+
+    public func double(default value: Double, range: ClosedRange<Double>? = nil) throws(ConfigError) -> Double {
+        guard isPresent else { return value }
+        guard let d = node?.float else { throw error("expected a number, got \"\(node?.scalar?.string ?? "?")\"") }
+        if let range, !range.contains(d) { throw error("\(d) is out of range \(range.lowerBound)...\(range.upperBound)") }
+        return d
+    }
+
+    /// A duration like `30s`, `500ms`, `5m`, `1h` (a bare number is seconds).
+    public func duration(default value: Duration) throws(ConfigError) -> Duration {
+        guard isPresent else { return value }
+        guard let text = node?.scalar?.string, let d = DurationText.parse(text) else {
+            throw error("expected a duration like 30s, 500ms, 5m or 1h, got \"\(node?.scalar?.string ?? "?")\"")
+        }
+        return d
+    }
+
+    /// A map of string to string (labels).
+    public func stringMap() throws(ConfigError) -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in try entries() {
+            guard let s = v.node?.scalar?.string else { throw v.error("expected a string value") }
+            out[k] = s
+        }
+        return out
+    }
+
+    /// Fails on the first key of this mapping that no reader asked for.
+    public func rejectUnknownKeys() throws(ConfigError) {
+        guard let map = node?.mapping else { return }
+        for (k, v) in map {
+            let key = k.string ?? "\(k)"
+            if !consumed.contains(key) {
+                throw ConfigError(file: file, line: v.mark.map { $0.line } ?? line, key: childPath(key), message: "unknown key")
+            }
+        }
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        default: return nil
+        }
+    }
+
+    private static func summary(of error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): return problem
+        default: return String(describing: error).split(separator: "\n").first.map(String.init) ?? "invalid"
+        }
+    }
+}
+
+/// Keys a reader asked for. A reference so copies of a node share it.
+final class ConsumedKeys: @unchecked Sendable {
+    private var keys: Set<String> = []
+    private let lock = NSLock()
+    func insert(_ key: String) { lock.withLock { _ = keys.insert(key) } }
+    func contains(_ key: String) -> Bool { lock.withLock { keys.contains(key) } }
+}
+
+/// Durations as operators write them in config files.
+public enum DurationText {
+    public static func parse(_ text: String) -> Duration? {
+        let t = text.trimmingASCIIWhitespace()
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            let number = t.dropLast(suffix.count)
+            if suffix == "s", number.hasSuffix("m") { continue }
+            guard let v = Double(number), v >= 0, v.isFinite else { return nil }
+            return .milliseconds(Int64((v * scale * 1000).rounded()))
+        }
+        guard let v = Double(t), v >= 0, v.isFinite else { return nil }
+        return .milliseconds(Int64((v * 1000).rounded()))
+    }
+
+    public static func format(_ d: Duration) -> String {
+        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
+        if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return "\(ms)ms"
+    }
+}
