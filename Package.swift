@@ -87,8 +87,14 @@ let package = Package(
         ),
 
         // Tests
-        .testTarget(name: "SharedTests", dependencies: ["RegwatchShared", "CZeroMQ"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "SharedTests",
+            dependencies: ["RegwatchShared", "CZeroMQ", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl"]),
         .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared"]),
+        // Runs the built executables; `swift build --build-tests` builds them first.
+        .testTarget(name: "EndToEndTests", dependencies: ["regwatch-agent", "regwatch-aggregator"]),
     ]
 )

@@ -30,6 +30,16 @@ public enum CLIRunner {
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)
         } catch {
+            let code = Root.exitCode(for: error)
+            if code == .success {
+                // `regwatch-agent` alone or `--help` on a command group: help, not an error.
+                print(Root.fullMessage(for: error))
+                exit(0)
+            }
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((Root.fullMessage(for: error) + "\n").utf8))
+                exit(ExitCode.usage.rawValue)
+            }
             FileHandle.standardError.write(Data("\(Root.configuration.commandName ?? "regwatch"): \(UserFacing.message(error))\n".utf8))
             exit(ExitCode.usage.rawValue)
         }
@@ -56,7 +66,7 @@ extension ExitCode {
 /// Turns any error into the one line a user sees.
 public enum UserFacing {
     public static func message(_ error: any Error) -> String {
-        let text = (error as? CustomStringConvertible)?.description ?? String(describing: error)
+        let text = String(describing: error)
         return text.split(separator: "\n").first.map(String.init) ?? text
     }
 }

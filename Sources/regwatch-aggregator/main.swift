@@ -57,7 +57,7 @@ extension AggregatorCommand {
 
             func run() throws {
                 let (config, _) = try options.load()
-                let publicKey = try KeyFiles.readCurvePublicKey(key)
+                let publicKey = try KeyFiles.readEnrollmentKey(key)
                 let store = EnrollmentStore(keysDir: config.keysDir)
                 switch try store.accept(host: host, key: publicKey) {
                 case .enrolled: print("enrolled \(host) with key \(publicKey.z85)")

@@ -40,14 +40,18 @@ public struct ConfigNode {
         return try parse(text, file: file)
     }
 
-    init(file: String, path: String, node: Yams.Node?) {
+    /// For an absent key: the line of the mapping it is missing from.
+    private let parentLine: Int?
+
+    init(file: String, path: String, node: Yams.Node?, parentLine: Int? = nil) {
         self.file = file
         self.path = path
         self.node = node
+        self.parentLine = parentLine
         consumed = ConsumedKeys()
     }
 
-    public var line: Int? { node?.mark.map { $0.line } }
+    public var line: Int? { node?.mark.map { $0.line } ?? parentLine }
 
     /// The scalar text when this value is a plain scalar (not a mapping or list).
     public var scalarText: String? { node?.scalar?.string }
@@ -63,7 +67,7 @@ public struct ConfigNode {
     public subscript(key: String) -> ConfigNode {
         consumed.insert(key)
         let child = node?.mapping?[Yams.Node(key)]
-        return ConfigNode(file: file, path: childPath(key), node: child)
+        return ConfigNode(file: file, path: childPath(key), node: child, parentLine: line)
     }
 
     /// Elements of a sequence; an absent key is an empty list.

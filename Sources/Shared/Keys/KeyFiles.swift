@@ -31,6 +31,15 @@ public enum KeyFiles {
         }
     }
 
+    /// Reads the public key an operator hands over for enrollment, refusing a secret key file: the
+    /// secret must never leave the agent, so passing it here is a mistake worth stopping.
+    public static func readEnrollmentKey(_ path: String) throws(KeyFileError) -> CurvePublicKey {
+        if (try? field("secret-key", in: path)) != nil {
+            throw KeyFileError(path: path, reason: "holds a secret key; pass the agent's public file (agent.pub) and keep agent.key on the agent")
+        }
+        return try readCurvePublicKey(path)
+    }
+
     public static func curveSecretText(_ pair: CurveKeyPair, role: String) -> String {
         """
         # regwatch \(role) CURVE secret key. Keep private (mode 0600).

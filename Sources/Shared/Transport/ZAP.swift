@@ -7,6 +7,13 @@ public struct ZAPRequest: Sendable, Equatable {
     public var mechanism: String
     /// The client's long-term CURVE public key (CURVE only).
     public var clientKey: CurvePublicKey?
+
+    public init(domain: String, address: String, mechanism: String, clientKey: CurvePublicKey?) {
+        self.domain = domain
+        self.address = address
+        self.mechanism = mechanism
+        self.clientKey = clientKey
+    }
 }
 
 /// The verdict on a ZAP request. `allow` binds the connection to a host id: libzmq attaches it to every

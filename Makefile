@@ -1,0 +1,39 @@
+# regwatch — build, test, benchmark and demo. Every target installs the Debian packages it needs first.
+SHELL := /bin/bash
+SWIFT ?= swift
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Build: libzmq (transport), libcurl (probes), SQLite (store).
+# Tests: socat (a relay to freeze for the dead-peer test), prometheus (promtool).
+DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat
+
+.PHONY: deps build release test bench demo clean
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	else echo "deps: all present"; fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: deps
+	$(SWIFT) build -c release --product regwatch-bench
+	.build/release/regwatch-bench
+
+demo: deps build
+	bash scripts/demo.sh
+
+clean:
+	rm -rf .build demo-run

@@ -1,0 +1,100 @@
+import Foundation
+@testable import RegwatchAgent
+import RegwatchShared
+import Testing
+
+@Suite("Agent config")
+struct AgentConfigTests {
+    func parse(_ yaml: String) throws -> AgentConfig {
+        try AgentConfig.parse(ConfigNode.parse(yaml, file: "agent.yaml"), defaultHostID: "fallback-host")
+    }
+
+    func expectError(_ yaml: String, _ expected: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            _ = try parse(yaml)
+            Issue.record("accepted", sourceLocation: sourceLocation)
+        } catch {
+            #expect("\(error)" == expected, sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("the contract's example parses, with defaults for what it leaves out")
+    func contractExample() throws {
+        let c = try parse("""
+        host: {id: node-a1, labels: {zone: z1, egress: 203.0.113.7}}
+        aggregator: {endpoint: "tcp://127.0.0.1:7450", serverKey: /k/server.pub, clientKey: /k/agent.key, signingKey: /k/signing.pub, insecure: false}
+        interval: 30s
+        stateDir: /var/lib/regwatch
+        registries:
+          - name: docker.io
+            upstream: https://registry-1.docker.io
+            probeImage: library/alpine:latest
+            rateLimit: true
+            credentials: /root/.docker/config.json
+            mirrors: [https://mirror-a:5000, {url: "http://mirror-b:5000", insecure: true, authenticated: true}]
+        runtime:
+          docker: {daemonJSON: /etc/docker/daemon.json, socket: /var/run/docker.sock, reload: signal}
+          containerd: {certsDir: /etc/containerd/certs.d}
+          crio: {registriesConf: /etc/containers/registries.conf, reload: signal}
+        """)
+        #expect(c.host == HostIdentity(id: "node-a1", labels: ["zone": "z1", "egress": "203.0.113.7"]))
+        #expect(c.interval == .seconds(30))
+        #expect(c.registries[0].mirrors == [MirrorSpec(url: "https://mirror-a:5000"), MirrorSpec(url: "http://mirror-b:5000", authenticated: true, insecure: true)])
+        #expect(c.runtime.docker?.reload == .signal)
+        #expect(c.runtime.crio?.registriesConf == "/etc/containers/registries.conf")
+        #expect(c.transport == TransportLimits())
+    }
+
+    @Test("minimal insecure config: host id defaults to the hostname")
+    func minimal() throws {
+        let c = try parse("aggregator: {insecure: true}\n")
+        #expect(c.host.id == "fallback-host")
+        #expect(c.aggregator.endpoint == "tcp://127.0.0.1:7450")
+        #expect(c.stateDir == "/var/lib/regwatch")
+        #expect(c.runtime.docker == nil)
+    }
+
+    @Test("bad values are one line naming file, line and key")
+    func badValues() {
+        expectError("aggregator: {insecure: true}\nintervall: 30s\n", "agent.yaml:2: intervall: unknown key")
+        expectError("aggregator: {insecure: true}\ninterval: soon\n", "agent.yaml:2: interval: expected a duration like 30s, 500ms, 5m or 1h, got \"soon\"")
+        expectError("aggregator: {insecure: true}\nhost: {id: \"bad host\"}\n", "agent.yaml:2: host.id: \"bad host\" is not a valid host id (letters, digits, . _ -; at most 63)")
+        expectError("aggregator: {endpoint: \"tcp://x:1\"}\n", "agent.yaml:1: aggregator.serverKey: required unless aggregator.insecure is true")
+        expectError("aggregator: {insecure: yes please}\n", "agent.yaml:1: aggregator.insecure: expected true or false, got \"yes please\"")
+        expectError("aggregator: {insecure: true}\nregistries:\n  - name: docker.io\n    mirrors: [\"http://m:5000\"]\n",
+                    "agent.yaml:4: registries[0].mirrors[0]: http://m:5000 is plain http: mark the mirror insecure: true to allow it")
+        expectError("aggregator: {insecure: true}\nregistries:\n  - name: docker.io\n    mirrors: [\"ftp://m\"]\n",
+                    "agent.yaml:4: registries[0].mirrors[0]: expected an http(s) URL, got \"ftp://m\"")
+        expectError("aggregator: {insecure: true}\nregistries:\n  - name: \"../../etc\"\n",
+                    "agent.yaml:3: registries[0].name: \"../../etc\" is not a registry host name (e.g. docker.io or registry.example:5000)")
+        expectError("aggregator: {insecure: true}\nruntime: {docker: {reload: kill}}\n", "agent.yaml:2: runtime.docker.reload: expected signal, systemctl or none, got \"kill\"")
+        expectError("aggregator: {insecure: true}\ntransport: {maxMessageSize: 10}\n", "agent.yaml:2: transport.maxMessageSize: 10 is out of range 1024...268435456")
+    }
+
+    @Test("a config pointing at a non-existent key names the config, the key and the file")
+    func missingKeyFile() throws {
+        let c = try parse("aggregator: {serverKey: /nonexistent/server.pub, clientKey: /nonexistent/agent.key, signingKey: /nonexistent/signing.pub}\n")
+        do {
+            _ = try AgentCredentials.load(c, configFile: "agent.yaml")
+            Issue.record("loaded")
+        } catch {
+            #expect("\(error)" == "agent.yaml: aggregator.signingKey: /nonexistent/signing.pub: no such file")
+        }
+    }
+}
+
+@Suite("Agent keys")
+struct AgentKeysTests {
+    @Test("keys generate writes agent.key 0600 and agent.pub, refuses to overwrite, and the files load")
+    func generate() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rw-agent-\(UUID().uuidString)/keys").path
+        let written = try AgentKeyGenerator.generate(into: dir)
+        var st = stat()
+        stat(written.secretPath, &st)
+        #expect(st.st_mode & 0o777 == 0o600)
+        #expect(try KeyFiles.readCurveKeyPair(written.secretPath).publicKey.z85 == written.publicKey)
+        #expect(try KeyFiles.readCurvePublicKey(written.publicPath).z85 == written.publicKey)
+        #expect(throws: (any Error).self) { try AgentKeyGenerator.generate(into: dir) }
+        #expect(try KeyFiles.readCurvePublicKey(written.publicPath).z85 == written.publicKey)
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Logging
+@testable import RegwatchAggregator
+import RegwatchShared
+import Testing
+
+func temporaryDirectory(_ name: String) -> String {
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("rw-\(name)-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
+var quietLogger: Logger {
+    Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
+@Suite("Enrollment store")
+struct EnrollmentStoreTests {
+    let store = EnrollmentStore(keysDir: temporaryDirectory("enroll"))
+
+    @Test("accept binds one key to one host; a second key is refused until the first is revoked")
+    func lifecycle() throws {
+        let k1 = try CurveKeyPair.generate().publicKey
+        let k2 = try CurveKeyPair.generate().publicKey
+        #expect(try store.accept(host: "node-a1", key: k1) == .enrolled)
+        #expect(try store.accept(host: "node-a1", key: k1) == .alreadyEnrolled)
+        #expect(throws: EnrollmentStore.Failure.hostHasAnotherKey(host: "node-a1", key: k1.z85)) { try store.accept(host: "node-a1", key: k2) }
+        #expect(throws: EnrollmentStore.Failure.keyBelongsToAnotherHost(key: k1.z85, host: "node-a1")) { try store.accept(host: "node-b1", key: k1) }
+        #expect(try store.activeTable() == [k1: "node-a1"])
+        let revoked = try store.revoke(host: "node-a1")
+        #expect(revoked.key == k1.z85)
+        #expect(throws: EnrollmentStore.Failure.notEnrolled("node-a1")) { try store.revoke(host: "node-a1") }
+        #expect(try store.accept(host: "node-a1", key: k2) == .enrolled)
+        #expect(try store.activeTable() == [k2: "node-a1"])
+        let records = try store.records()
+        #expect(records.count == 2)
+        #expect(records[0].revokedAt != nil)
+        var st = stat()
+        stat(store.path, &st)
+        #expect(st.st_mode & 0o777 == 0o600)
+    }
+
+    @Test("invalid host ids are refused")
+    func invalidHost() throws {
+        let k = try CurveKeyPair.generate().publicKey
+        for bad in ["", "has space", "../etc", String(repeating: "a", count: 64), "-lead"] {
+            #expect(throws: EnrollmentStore.Failure.invalidHost(bad)) { try store.accept(host: bad, key: k) }
+        }
+    }
+
+    @Test("a corrupt enrollment file is an error naming it, and the authenticator keeps the last good table")
+    func corrupt() throws {
+        let k = try CurveKeyPair.generate().publicKey
+        _ = try store.accept(host: "node-a1", key: k)
+        let auth = EnrollmentAuthenticator(store: store, logger: quietLogger)
+        #expect(auth.authenticate(ZAPRequest(domain: "regwatch", address: "127.0.0.1", mechanism: "CURVE", clientKey: k)) == .allow(hostID: "node-a1"))
+        try "{not json".write(toFile: store.path, atomically: true, encoding: .utf8)
+        #expect(throws: EnrollmentStore.Failure.self) { try store.records() }
+        #expect(auth.authenticate(ZAPRequest(domain: "regwatch", address: "127.0.0.1", mechanism: "CURVE", clientKey: k)) == .allow(hostID: "node-a1"))
+    }
+
+    @Test("concurrent accepts from several processes' worth of threads lose no enrollment")
+    func concurrentAccepts() async throws {
+        let keys = try (0..<16).map { _ in try CurveKeyPair.generate().publicKey }
+        await withTaskGroup(of: Void.self) { group in
+            for (i, k) in keys.enumerated() {
+                group.addTask { _ = try? store.accept(host: "node-\(i)", key: k) }
+            }
+        }
+        #expect(try store.activeTable().count == 16)
+    }
+}
+
+@Suite("Aggregator config")
+struct AggregatorConfigTests {
+    @Test("contract keys parse; defaults fill the rest")
+    func contract() throws {
+        let c = try AggregatorConfig.parse(ConfigNode.parse("""
+        listen: {zmq: "tcp://0.0.0.0:7450", http: "127.0.0.1:7451"}
+        database: /var/lib/regwatch/regwatch.db
+        keys: {dir: /etc/regwatch/keys}
+        apiToken: /etc/regwatch/token
+        insecure: false
+        correlation: {window: 30s, openAfter: 2, recoveryHold: 5m, minHosts: 3, minZones: 2, staleAfter: 3}
+        failover: {mode: auto, canaryShare: 0.1, maxChangesPerHostPerHour: 4}
+        alerts: {webhooks: [{url: "http://127.0.0.1:9093/api/v2/alerts", format: alertmanager}]}
+        """, file: "aggregator.yaml"))
+        #expect(c.correlation.recoveryHold == .seconds(300))
+        #expect(c.webhooks == [.init(url: "http://127.0.0.1:9093/api/v2/alerts", format: .alertmanager)])
+        #expect(c.apiToken == "/etc/regwatch/token")
+        let d = try AggregatorConfig.parse(ConfigNode.parse("", file: "empty.yaml"))
+        #expect(d == AggregatorConfig())
+        #expect(d.httpAddress == "127.0.0.1:7451")
+    }
+
+    @Test("errors name file, line and key")
+    func errors() {
+        #expect(throws: ConfigError(file: "a.yaml", line: 1, key: "failover.mode", message: "expected auto or advise, got \"yolo\"")) {
+            try AggregatorConfig.parse(ConfigNode.parse("failover: {mode: yolo}\n", file: "a.yaml"))
+        }
+        #expect(throws: ConfigError(file: "a.yaml", line: 2, key: "correlation.minHost", message: "unknown key")) {
+            try AggregatorConfig.parse(ConfigNode.parse("correlation:\n  minHost: 3\n", file: "a.yaml"))
+        }
+        #expect(throws: ConfigError(file: "/nonexistent/a.yaml", key: "", message: "no such file")) {
+            try AggregatorConfig.load("/nonexistent/a.yaml")
+        }
+    }
+}
