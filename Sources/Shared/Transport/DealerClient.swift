@@ -252,6 +252,7 @@ final class DealerLoop: @unchecked Sendable {
                 client.eventContinuation.yield(.handshakeFailed(.other))
                 scheduleReconnect()
             case ZMQ_EVENT_DISCONNECTED:
+                client.stats.withLock { $0.state = .waitingToReconnect }
                 if connected {
                     client.logger.warning("disconnected from aggregator", metadata: ["endpoint": "\(endpoint)"])
                     client.eventContinuation.yield(.disconnected(endpoint))

@@ -281,22 +281,25 @@ final class RouterLoop: @unchecked Sendable {
 
     private func handleMonitor() {
         while let event = monitor.next() {
+            var emit: TransportEvent?
             switch event.event {
             case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
                 handshakesSucceeded += 1
-                server.eventContinuation.yield(.peerConnected(address: event.address))
+                emit = .peerConnected(address: event.address)
             case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
                 handshakesFailed += 1
             case ZMQ_EVENT_DISCONNECTED:
                 disconnects += 1
                 if disconnects - handshakesFailed <= handshakesSucceeded {
-                    server.eventContinuation.yield(.peerDisconnected(address: event.address))
+                    emit = .peerDisconnected(address: event.address)
                 }
             default:
                 server.logger.trace("monitor event", metadata: ["event": "\(event.event)", "value": "\(event.value)"])
             }
+            // Statistics first, then the event: whoever reacts to the event sees the new count.
             let n = max(0, handshakesSucceeded - max(0, disconnects - handshakesFailed))
             server.stats.withLock { $0.connectedPeers = n }
+            if let emit { server.eventContinuation.yield(emit) }
         }
     }
 }
