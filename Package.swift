@@ -89,7 +89,11 @@ let package = Package(
         // Tests
         .testTarget(
             name: "SharedTests",
-            dependencies: ["RegwatchShared", "CZeroMQ", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "RegwatchShared", "CZeroMQ",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl"]),

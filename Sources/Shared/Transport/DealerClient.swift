@@ -63,12 +63,15 @@ public final class DealerClient: Sendable {
 
     public var statistics: Statistics { stats.withLock { $0 } }
 
+    var isStarted: Bool { runtime.withLock { $0 != nil } }
+
     /// Messages queued and not yet accepted by the socket.
     public var queued: Int { outbox.depth }
 
     /// Creates the socket, starts connecting and starts the I/O thread. An endpoint or key libzmq rejects
     /// is thrown here; an unreachable aggregator is not an error (the client keeps retrying).
     public func start() throws(TransportError) {
+        guard !isStarted else { return }
         guard HostID.isValid(configuration.hostID) else {
             throw .invalidKey(what: "host id", reason: "\"\(configuration.hostID.prefix(64))\" is not a valid host id (letters, digits, . _ -; at most 63)")
         }

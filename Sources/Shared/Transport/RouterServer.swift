@@ -1,5 +1,6 @@
 import CZeroMQ
 import Logging
+import Metrics
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -70,6 +71,7 @@ public final class RouterServer: Sendable {
     /// Binds and starts the I/O thread. Errors (an endpoint libzmq rejects, a port in use) are thrown here.
     @discardableResult
     public func start() throws(TransportError) -> String {
+        if let bound = boundEndpoint { return bound }
         let context = ZMQContext()
         let loop: RouterLoop
         do {
@@ -268,9 +270,11 @@ final class RouterLoop: @unchecked Sendable {
             switch decision {
             case .allow(let host):
                 server.stats.withLock { $0.authAccepted += 1 }
+                Counter(label: MetricNames.zapDecisionsTotal, dimensions: [("result", "accepted")]).increment()
                 server.logger.debug("ZAP admitted agent", metadata: ["host.id": "\(host)", "address": "\(parsed?.address ?? "?")"])
             case .deny(let reason):
                 server.stats.withLock { $0.authRejected += 1 }
+                Counter(label: MetricNames.zapDecisionsTotal, dimensions: [("result", "rejected")]).increment()
                 server.logger.warning("ZAP rejected client", metadata: [
                     "address": "\(parsed?.address ?? "?")", "key": "\(parsed?.clientKey?.z85 ?? "-")", "reason": "\(reason)",
                 ])

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 
 /// Routes decoded frames to handlers by an explicit allowlist of message types.
@@ -47,6 +48,7 @@ public final class MessageDispatcher: Sendable {
                 s.malformed += 1
                 return s.malformed
             }
+            Counter(label: MetricNames.wireRejectedTotal, dimensions: [("reason", error.code)]).increment()
             if count <= 5 || count % 1000 == 0 {
                 logger.warning("rejected wire message", metadata: [
                     "peer": "\(authenticatedPeer ?? "-")", "error.code": "\(error.code)", "error": "\(error)", "count": "\(count)",
@@ -56,6 +58,7 @@ public final class MessageDispatcher: Sendable {
         }
         guard let handler = handlers[message.type] else {
             let count = stats.withLock { s in s.notAllowed += 1; return s.notAllowed }
+            Counter(label: MetricNames.wireRejectedTotal, dimensions: [("reason", "wire.type_not_accepted")]).increment()
             if count <= 5 || count % 1000 == 0 {
                 logger.warning("message type not accepted by this role", metadata: ["peer": "\(authenticatedPeer ?? "-")", "type": "\(message.type.rawValue)"])
             }
@@ -63,6 +66,7 @@ public final class MessageDispatcher: Sendable {
         }
         if let peer = authenticatedPeer, peer != message.sender {
             stats.withLock { $0.senderMismatch += 1 }
+            Counter(label: MetricNames.wireRejectedTotal, dimensions: [("reason", "wire.sender_mismatch")]).increment()
             logger.warning("message claims another host id than its key is enrolled for", metadata: [
                 "peer": "\(peer)", "claimed": "\(message.sender.prefix(64))", "type": "\(message.type.rawValue)",
             ])
