@@ -129,6 +129,10 @@ func layerRun(_ c: Case, server: CurveKeyPair, client: CurveKeyPair) async throw
         if received >= count { break }
     }
     let elapsed = now() - start
+    if ProcessInfo.processInfo.environment["BENCH_VERBOSE"] != nil {
+        let st = router.statistics
+        print("  \(c.name): \(st.received) messages in \(st.inboundBatches) batches")
+    }
     try await producer.value
     await dealer.shutdown()
     await router.shutdown()

@@ -24,7 +24,7 @@ struct TransportServiceTests {
         try await Task.sleep(for: .milliseconds(100))
         dealer.trySend(Array("ping".utf8))
         let got = await Harness.first(router.inbound, within: 10) { _ in true }
-        #expect(got?.payload == Array("ping".utf8))
+        #expect(got.map { Array($0.payload) } == Array("ping".utf8))
         await group.triggerGracefulShutdown()
         try await running.value
         #expect(dealer.statistics.state == .stopped)

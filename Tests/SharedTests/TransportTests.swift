@@ -21,12 +21,12 @@ struct TransportTests {
         let received = try #require(await Harness.first(router.inbound, within: 10) { _ in true })
         #expect(received.peer == "node-a1")
         #expect(received.authenticatedHost == "node-a1")
-        #expect(received.payload == payload)
+        #expect(Array(received.payload) == payload)
 
         let ack = try Harness.envelope(EventsAck(seqs: [1, 2]), host: WireProtocol.aggregatorSender)
         #expect(router.trySend(to: "node-a1", payload: ack))
         let back = try #require(await Harness.first(dealer.inbound, within: 10) { _ in true })
-        #expect(back.payload == ack)
+        #expect(Array(back.payload) == ack)
         guard case .eventsAck(let env) = try WireCodec().decode(back.payload) else { Issue.record("not an ack"); return }
         #expect(env.body.seqs == [1, 2])
         #expect(router.statistics.connectedPeers == 1)
@@ -118,7 +118,7 @@ struct TransportTests {
         let small = try Harness.envelope(EventsAck(seqs: [7]), host: "node-a1")
         dealer.trySend(small)
         let got = try #require(await Harness.first(router.inbound, within: 10) { _ in true })
-        #expect(got.payload == small)
+        #expect(Array(got.payload) == small)
         #expect(router.statistics.received == 1)
         await dealer.shutdown()
         await router.shutdown()
@@ -182,6 +182,23 @@ struct TransportTests {
         #expect(calls.load(ordering: .relaxed) == 0)
         #expect(dispatcher.statistics.unknownType == 1000)
         #expect(dispatcher.statistics.handled == 0)
+        await dealer.shutdown()
+        await router.shutdown()
+    }
+
+    @Test("a burst of messages of different sizes arrives complete and in order (batches share one buffer)")
+    func burstIntegrity() async throws {
+        let (router, endpoint) = try Harness.router(keys: serverKeys, authenticator: authenticator)
+        let dealer = try Harness.dealer(endpoint: endpoint, host: "node-a1", security: .curve(serverKey: serverKeys.publicKey, clientKeys: agentKeys))
+        let sent = (0..<2000).map { i in [UInt8](repeating: UInt8(i % 251), count: (i * 37) % 3000) + Array("#\(i)".utf8) }
+        for payload in sent { try await dealer.send(payload) }
+        var got: [[UInt8]] = []
+        for await batch in router.inbound.batched {
+            got += batch.map { Array($0.payload) }
+            if got.count >= sent.count { break }
+        }
+        #expect(got == sent)
+        #expect(router.statistics.inboundBatches < sent.count)
         await dealer.shutdown()
         await router.shutdown()
     }

@@ -214,7 +214,7 @@ final class DealerLoop: @unchecked Sendable {
     private func receiveAll(into batch: inout [InboundMessage]) {
         while batch.count < 1024, let message = try? socket.receive() {
             guard let payload = message.frames.last else { continue }
-            batch.append(InboundMessage(peer: WireProtocol.aggregatorSender, authenticatedHost: nil, payload: payload))
+            batch.append(InboundMessage(peer: WireProtocol.aggregatorSender, authenticatedHost: nil, payload: payload[...]))
         }
         let count = batch.count
         guard count > 0 else { return }

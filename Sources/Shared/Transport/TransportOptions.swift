@@ -45,7 +45,14 @@ public struct InboundMessage: Sendable, Equatable {
     public var peer: String
     /// The host id the ZAP handler bound to the peer's CURVE key; nil without CURVE.
     public var authenticatedHost: String?
-    public var payload: [UInt8]
+    /// The message bytes. Messages received together share one buffer (one allocation per batch).
+    public var payload: ArraySlice<UInt8>
+
+    public init(peer: String, authenticatedHost: String?, payload: ArraySlice<UInt8>) {
+        self.peer = peer
+        self.authenticatedHost = authenticatedHost
+        self.payload = payload
+    }
 }
 
 /// Something that happened to a connection, for logs, metrics and tests.

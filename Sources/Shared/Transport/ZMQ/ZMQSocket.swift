@@ -1,4 +1,7 @@
 import CZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A thin owner of one libzmq socket. Not thread-safe, like the socket itself: exactly one thread uses
 /// it at a time (the transport's I/O thread once started).
@@ -109,17 +112,18 @@ final class ZMQSocket: @unchecked Sendable {
         return true
     }
 
-    /// ROUTER fast path: one routing-id frame and one payload frame, without intermediate arrays.
-    /// Messages of any other shape are read and discarded. Nil when nothing is waiting.
-    /// `lastPeer` caches the previous routing id's String (consecutive messages mostly share one).
-    func receiveRouted(readUserID: Bool, lastPeer: inout (bytes: [UInt8], string: String)) -> (peer: String, payload: [UInt8], userID: String?)? {
+    /// ROUTER fast path: one routing-id frame and one payload frame, the payload appended to `buffer`
+    /// (a batch shares one buffer). Messages of any other shape are read and discarded. Nil when nothing
+    /// is waiting. `lastPeer` caches the previous routing id's String (consecutive messages mostly share one).
+    func receiveRouted(into buffer: inout [UInt8], readUserID: Bool, lastPeer: inout (bytes: [UInt8], string: String)) -> (peer: String, range: Range<Int>, userID: String?)? {
         var msg = zmq_msg_t()
         zmq_msg_init(&msg)
         defer { zmq_msg_close(&msg) }
         while true {
             guard zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) >= 0 else { return nil }
             let id = UnsafeRawBufferPointer(start: zmq_msg_data(&msg), count: zmq_msg_size(&msg))
-            if !id.elementsEqual(lastPeer.bytes) {
+            let same = id.count == lastPeer.bytes.count && (id.count == 0 || lastPeer.bytes.withUnsafeBytes { memcmp($0.baseAddress!, id.baseAddress!, id.count) == 0 })
+            if !same {
                 lastPeer = ([UInt8](id), String(decoding: id, as: UTF8.self))
             }
             guard zmq_msg_more(&msg) != 0, zmq_msg_recv(&msg, handle, 0) >= 0 else { return nil }
@@ -128,9 +132,10 @@ final class ZMQSocket: @unchecked Sendable {
                 while zmq_msg_more(&msg) != 0, zmq_msg_recv(&msg, handle, 0) >= 0 {}
                 continue
             }
-            let payload = [UInt8](UnsafeRawBufferPointer(start: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
+            let start = buffer.count
+            buffer.append(contentsOf: UnsafeRawBufferPointer(start: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
             let userID = readUserID ? zmq_msg_gets(&msg, "User-Id").map { String(cString: $0) } : nil
-            return (lastPeer.string, payload, userID)
+            return (lastPeer.string, start..<buffer.count, userID)
         }
     }
 
