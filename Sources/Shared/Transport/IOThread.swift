@@ -1,27 +1,42 @@
 import CZeroMQ
 import Foundation
+import Synchronization
 
 /// Runs a transport's poll loop on a dedicated OS thread, so blocking libzmq calls never occupy a
-/// thread of Swift's cooperative pool. `finished` resumes when the loop returns.
+/// thread of Swift's cooperative pool. ``finished()`` returns once the loop has returned.
 final class IOThread: Sendable {
-    private let done = AsyncStream<Void>.makeStream()
+    private final class Completion: Sendable {
+        let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    }
+
+    private let completion = Completion()
 
     init(name: String, body: @escaping @Sendable () -> Void) {
-        let continuation = done.continuation
+        let completion = completion
         let thread = Thread {
             rw_set_thread_name(String(name.prefix(15)))
             body()
-            continuation.yield()
-            continuation.finish()
+            let waiters = completion.state.withLock { s in
+                s.done = true
+                defer { s.waiters = [] }
+                return s.waiters
+            }
+            for w in waiters { w.resume() }
         }
         thread.name = name
         thread.stackSize = 1 << 20
         thread.start()
     }
 
-    /// Waits for the loop to end.
+    /// Waits for the loop to end; any number of callers may wait.
     func finished() async {
-        for await _ in done.stream {}
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = completion.state.withLock { s in
+                if !s.done { s.waiters.append(c) }
+                return s.done
+            }
+            if done { c.resume() }
+        }
     }
 }
 

@@ -52,7 +52,7 @@ public final class RouterServer: Sendable {
     let logger: Logger
     let outbox: Outbox
     let stats = Mutex(Statistics())
-    private let runtime = Mutex<(thread: IOThread?, bound: String?, stopped: Bool)>((nil, nil, false))
+    private let runtime = Mutex<(thread: IOThread?, bound: String?)>((nil, nil))
 
     public init(configuration: Configuration, authenticator: (any ZAPAuthenticator)?, logger: Logger) {
         self.configuration = configuration
@@ -113,10 +113,7 @@ public final class RouterServer: Sendable {
 
     /// Stops the I/O thread, closes the socket and ends ``inbound`` and ``events``.
     public func shutdown() async {
-        let thread = runtime.withLock { r -> IOThread? in
-            r.stopped = true
-            return r.thread
-        }
+        let thread = runtime.withLock { $0.thread }
         outbox.close()
         await thread?.finished()
         inboundContinuation.finish()
