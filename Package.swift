@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C modules
@@ -40,6 +41,7 @@ let package = Package(
                 "RegwatchShared", "CCurl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             path: "Sources/Agent"
         ),
@@ -96,7 +98,7 @@ let package = Package(
             ],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl"]),
+        .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl"], exclude: ["Fixtures"]),
         .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared"]),
         // Runs the built executables; `swift build --build-tests` builds them first.
         .testTarget(name: "EndToEndTests", dependencies: ["regwatch-agent", "regwatch-aggregator"]),

@@ -98,3 +98,15 @@ struct AgentKeysTests {
         #expect(try KeyFiles.readCurvePublicKey(written.publicPath).z85 == written.publicKey)
     }
 }
+
+@Suite("Agent config sections")
+struct AgentConfigSectionTests {
+    @Test("an empty runtime section enables it with defaults; a scalar where a section belongs is an error")
+    func sections() throws {
+        let c = try AgentConfig.parse(ConfigNode.parse("aggregator: {insecure: true}\nruntime:\n  docker:\n", file: "a.yaml"), defaultHostID: "h")
+        #expect(c.runtime.docker?.daemonJSON == "/etc/docker/daemon.json")
+        #expect(throws: ConfigError(file: "a.yaml", line: 2, key: "host", message: "expected a mapping of keys")) {
+            try AgentConfig.parse(ConfigNode.parse("aggregator: {insecure: true}\nhost: foo\n", file: "a.yaml"), defaultHostID: "h")
+        }
+    }
+}

@@ -125,7 +125,7 @@ public struct AgentConfig: Sendable, Equatable {
 
         let rt = root["runtime"]
         var runtime = Runtime()
-        if rt["docker"].isPresent {
+        if rt["docker"].exists {
             let d = rt["docker"]
             runtime.docker = Docker(
                 daemonJSON: try d["daemonJSON"].string(default: "/etc/docker/daemon.json")!,
@@ -134,12 +134,12 @@ public struct AgentConfig: Sendable, Equatable {
             )
             try d.rejectUnknownKeys()
         }
-        if rt["containerd"].isPresent {
+        if rt["containerd"].exists {
             let c = rt["containerd"]
             runtime.containerd = Containerd(certsDir: try c["certsDir"].string(default: "/etc/containerd/certs.d")!)
             try c.rejectUnknownKeys()
         }
-        if rt["crio"].isPresent {
+        if rt["crio"].exists {
             let c = rt["crio"]
             runtime.crio = CRIO(registriesConf: try c["registriesConf"].string(default: "/etc/containers/registries.conf")!, reload: try reload(c["reload"]))
             try c.rejectUnknownKeys()

@@ -1,3 +1,4 @@
+import Foundation
 import RegwatchShared
 
 /// The aggregator's configuration (`/etc/regwatch/aggregator.yaml`). Every key, its default and its
@@ -59,6 +60,7 @@ public struct AggregatorConfig: Sendable, Equatable {
 
         let cor = root["correlation"]
         c.correlation.window = try cor["window"].duration(default: c.correlation.window)
+        guard c.correlation.window >= .seconds(1) else { throw cor["window"].error("must be at least 1s") }
         c.correlation.openAfter = try cor["openAfter"].int(default: c.correlation.openAfter, range: 1...1000)
         c.correlation.recoveryHold = try cor["recoveryHold"].duration(default: c.correlation.recoveryHold)
         c.correlation.minHosts = try cor["minHosts"].int(default: c.correlation.minHosts, range: 1...100_000)
@@ -77,6 +79,9 @@ public struct AggregatorConfig: Sendable, Equatable {
         let alerts = root["alerts"]
         for hook in try alerts["webhooks"].list() {
             let url = try hook["url"].requiredString()
+            guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil else {
+                throw hook["url"].error("expected an http(s) URL, got \"\(url)\"")
+            }
             let format = try hook["format"].string(default: "alertmanager")!
             guard let f = Webhook.Format(rawValue: format) else { throw hook["format"].error("expected alertmanager or json, got \"\(format)\"") }
             c.webhooks.append(Webhook(url: url, format: f))

@@ -57,6 +57,9 @@ public struct ConfigNode {
     public var scalarText: String? { node?.scalar?.string }
     public var isPresent: Bool { node != nil && node?.null == nil }
 
+    /// The key is written in the file, even with an empty value (`docker:` enables a section with defaults).
+    public var exists: Bool { node != nil }
+
     public func error(_ message: String) -> ConfigError {
         ConfigError(file: file, line: line, key: path, message: message)
     }
@@ -138,7 +141,9 @@ public struct ConfigNode {
     }
 
     /// Fails on the first key of this mapping that no reader asked for.
+    /// Also fails when a section holds a plain value or a list instead of keys.
     public func rejectUnknownKeys() throws(ConfigError) {
+        if isPresent, node?.mapping == nil { throw error("expected a mapping of keys") }
         guard let map = node?.mapping else { return }
         for (k, v) in map {
             let key = k.string ?? "\(k)"

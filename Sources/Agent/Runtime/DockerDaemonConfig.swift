@@ -1,0 +1,77 @@
+import Foundation
+
+/// The parts of Docker's `daemon.json` that decide where images come from.
+///
+/// `registry-mirrors` only mirrors Docker Hub; dockerd appends `https://registry-1.docker.io` after them.
+/// A value dockerd would refuse (no scheme, a path, query or credentials) makes the daemon fail to start
+/// or reload, so it is reported as invalid with dockerd's own wording.
+public struct DockerDaemonConfig: Sendable, Equatable {
+    public var mirrors: [String]
+    public var insecureRegistries: [String]
+    public var httpProxy: String?
+    public var httpsProxy: String?
+    public var noProxy: String?
+
+    /// Parses the file's bytes. Errors carry line and column.
+    public static func parse(_ bytes: [UInt8], path: String) throws(RuntimeConfigError) -> DockerDaemonConfig {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            // dockerd treats an empty file as no configuration.
+            return DockerDaemonConfig(mirrors: [], insecureRegistries: [])
+        }
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(bytes))
+        } catch {
+            let debug = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "not valid JSON"
+            var line: Int?, column: Int?
+            if let range = debug.range(of: #"character (\d+)"#, options: .regularExpression),
+               let offset = Int(debug[range].dropFirst("character ".count)) {
+                (line, column) = TextPosition.lineColumn(of: offset, in: bytes)
+            }
+            let reason = debug.replacingOccurrences(of: #" around (line \d+, column \d+|character \d+)\.?"#, with: "", options: .regularExpression)
+            throw RuntimeConfigError(path: path, line: line, column: column, message: "not valid JSON: \(reason)")
+        }
+        guard let root = object as? [String: Any] else {
+            throw RuntimeConfigError(path: path, line: 1, column: 1, message: "top level must be a JSON object")
+        }
+        func strings(_ key: String) throws(RuntimeConfigError) -> [String] {
+            guard let value = root[key] else { return [] }
+            guard let list = value as? [Any], list.allSatisfy({ $0 is String }) else {
+                throw RuntimeConfigError(path: path, message: "\(key) must be a list of strings")
+            }
+            return list.map { $0 as! String }
+        }
+        let mirrors = try strings("registry-mirrors")
+        for mirror in mirrors {
+            if let problem = Self.mirrorProblem(mirror) {
+                throw RuntimeConfigError(path: path, message: problem)
+            }
+        }
+        let proxies = root["proxies"] as? [String: Any]
+        return DockerDaemonConfig(
+            mirrors: mirrors.map(Self.normalized), insecureRegistries: try strings("insecure-registries"),
+            httpProxy: proxies?["http-proxy"] as? String, httpsProxy: proxies?["https-proxy"] as? String,
+            noProxy: proxies?["no-proxy"] as? String
+        )
+    }
+
+    /// dockerd's rules for a mirror value (moby `daemon/pkg/registry/config.go`).
+    static func mirrorProblem(_ value: String) -> String? {
+        guard value.hasPrefix("http://") || value.hasPrefix("https://") else {
+            return "invalid mirror: no scheme specified for \"\(value)\": must use either 'https://' or 'http://'"
+        }
+        guard let url = URL(string: value), let host = url.host, !host.isEmpty else {
+            return "invalid mirror: \"\(value)\" is not a valid URI"
+        }
+        if url.user != nil || url.password != nil { return "invalid mirror: username/password not allowed in URI \"\(value)\"" }
+        if url.query != nil || url.fragment != nil { return "invalid mirror: query or fragment not allowed in URI \"\(value)\"" }
+        let path = url.path
+        if !path.isEmpty && path != "/" { return "invalid mirror: path not allowed in URI \"\(value)\"" }
+        return nil
+    }
+
+    /// dockerd reports mirrors with a trailing slash; regwatch compares them without.
+    static func normalized(_ url: String) -> String {
+        url.hasSuffix("/") ? String(url.dropLast()) : url
+    }
+}
