@@ -18,18 +18,16 @@ public struct DockerDaemonConfig: Sendable, Equatable {
             // dockerd treats an empty file as no configuration.
             return DockerDaemonConfig(mirrors: [], insecureRegistries: [])
         }
+        // Go's encoding/json decides whether dockerd starts: check with its strictness, report its words.
+        if let violation = StrictJSON.check(bytes) {
+            let (line, column) = TextPosition.lineColumn(of: violation.offset, in: bytes)
+            throw RuntimeConfigError(path: path, line: line, column: column, message: "not valid JSON: \(violation.message)")
+        }
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(bytes))
         } catch {
-            let debug = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "not valid JSON"
-            var line: Int?, column: Int?
-            if let range = debug.range(of: #"character (\d+)"#, options: .regularExpression),
-               let offset = Int(debug[range].dropFirst("character ".count)) {
-                (line, column) = TextPosition.lineColumn(of: offset, in: bytes)
-            }
-            let reason = debug.replacingOccurrences(of: #" around (line \d+, column \d+|character \d+)\.?"#, with: "", options: .regularExpression)
-            throw RuntimeConfigError(path: path, line: line, column: column, message: "not valid JSON: \(reason)")
+            throw RuntimeConfigError(path: path, message: "not valid JSON: \(error.localizedDescription)")
         }
         guard let root = object as? [String: Any] else {
             throw RuntimeConfigError(path: path, line: 1, column: 1, message: "top level must be a JSON object")

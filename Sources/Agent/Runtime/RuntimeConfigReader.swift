@@ -1,0 +1,93 @@
+import Crypto
+import Foundation
+import RegwatchShared
+
+/// Reads the mirror configuration of every runtime the agent manages, each cycle, into report form.
+///
+/// A missing or broken file is a finding, not a failure of the agent: it becomes a state with
+/// `valid: false` and a one-line `detail` naming the file, line and column.
+public struct RuntimeConfigReader: Sendable {
+    public let runtime: AgentConfig.Runtime
+
+    public init(runtime: AgentConfig.Runtime) {
+        self.runtime = runtime
+    }
+
+    public func read() -> [RuntimeConfigState] {
+        var out: [RuntimeConfigState] = []
+        if let docker = runtime.docker { out.append(readDocker(docker.daemonJSON)) }
+        if let containerd = runtime.containerd { out.append(readContainerd(containerd.certsDir)) }
+        if let crio = runtime.crio { out.append(readCRIO(crio.registriesConf)) }
+        return out
+    }
+
+    func readDocker(_ path: String) -> RuntimeConfigState {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            // dockerd runs without a daemon.json: no mirrors, nothing wrong.
+            if !FileManager.default.fileExists(atPath: path) {
+                return state(.docker, mirrors: [:], detail: "\(path) does not exist (no mirrors configured)")
+            }
+            return invalid(.docker, RuntimeConfigError(path: path, message: "cannot be read"))
+        }
+        do {
+            let config = try DockerDaemonConfig.parse(Array(data), path: path)
+            return state(.docker, mirrors: config.mirrors.isEmpty ? [:] : ["docker.io": config.mirrors], extra: config.insecureRegistries.sorted())
+        } catch {
+            return invalid(.docker, error)
+        }
+    }
+
+    func readContainerd(_ certsDir: String) -> RuntimeConfigState {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: certsDir) else {
+            return state(.containerd, mirrors: [:], detail: "\(certsDir) does not exist (no hosts.toml files)")
+        }
+        var mirrors: [String: [String]] = [:]
+        var extra: [String] = []
+        for name in entries.sorted() {
+            let path = "\(certsDir)/\(name)/hosts.toml"
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            do {
+                let hosts = try ContainerdHosts.parse(String(decoding: data, as: UTF8.self), registry: ContainerdHosts.registry(forDirectory: name), path: path)
+                mirrors[hosts.registry] = hosts.pullMirrors
+                extra += hosts.hosts.map { "\(hosts.registry) \($0.url) \($0.capabilities.joined(separator: ",")) skip_verify=\($0.skipVerify)" }
+                extra.append("\(hosts.registry) server=\(hosts.server ?? "-")")
+            } catch {
+                return invalid(.containerd, error)
+            }
+        }
+        return state(.containerd, mirrors: mirrors, extra: extra)
+    }
+
+    func readCRIO(_ path: String) -> RuntimeConfigState {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return state(.crio, mirrors: [:], detail: "\(path) does not exist (no mirrors configured)")
+        }
+        do {
+            let conf = try CRIORegistries.parse(String(decoding: data, as: UTF8.self), path: path)
+            var mirrors: [String: [String]] = [:]
+            for r in conf.registries where !r.mirrors.isEmpty { mirrors[r.prefix] = r.mirrors.map(\.location) }
+            let extra = conf.registries.map { "\($0.prefix) location=\($0.location) insecure=\($0.insecure) blocked=\($0.blocked)" }
+            return state(.crio, mirrors: mirrors, extra: extra)
+        } catch {
+            return invalid(.crio, error)
+        }
+    }
+
+    private func state(_ kind: RuntimeKind, mirrors: [String: [String]], extra: [String] = [], detail: String = "") -> RuntimeConfigState {
+        RuntimeConfigState(runtime: kind, mirrors: mirrors, valid: true, detail: detail, hash: Self.hash(mirrors: mirrors, extra: extra))
+    }
+
+    private func invalid(_ kind: RuntimeKind, _ error: RuntimeConfigError) -> RuntimeConfigState {
+        RuntimeConfigState(runtime: kind, mirrors: [:], valid: false, detail: error.description, hash: "")
+    }
+
+    /// A stable digest of what decides where images come from (not of the file's bytes: reformatting a
+    /// file or changing an unrelated key is not drift).
+    static func hash(mirrors: [String: [String]], extra: [String]) -> String {
+        var text = ""
+        for key in mirrors.keys.sorted() { text += "\(key)=\(mirrors[key]!.joined(separator: " "))\n" }
+        for line in extra { text += "\(line)\n" }
+        let digest = SHA256.hash(data: Data(text.utf8))
+        return "sha256:" + digest.prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+}
