@@ -1,0 +1,51 @@
+import Foundation
+
+/// One HTTP request the probe engine hands to libcurl.
+public struct CurlRequest: Sendable {
+    public enum Method: String, Sendable { case get = "GET", head = "HEAD" }
+
+    public var url: String
+    public var method: Method = .get
+    public var headers: [String] = []
+    /// `host:port:address` entries pinning name resolution (the engine resolves names itself to tell
+    /// NXDOMAIN from other DNS failures, then makes curl use that answer).
+    public var resolve: [String] = []
+    public var connectTimeoutMs: Int = 5_000
+    public var timeoutMs: Int = 10_000
+    /// Basic credentials (`user:password`), when the registry wants them.
+    public var basicAuth: String?
+    /// Connect over a unix socket (dockerd's API) instead of TCP.
+    public var unixSocket: String?
+    /// Largest body kept; the rest is discarded (registries answer small JSON documents).
+    public var maxBody: Int = 64 << 10
+
+    public init(url: String, method: Method = .get) {
+        self.url = url
+        self.method = method
+    }
+}
+
+/// What came back, including failures below HTTP (curl's result code, the OS errno) and TLS facts read
+/// even when the chain is not trusted.
+public struct CurlResponse: Sendable {
+    public var curlCode: Int32 = 0
+    public var curlMessage: String = ""
+    public var osErrno: Int32 = 0
+    public var status: Int = 0
+    /// Header names lowercased; the last value wins.
+    public var headers: [String: String] = [:]
+    public var body: [UInt8] = []
+    /// Cumulative phase times in milliseconds, as curl measures them.
+    public var nameLookupMs: Double = 0
+    public var connectMs: Double = 0
+    public var tlsMs: Double = 0
+    public var ttfbMs: Double = 0
+    public var totalMs: Double = 0
+    /// OpenSSL's verify result (0 trusted, 10 expired, 18/19/20/21 untrusted chain); nil without TLS.
+    public var tlsVerifyResult: Int?
+    /// The leaf certificate's fields from `CURLINFO_CERTINFO` ("Expire date", "X509v3 Subject Alternative Name", …).
+    public var leafCertificate: [String: String] = [:]
+    public var primaryIP: String = ""
+
+    public var succeeded: Bool { curlCode == 0 }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import RegwatchShared
+
+/// Turns libcurl's view of a failed or finished transfer into the shared error classes.
+enum ProbeClassification {
+    // CURLcode values (stable ABI numbers).
+    static let couldntResolveProxy: Int32 = 5
+    static let couldntResolveHost: Int32 = 6
+    static let couldntConnect: Int32 = 7
+    static let operationTimedOut: Int32 = 28
+    static let sslConnectError: Int32 = 35
+    static let gotNothing: Int32 = 52
+    static let sendError: Int32 = 55
+    static let recvError: Int32 = 56
+    static let peerFailedVerification: Int32 = 60
+    static let proxy: Int32 = 97
+
+    /// The class of a transfer that did not complete (curlCode != 0).
+    static func transportFailure(_ r: CurlResponse, https: Bool) -> ErrorClass {
+        switch r.curlCode {
+        case couldntResolveProxy, proxy: return .proxyFailure
+        case couldntResolveHost: return .dnsFailure
+        case couldntConnect:
+            if r.curlMessage.lowercased().contains("proxy") { return .proxyFailure }
+            switch r.osErrno {
+            case ECONNREFUSED: return .tcpRefused
+            case ENETUNREACH, EHOSTUNREACH: return .networkUnreachable
+            case ETIMEDOUT: return .tcpTimeout
+            default: return .tcpRefused
+            }
+        case operationTimedOut:
+            if r.connectMs == 0 { return .tcpTimeout }
+            if https && r.tlsMs == 0 { return .tlsHandshake }
+            return .timeout
+        case sslConnectError: return .tlsHandshake
+        case peerFailedVerification: return .tlsUntrusted
+        case gotNothing, sendError, recvError:
+            if r.curlMessage.contains("CONNECT") || r.curlMessage.lowercased().contains("proxy") { return .proxyFailure }
+            if https && r.tlsMs == 0 { return .tlsHandshake }
+            return ErrorClassifier.classify(message: r.curlMessage) == .unknown ? .tcpRefused : ErrorClassifier.classify(message: r.curlMessage)
+        default:
+            let fromText = ErrorClassifier.classify(message: r.curlMessage)
+            return fromText
+        }
+    }
+
+    /// OpenSSL verify results that mean "expired" and "not trusted".
+    static func tlsClass(verifyResult: Int) -> ErrorClass? {
+        switch verifyResult {
+        case 0: nil
+        case 9, 10: .tlsExpired // not yet valid, has expired
+        default: .tlsUntrusted // 2, 18, 19, 20, 21, …: no path to a trusted root
+        }
+    }
+
+    /// Whether the leaf certificate names `host` (SAN DNS or IP entries; `*.` wildcards one label deep).
+    static func certificate(_ leaf: [String: String], matches host: String) -> Bool {
+        let san = leaf["X509v3 Subject Alternative Name"] ?? ""
+        var names: [String] = []
+        for part in san.split(separator: ",") {
+            let p = part.trimmingCharacters(in: .whitespaces)
+            if p.hasPrefix("DNS:") { names.append(String(p.dropFirst(4)).lowercased()) }
+            if p.hasPrefix("IP Address:") { names.append(String(p.dropFirst(11))) }
+        }
+        if names.isEmpty, let subject = leaf["Subject"], let cn = subject.components(separatedBy: "CN = ").last ?? subject.components(separatedBy: "CN=").last {
+            names.append(cn.split(separator: ",").first.map { String($0).lowercased() } ?? "")
+        }
+        let h = host.lowercased()
+        return names.contains { n in
+            if n == h { return true }
+            if n.hasPrefix("*."), let dot = h.firstIndex(of: ".") { return h[dot...] == n.dropFirst(1) }
+            return false
+        }
+    }
+
+    /// Days until `Expire date` (e.g. `Dec 29 00:23:11 2026 GMT`), and the date.
+    static func expiry(_ leaf: [String: String], now: Date) -> (days: Int, date: Date)? {
+        guard let text = leaf["Expire date"] else { return nil }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        for format in ["MMM d HH:mm:ss yyyy zzz", "MMM  d HH:mm:ss yyyy zzz", "yyyy-MM-dd HH:mm:ss zzz"] {
+            f.dateFormat = format
+            if let d = f.date(from: text.trimmingCharacters(in: .whitespaces)) {
+                return (Int((d.timeIntervalSince(now) / 86400).rounded(.down)), d)
+            }
+        }
+        return nil
+    }
+
+    /// `100;w=21600` -> (100, 21600).
+    static func rateLimitValue(_ header: String?) -> (Int, Int?)? {
+        guard let header else { return nil }
+        let parts = header.split(separator: ";")
+        guard let value = parts.first.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else { return nil }
+        let window = parts.dropFirst().first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("w=") }
+            .flatMap { Int($0.trimmingCharacters(in: .whitespaces).dropFirst(2)) }
+        return (value, window)
+    }
+}

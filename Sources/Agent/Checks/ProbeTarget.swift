@@ -1,0 +1,93 @@
+import Foundation
+import RegwatchShared
+
+/// One endpoint to probe and what to ask it.
+public struct ProbeTarget: Sendable, Equatable {
+    public var endpoint: Endpoint
+    /// Repository and tag of the probe image, e.g. `library/alpine` and `latest`.
+    public var probeRepository: String?
+    public var probeTag: String?
+    /// `user:password` for this endpoint, from the configured Docker `config.json`.
+    public var credentials: String?
+    /// Plain http or an untrusted certificate is acceptable (the runtime is configured to allow it).
+    public var insecure: Bool
+    public var readsRateLimit: Bool
+    public var connectTimeoutMs: Int
+    public var timeoutMs: Int
+
+    public init(endpoint: Endpoint, probeRepository: String? = nil, probeTag: String? = nil, credentials: String? = nil,
+                insecure: Bool = false, readsRateLimit: Bool = false, connectTimeoutMs: Int = 5_000, timeoutMs: Int = 10_000) {
+        self.endpoint = endpoint
+        self.probeRepository = probeRepository
+        self.probeTag = probeTag
+        self.credentials = credentials
+        self.insecure = insecure
+        self.readsRateLimit = readsRateLimit
+        self.connectTimeoutMs = connectTimeoutMs
+        self.timeoutMs = timeoutMs
+    }
+
+    /// Every endpoint of every configured registry: the upstream, then the mirrors in preferred order.
+    public static func all(from config: AgentConfig, credentials: DockerCredentials? = nil) -> [ProbeTarget] {
+        config.registries.flatMap { r -> [ProbeTarget] in
+            let (repo, tag) = r.probeImage.map(Self.splitImage) ?? (nil, nil)
+            let upstream = ProbeTarget(
+                endpoint: Endpoint(registry: r.name, url: r.upstream, role: .upstream), probeRepository: repo, probeTag: tag,
+                credentials: credentials?.lookup(registry: r.name), insecure: r.upstream.hasPrefix("http://"), readsRateLimit: r.rateLimit
+            )
+            let mirrors = r.mirrors.map { m in
+                ProbeTarget(
+                    endpoint: Endpoint(registry: r.name, url: m.url, role: .mirror), probeRepository: repo, probeTag: tag,
+                    credentials: m.authenticated ? credentials?.lookup(registry: URL(string: m.url)?.host.map { h in URL(string: m.url)?.port.map { "\(h):\($0)" } ?? h } ?? m.url) : nil,
+                    insecure: m.insecure, readsRateLimit: r.rateLimit
+                )
+            }
+            return [upstream] + mirrors
+        }
+    }
+
+    /// `library/alpine:latest` -> (`library/alpine`, `latest`); a digest reference keeps its digest.
+    static func splitImage(_ image: String) -> (String, String) {
+        if let at = image.firstIndex(of: "@") { return (String(image[..<at]), String(image[image.index(after: at)...])) }
+        if let colon = image.lastIndex(of: ":"), !image[colon...].contains("/") {
+            return (String(image[..<colon]), String(image[image.index(after: colon)...]))
+        }
+        return (image, "latest")
+    }
+}
+
+/// Registry credentials from a Docker `config.json` (`auths.<registry>.auth` = base64 of `user:password`).
+public struct DockerCredentials: Sendable, Equatable {
+    public var auths: [String: String]
+
+    public init(auths: [String: String]) {
+        self.auths = auths
+    }
+
+    public static func load(_ path: String) throws(ConfigError) -> DockerCredentials {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, key: "", message: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
+        }
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ConfigError(file: path, key: "", message: "not a Docker config.json (expected a JSON object)")
+        }
+        var auths: [String: String] = [:]
+        for (key, value) in root["auths"] as? [String: Any] ?? [:] {
+            guard let entry = value as? [String: Any] else { continue }
+            if let auth = entry["auth"] as? String, let decoded = Data(base64Encoded: auth), let text = String(data: decoded, encoding: .utf8) {
+                auths[key] = text
+            } else if let user = entry["username"] as? String, let password = entry["password"] as? String {
+                auths[key] = "\(user):\(password)"
+            }
+        }
+        return DockerCredentials(auths: auths)
+    }
+
+    /// Docker stores Hub credentials under `https://index.docker.io/v1/`; others under the host name.
+    public func lookup(registry: String) -> String? {
+        if registry == "docker.io" {
+            return auths["https://index.docker.io/v1/"] ?? auths["docker.io"] ?? auths["registry-1.docker.io"]
+        }
+        return auths[registry] ?? auths["https://\(registry)"] ?? auths["http://\(registry)"]
+    }
+}

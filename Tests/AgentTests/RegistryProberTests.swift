@@ -1,0 +1,117 @@
+import Foundation
+@testable import RegwatchAgent
+import RegwatchShared
+import Testing
+
+/// The probe engine against real registries on loopback.
+@Suite("Registry prober (real registries)", .serialized)
+struct RegistryProberTests {
+    let runner = CurlMultiRunner()
+    var prober: RegistryProber { RegistryProber(runner: runner) }
+
+    func target(_ url: String, role: Endpoint.Role = .upstream, image: String? = "test/app:1", credentials: String? = nil, insecure: Bool = false) -> ProbeTarget {
+        let (repo, tag) = image.map(ProbeTarget.splitImage) ?? (nil, nil)
+        return ProbeTarget(endpoint: Endpoint(registry: "docker.io", url: url, role: role), probeRepository: repo, probeTag: tag,
+                           credentials: credentials, insecure: insecure, readsRateLimit: true, connectTimeoutMs: 2000, timeoutMs: 4000)
+    }
+
+    @Test("a healthy registry with the probe image: ok, phases measured, digest read")
+    func healthy() async throws {
+        let h = RegistryHarness("healthy")
+        let port = try h.startRegistry(name: "up")
+        try h.pushImage(port: port, repository: "test/app", tag: "1")
+        let r = await prober.probe(target("http://127.0.0.1:\(port)"))
+        #expect(r.errorClass == .ok, "\(r.detail)")
+        #expect(r.manifest?.status == 200)
+        #expect(r.manifest?.digest?.hasPrefix("sha256:") == true)
+        #expect((r.phases.totalMs ?? 0) > 0)
+        #expect(r.phases.connectMs != nil)
+        #expect(r.tls == nil)
+        let missing = await prober.probe(target("http://127.0.0.1:\(port)", image: "test/app:nope"))
+        #expect(missing.errorClass == .notFound)
+    }
+
+    @Test("a closed port: tcp_refused")
+    func refused() async {
+        let port = RegistryHarness.freePort()
+        let r = await prober.probe(target("http://127.0.0.1:\(port)"))
+        #expect(r.errorClass == .tcpRefused, "\(r.detail)")
+    }
+
+    @Test("something that is not a registry (a captive portal answering HTML): not_registry")
+    func notRegistry() async throws {
+        let h = RegistryHarness("web")
+        let port = RegistryHarness.freePort()
+        let page = "\(h.dir)/page.http"
+        try "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<html></html>".write(toFile: page, atomically: true, encoding: .utf8)
+        try h.start("/usr/bin/socat", ["TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork", "SYSTEM:cat \(page)"])
+        #expect(RegistryHarness.waitForPort(port))
+        let r = await prober.probe(target("http://127.0.0.1:\(port)"))
+        #expect(r.errorClass == .notRegistry, "\(r.detail)")
+    }
+
+    @Test("htpasswd: no or wrong credentials are auth_failed, the right ones reach the manifest")
+    func basicAuth() async throws {
+        let h = RegistryHarness("auth")
+        let file = try h.htpasswd(user: "alice", password: "s3cret")
+        let port = try h.startRegistry(name: "auth", extra: "auth: {htpasswd: {realm: regwatch-test, path: \"\(file)\"}}")
+        try h.pushImage(port: port, repository: "test/app", tag: "1", user: "alice:s3cret")
+        #expect(await prober.probe(target("http://127.0.0.1:\(port)")).errorClass == .authFailed)
+        #expect(await prober.probe(target("http://127.0.0.1:\(port)", credentials: "alice:wrong")).errorClass == .authFailed)
+        let ok = await prober.probe(target("http://127.0.0.1:\(port)", credentials: "alice:s3cret"))
+        #expect(ok.errorClass == .ok, "\(ok.detail)")
+    }
+
+    @Test("self-signed TLS: tls_untrusted with the days left read anyway; an insecure mirror is ok")
+    func selfSigned() async throws {
+        let h = RegistryHarness("tls")
+        let cert = try h.certificate(days: 3)
+        let port = try h.startRegistry(name: "tls", tls: cert)
+        try? h.pushImage(port: port, repository: "test/app", tag: "1")
+        let r = await prober.probe(target("https://127.0.0.1:\(port)"))
+        #expect(r.errorClass == .tlsUntrusted, "\(r.detail)")
+        #expect(r.tls?.trusted == false)
+        #expect(r.tls?.daysLeft == 2 || r.tls?.daysLeft == 3)
+        #expect(r.phases.tlsMs != nil)
+        let insecure = await prober.probe(target("https://127.0.0.1:\(port)", image: nil, insecure: true))
+        #expect(insecure.errorClass == .ok, "\(insecure.detail)")
+        #expect(insecure.tls?.daysLeft != nil)
+    }
+
+    @Test("plain http against a TLS registry and TLS against a plain one fail at TLS or as not a registry")
+    func schemeMismatch() async throws {
+        let h = RegistryHarness("mismatch")
+        let port = try h.startRegistry(name: "plain")
+        let r = await prober.probe(target("https://127.0.0.1:\(port)"))
+        #expect(r.errorClass == .tlsHandshake, "\(r.detail)")
+    }
+
+    @Test("a pull-through cache whose upstream is down answers /v2/ but its manifest probe fails")
+    func pullThroughUpstreamDown() async throws {
+        let h = RegistryHarness("cache")
+        let upstream = try h.startRegistry(name: "upstream")
+        try h.pushImage(port: upstream, repository: "test/app", tag: "1")
+        let cache = try h.startRegistry(name: "cache", extra: "proxy: {remoteurl: \"http://127.0.0.1:\(upstream)\"}")
+        #expect(await prober.probe(target("http://127.0.0.1:\(cache)", role: .mirror)).errorClass == .ok)
+        // Stop the upstream: the cache still answers /v2/, an uncached tag cannot come through.
+        h.stop(name: "upstream")
+        let r = await prober.probe(target("http://127.0.0.1:\(cache)", role: .mirror, image: "test/app:2"))
+        #expect(r.errorClass != .ok)
+        #expect(r.manifest != nil, "the failure is at the manifest step, not /v2/: \(r.detail)")
+    }
+
+    @Test("twenty endpoints probe concurrently: the cycle takes about as long as the slowest")
+    func concurrency() async throws {
+        let h = RegistryHarness("many")
+        let port = try h.startRegistry(name: "r")
+        let closed = RegistryHarness.freePort()
+        let targets = (0..<19).map { _ in target("http://127.0.0.1:\(port)", image: nil) } + [target("http://127.0.0.1:\(closed)", image: nil)]
+        let results = await withTaskGroup(of: ProbeResult.self) { group in
+            for t in targets { group.addTask { await prober.probe(t) } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 20)
+        #expect(results.filter { $0.errorClass == .ok }.count == 19)
+        #expect(results.filter { $0.errorClass == .tcpRefused }.count == 1)
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real CNCF registries (`docker-registry` from Debian) on loopback, one per test, stopped by PID.
+final class RegistryHarness: @unchecked Sendable {
+    let dir: String
+    private var processes: [Process] = []
+    private var byName: [String: Process] = [:]
+
+    init(_ name: String) {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("rw-reg-\(name)-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    deinit { stopAll() }
+
+    func stopAll() {
+        for p in processes { Self.stop(p) }
+        processes = []
+    }
+
+    /// SIGTERM, then SIGKILL after two seconds; never waits forever.
+    static func stop(_ p: Process) {
+        guard p.isRunning else { return }
+        p.terminate()
+        for _ in 0..<40 where p.isRunning { usleep(50_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    }
+
+    /// A port nobody listens on right now.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = bind(fd, $0, len) } }
+        withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    static func waitForPort(_ port: Int, seconds: Double = 15) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = UInt16(port).bigEndian
+            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+            close(fd)
+            if ok { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    /// Starts a registry; `extra` is YAML merged at the top level (auth, proxy) and `tls` adds certificates.
+    func startRegistry(name: String, extra: String = "", tls: (cert: String, key: String)? = nil) throws -> Int {
+        let port = Self.freePort()
+        var http = "http: {addr: \"127.0.0.1:\(port)\"}"
+        if let tls { http = "http: {addr: \"127.0.0.1:\(port)\", tls: {certificate: \"\(tls.cert)\", key: \"\(tls.key)\"}}" }
+        let config = """
+        version: 0.1
+        log: {level: error}
+        storage: {filesystem: {rootdirectory: "\(dir)/\(name)-data"}, delete: {enabled: true}}
+        \(http)
+        \(extra)
+        """
+        let path = "\(dir)/\(name).yml"
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        byName[name] = try start("/usr/bin/docker-registry", ["serve", path])
+        guard Self.waitForPort(port) else { throw HarnessError("registry \(name) did not listen on \(port)") }
+        return port
+    }
+
+    func stop(name: String) {
+        guard let p = byName.removeValue(forKey: name) else { return }
+        Self.stop(p)
+    }
+
+    @discardableResult
+    func start(_ executable: String, _ args: [String], cwd: String? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        processes.append(p)
+        return p
+    }
+
+    /// A self-signed certificate for `registry.test`, `localhost` and 127.0.0.1, valid for `days`.
+    func certificate(days: Int, name: String = "cert", cn: String = "registry.test", san: String = "DNS:registry.test,DNS:localhost,IP:127.0.0.1") throws -> (cert: String, key: String) {
+        let cert = "\(dir)/\(name).crt", key = "\(dir)/\(name).key"
+        try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=\(cn)", "-addext", "subjectAltName=\(san)",
+                                     "-days", "\(days)", "-keyout", key, "-out", cert])
+        return (cert, key)
+    }
+
+    func htpasswd(user: String, password: String) throws -> String {
+        let path = "\(dir)/htpasswd"
+        try run("/usr/bin/htpasswd", ["-Bbc", path, user, password])
+        return path
+    }
+
+    /// Pushes a tiny image (one blob as config and layer, one manifest) with the curl CLI.
+    func pushImage(port: Int, repository: String, tag: String, user: String? = nil) throws {
+        let blob = Array("{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}".utf8)
+        let blobPath = "\(dir)/blob-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: blobPath, contents: Data(blob))
+        let digest = try run("/usr/bin/sha256sum", [blobPath]).split(separator: " ")[0]
+        var auth: [String] = []
+        if let user { auth = ["-u", user] }
+        // Start an upload, then PUT the bytes to the location it returns (distribution 2.8 ignores a POST body).
+        let headers = try run("/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"] + auth + ["http://127.0.0.1:\(port)/v2/\(repository)/blobs/uploads/"])
+        guard let locationLine = headers.split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("location:") }) else {
+            throw HarnessError("no upload location in: \(headers)")
+        }
+        var location = locationLine.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
+        if location.hasPrefix("/") { location = "http://127.0.0.1:\(port)\(location)" }
+        location += (location.contains("?") ? "&" : "?") + "digest=sha256:\(digest)"
+        try run("/usr/bin/curl", ["-sf", "-X", "PUT"] + auth + ["--data-binary", "@\(blobPath)", "-H", "Content-Type: application/octet-stream", location])
+        let manifest = """
+        {"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+         "config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":\(blob.count),"digest":"sha256:\(digest)"},
+         "layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":\(blob.count),"digest":"sha256:\(digest)"}]}
+        """
+        try run("/usr/bin/curl", ["-sf", "-X", "PUT"] + auth + ["-H", "Content-Type: application/vnd.docker.distribution.manifest.v2+json",
+                                  "--data-binary", manifest, "http://127.0.0.1:\(port)/v2/\(repository)/manifests/\(tag)"])
+    }
+
+    @discardableResult
+    func run(_ executable: String, _ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw HarnessError("\(executable) \(args.joined(separator: " ")) exited \(p.terminationStatus)") }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
