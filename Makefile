@@ -4,8 +4,9 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Build: libzmq (transport), libcurl (probes), SQLite (store).
-# Tests: socat (a relay to freeze for the dead-peer test), prometheus (promtool).
-DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat
+# Tests: socat (a relay to freeze; a fake web page), docker-registry + apache2-utils + openssl + curl (real registries,
+# htpasswd, certificates, pushing a test image).
+DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl
 
 .PHONY: deps build release test bench demo clean
 

@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "RegwatchCLI",
             dependencies: [
-                "RegwatchShared",
+                "RegwatchShared", "RegwatchAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -88,6 +88,9 @@ let package = Package(
             path: "Benchmarks/regwatch-bench"
         ),
 
+        // Test support: real components (registries, certificates) for the test targets.
+        .target(name: "RegwatchTestSupport", path: "Sources/TestSupport"),
+
         // Tests
         .testTarget(
             name: "SharedTests",
@@ -98,9 +101,9 @@ let package = Package(
             ],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl"], exclude: ["Fixtures"]),
+        .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl", "RegwatchTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared"]),
         // Runs the built executables; `swift build --build-tests` builds them first.
-        .testTarget(name: "EndToEndTests", dependencies: ["regwatch-agent", "regwatch-aggregator"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport"]),
     ]
 )

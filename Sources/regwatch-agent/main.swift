@@ -8,7 +8,7 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-agent",
         abstract: "Watches this host's path to its container registries and reports to the regwatch aggregator.",
-        subcommands: [Keys.self, Validate.self]
+        subcommands: [Check.self, Keys.self, Validate.self]
     )
 }
 
@@ -18,6 +18,24 @@ struct ConfigOption: ParsableArguments {
 }
 
 extension AgentCommand {
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one check cycle on this host: every registry endpoint and the runtimes' mirror configuration.",
+            discussion: "Exit 0 when everything is healthy, 1 when problems were found, 2 on a usage or configuration error."
+        )
+
+        @OptionGroup var options: ConfigOption
+        @Flag(name: .long, help: "JSON output.") var json = false
+
+        func run() async throws {
+            let config = try AgentConfig.load(options.config)
+            let credentials = try CheckCycle.loadCredentials(config)
+            let report = await CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: credentials).run()
+            if json { try printJSON(report) } else { print(formatCheckTable(report)) }
+            if !report.healthy { throw ExitCode.problems }
+        }
+    }
+
     struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Manage this agent's CURVE key.", subcommands: [Generate.self])
 

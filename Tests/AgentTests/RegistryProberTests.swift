@@ -1,6 +1,7 @@
 import Foundation
 @testable import RegwatchAgent
 import RegwatchShared
+import RegwatchTestSupport
 import Testing
 
 /// The probe engine against real registries on loopback.

@@ -36,6 +36,7 @@ struct HeartbeatTests {
         try await Task.sleep(for: .milliseconds(300))
         let dealer = try Harness.dealer(endpoint: "tcp://127.0.0.1:\(relayPort)", host: "node-a1", security: .curve(serverKey: serverKeys.publicKey, clientKeys: agentKeys), limits: limits)
         #expect(await Harness.first(dealer.events, within: 10) { if case .connected = $0 { true } else { false } } != nil)
+        #expect(await Harness.first(router.events, within: 5) { if case .peerConnected = $0 { true } else { false } } != nil)
         #expect(router.statistics.connectedPeers == 1)
 
         let frozenAt = ContinuousClock.now

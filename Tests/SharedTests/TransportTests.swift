@@ -29,6 +29,7 @@ struct TransportTests {
         #expect(Array(back.payload) == ack)
         guard case .eventsAck(let env) = try WireCodec().decode(back.payload) else { Issue.record("not an ack"); return }
         #expect(env.body.seqs == [1, 2])
+        #expect(await Harness.first(router.events, within: 5) { if case .peerConnected = $0 { true } else { false } } != nil)
         #expect(router.statistics.connectedPeers == 1)
         await dealer.shutdown()
         await router.shutdown()

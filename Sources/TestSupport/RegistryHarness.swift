@@ -4,25 +4,25 @@ import Glibc
 #endif
 
 /// Real CNCF registries (`docker-registry` from Debian) on loopback, one per test, stopped by PID.
-final class RegistryHarness: @unchecked Sendable {
-    let dir: String
+public final class RegistryHarness: @unchecked Sendable {
+    public let dir: String
     private var processes: [Process] = []
     private var byName: [String: Process] = [:]
 
-    init(_ name: String) {
+    public init(_ name: String) {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("rw-reg-\(name)-\(UUID().uuidString)").path
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 
     deinit { stopAll() }
 
-    func stopAll() {
+    public func stopAll() {
         for p in processes { Self.stop(p) }
         processes = []
     }
 
     /// SIGTERM, then SIGKILL after two seconds; never waits forever.
-    static func stop(_ p: Process) {
+    public static func stop(_ p: Process) {
         guard p.isRunning else { return }
         p.terminate()
         for _ in 0..<40 where p.isRunning { usleep(50_000) }
@@ -30,7 +30,7 @@ final class RegistryHarness: @unchecked Sendable {
     }
 
     /// A port nobody listens on right now.
-    static func freePort() -> Int {
+    public static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -43,7 +43,7 @@ final class RegistryHarness: @unchecked Sendable {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    static func waitForPort(_ port: Int, seconds: Double = 15) -> Bool {
+    public static func waitForPort(_ port: Int, seconds: Double = 15) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -60,7 +60,7 @@ final class RegistryHarness: @unchecked Sendable {
     }
 
     /// Starts a registry; `extra` is YAML merged at the top level (auth, proxy) and `tls` adds certificates.
-    func startRegistry(name: String, extra: String = "", tls: (cert: String, key: String)? = nil) throws -> Int {
+    public func startRegistry(name: String, extra: String = "", tls: (cert: String, key: String)? = nil) throws -> Int {
         let port = Self.freePort()
         var http = "http: {addr: \"127.0.0.1:\(port)\"}"
         if let tls { http = "http: {addr: \"127.0.0.1:\(port)\", tls: {certificate: \"\(tls.cert)\", key: \"\(tls.key)\"}}" }
@@ -78,13 +78,13 @@ final class RegistryHarness: @unchecked Sendable {
         return port
     }
 
-    func stop(name: String) {
+    public func stop(name: String) {
         guard let p = byName.removeValue(forKey: name) else { return }
         Self.stop(p)
     }
 
     @discardableResult
-    func start(_ executable: String, _ args: [String], cwd: String? = nil) throws -> Process {
+    public func start(_ executable: String, _ args: [String], cwd: String? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
@@ -97,21 +97,21 @@ final class RegistryHarness: @unchecked Sendable {
     }
 
     /// A self-signed certificate for `registry.test`, `localhost` and 127.0.0.1, valid for `days`.
-    func certificate(days: Int, name: String = "cert", cn: String = "registry.test", san: String = "DNS:registry.test,DNS:localhost,IP:127.0.0.1") throws -> (cert: String, key: String) {
+    public func certificate(days: Int, name: String = "cert", cn: String = "registry.test", san: String = "DNS:registry.test,DNS:localhost,IP:127.0.0.1") throws -> (cert: String, key: String) {
         let cert = "\(dir)/\(name).crt", key = "\(dir)/\(name).key"
         try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=\(cn)", "-addext", "subjectAltName=\(san)",
                                      "-days", "\(days)", "-keyout", key, "-out", cert])
         return (cert, key)
     }
 
-    func htpasswd(user: String, password: String) throws -> String {
+    public func htpasswd(user: String, password: String) throws -> String {
         let path = "\(dir)/htpasswd"
         try run("/usr/bin/htpasswd", ["-Bbc", path, user, password])
         return path
     }
 
     /// Pushes a tiny image (one blob as config and layer, one manifest) with the curl CLI.
-    func pushImage(port: Int, repository: String, tag: String, user: String? = nil) throws {
+    public func pushImage(port: Int, repository: String, tag: String, user: String? = nil) throws {
         let blob = Array("{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}".utf8)
         let blobPath = "\(dir)/blob-\(UUID().uuidString)"
         FileManager.default.createFile(atPath: blobPath, contents: Data(blob))
@@ -137,7 +137,7 @@ final class RegistryHarness: @unchecked Sendable {
     }
 
     @discardableResult
-    func run(_ executable: String, _ args: [String]) throws -> String {
+    public func run(_ executable: String, _ args: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
@@ -152,7 +152,7 @@ final class RegistryHarness: @unchecked Sendable {
     }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }
