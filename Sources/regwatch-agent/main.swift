@@ -8,7 +8,7 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-agent",
         abstract: "Watches this host's path to its container registries and reports to the regwatch aggregator.",
-        subcommands: [Check.self, Keys.self, Validate.self]
+        subcommands: [Check.self, Diagnose.self, Keys.self, Validate.self]
     )
 }
 
@@ -33,6 +33,46 @@ extension AgentCommand {
             let report = await CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: credentials).run()
             if json { try printJSON(report) } else { print(formatCheckTable(report)) }
             if !report.healthy { throw ExitCode.problems }
+        }
+    }
+
+    struct Diagnose: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Follow the pull path a runtime would take for IMAGE and say what fails first, why, and what to do.",
+            discussion: "Exit 0 when the image pulls cleanly, 1 when a problem was found, 2 on a usage or configuration error."
+        )
+
+        @OptionGroup var options: ConfigOption
+        @Flag(name: .long, help: "JSON output.") var json = false
+        @Argument(help: "The image, as a runtime would be asked for it (e.g. alpine:3.20, registry.example:5000/team/app:1).")
+        var image: String
+
+        func validate() throws {
+            guard ImageReference(image) != nil else { throw ValidationError("\"\(image)\" is not an image reference") }
+        }
+
+        func run() async throws {
+            let config = try AgentConfig.load(options.config)
+            let credentials = try CheckCycle.loadCredentials(config)
+            let reference = ImageReference(image)!
+            let runtimes = RuntimeConfigReader(runtime: config.runtime).read()
+            let prober = RegistryProber(runner: CurlMultiRunner())
+            var results: [ProbeResult] = []
+            // In order, as the runtime tries them: each answer is evidence for the verdict.
+            for target in PullPath.targets(for: reference, config: config, runtimes: runtimes, credentials: credentials) {
+                results.append(await prober.probe(target))
+            }
+            let diagnosis = Diagnosis.evaluate(image: reference, path: results)
+            if json {
+                try printJSON(diagnosis)
+            } else {
+                print("image \(diagnosis.image)\n")
+                print(formatTable(["#", "ROLE", "ENDPOINT", "CHECK", "CLASS", "EVIDENCE"], diagnosis.steps.enumerated().map { i, s in
+                    ["\(i + 1)", s.role, s.endpoint, s.check, s.class, s.detail]
+                }))
+                print("\nverdict: \(diagnosis.verdict.class)\n  \(diagnosis.verdict.summary)\nnext step: \(diagnosis.verdict.next)")
+            }
+            if !diagnosis.healthy { throw ExitCode.problems }
         }
     }
 

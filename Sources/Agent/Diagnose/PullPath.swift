@@ -1,0 +1,32 @@
+import RegwatchShared
+
+/// The endpoints a runtime on this host tries for a registry, in its order: the managed runtime's
+/// configured mirrors (Docker for Hub images, else containerd, else CRI-O), else the agent's own mirror
+/// list, then the upstream last.
+public enum PullPath {
+    public static func targets(for image: ImageReference, config: AgentConfig, runtimes: [RuntimeConfigState], credentials: DockerCredentials?) -> [ProbeTarget] {
+        let registry = config.registries.first { $0.name == image.registry }
+        let upstreamURL = registry?.upstream ?? (image.registry == "docker.io" ? "https://registry-1.docker.io" : "https://\(image.registry)")
+        var mirrors: [String] = []
+        let order: [RuntimeKind] = [.docker, .containerd, .crio]
+        for kind in order {
+            guard let state = runtimes.first(where: { $0.runtime == kind && $0.valid }) else { continue }
+            let list = state.mirrors[image.registry] ?? []
+            if kind == .docker && image.registry != "docker.io" { continue } // registry-mirrors only mirror Docker Hub
+            if !list.isEmpty {
+                mirrors = list.map { $0.contains("://") ? $0 : "https://\($0)" }
+                break
+            }
+        }
+        if mirrors.isEmpty { mirrors = registry?.mirrors.map(\.url) ?? [] }
+        let specs = Dictionary(registry?.mirrors.map { ($0.url, $0) } ?? [], uniquingKeysWith: { a, _ in a })
+        func target(_ url: String, _ role: Endpoint.Role) -> ProbeTarget {
+            ProbeTarget(
+                endpoint: Endpoint(registry: image.registry, url: url, role: role), probeRepository: image.repository, probeTag: image.reference,
+                credentials: role == .upstream || specs[url]?.authenticated == true ? credentials?.lookup(registry: image.registry) : nil,
+                insecure: specs[url]?.insecure ?? url.hasPrefix("http://"), readsRateLimit: registry?.rateLimit ?? (image.registry == "docker.io")
+            )
+        }
+        return mirrors.filter { $0 != upstreamURL }.map { target($0, .mirror) } + [target(upstreamURL, .upstream)]
+    }
+}
