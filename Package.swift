@@ -89,7 +89,7 @@ let package = Package(
         ),
 
         // Test support: real components (registries, certificates) for the test targets.
-        .target(name: "RegwatchTestSupport", path: "Sources/TestSupport"),
+        .target(name: "RegwatchTestSupport", path: "Sources/TestSupport", resources: [.copy("Resources/faultproxy.py")]),
 
         // Tests
         .testTarget(

@@ -96,6 +96,15 @@ public final class RegistryHarness: @unchecked Sendable {
         return p
     }
 
+    /// Starts `faultproxy.py` in front of `upstream` (see the script for the modes) and returns its port.
+    public func startFaultProxy(upstream: Int, mode: String) throws -> Int {
+        let port = Self.freePort()
+        guard let script = Bundle.module.path(forResource: "faultproxy", ofType: "py") else { throw HarnessError("faultproxy.py not bundled") }
+        try start("/usr/bin/python3", [script, "\(port)", "http://127.0.0.1:\(upstream)", mode])
+        guard Self.waitForPort(port) else { throw HarnessError("fault proxy did not listen on \(port)") }
+        return port
+    }
+
     /// A self-signed certificate for `registry.test`, `localhost` and 127.0.0.1, valid for `days`.
     public func certificate(days: Int, name: String = "cert", cn: String = "registry.test", san: String = "DNS:registry.test,DNS:localhost,IP:127.0.0.1") throws -> (cert: String, key: String) {
         let cert = "\(dir)/\(name).crt", key = "\(dir)/\(name).key"

@@ -101,6 +101,38 @@ struct RegistryProberTests {
         #expect(r.manifest != nil, "the failure is at the manifest step, not /v2/: \(r.detail)")
     }
 
+    @Test("Docker Hub style quota: headroom read from HEAD, an exhausted quota is rate_limited with the counts")
+    func rateLimits() async throws {
+        let h = RegistryHarness("quota")
+        let up = try h.startRegistry(name: "up")
+        try h.pushImage(port: up, repository: "test/app", tag: "1")
+        let headroom = try h.startFaultProxy(upstream: up, mode: "headroom")
+        let ok = await prober.probe(target("http://127.0.0.1:\(headroom)"))
+        #expect(ok.errorClass == .ok, "\(ok.detail)")
+        #expect(ok.rateLimit == RateLimitState(limit: 100, remaining: 76, windowSeconds: 21600, source: "203.0.113.7"))
+        let exhausted = try h.startFaultProxy(upstream: up, mode: "ratelimit")
+        let r = await prober.probe(target("http://127.0.0.1:\(exhausted)"))
+        #expect(r.errorClass == .rateLimited)
+        #expect(r.rateLimit?.remaining == 0)
+        let abuse = try h.startFaultProxy(upstream: up, mode: "abuse429")
+        #expect(await prober.probe(target("http://127.0.0.1:\(abuse)")).errorClass == .rateLimited)
+    }
+
+    @Test("a failing registry is server_error, a captive portal page is not_registry, a slow one times out")
+    func faults() async throws {
+        let h = RegistryHarness("faults")
+        let up = try h.startRegistry(name: "up")
+        let e503 = try h.startFaultProxy(upstream: up, mode: "error503")
+        #expect(await prober.probe(target("http://127.0.0.1:\(e503)")).errorClass == .serverError)
+        let html = try h.startFaultProxy(upstream: up, mode: "html")
+        #expect(await prober.probe(target("http://127.0.0.1:\(html)")).errorClass == .notRegistry)
+        let slow = try h.startFaultProxy(upstream: up, mode: "slow:3")
+        var t = target("http://127.0.0.1:\(slow)")
+        t.timeoutMs = 1000
+        let r = await prober.probe(t)
+        #expect(r.errorClass == .timeout, "\(r.detail)")
+    }
+
     @Test("twenty endpoints probe concurrently: the cycle takes about as long as the slowest")
     func concurrency() async throws {
         let h = RegistryHarness("many")
