@@ -70,4 +70,18 @@ struct DiagnoseCommandTests {
         let usage = try CLI.run("regwatch-agent", ["diagnose", "not an image", "--config", path])
         #expect(usage.status == 2)
     }
+
+    @Test("a rate-limited upstream is the verdict, with the quota counts in the next step")
+    func rateLimitedUpstream() throws {
+        let h = RegistryHarness("diag-quota")
+        let registry = try h.startRegistry(name: "up")
+        try h.pushImage(port: registry, repository: "test/app", tag: "1")
+        let hub = try h.startFaultProxy(upstream: registry, mode: "ratelimit")
+        let path = try config(h, upstream: hub, mirrors: [])
+        let r = try CLI.run("regwatch-agent", ["diagnose", "test/app:1", "--config", path, "--json"])
+        #expect(r.status == 1)
+        let verdict = try #require(try json(r)["verdict"] as? [String: Any])
+        #expect(verdict["class"] as? String == "rate_limited")
+        #expect((verdict["next"] as? String)?.contains("0/100 left per 6 h for 203.0.113.7") == true, "\(verdict)")
+    }
 }
