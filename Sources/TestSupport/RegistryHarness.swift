@@ -113,6 +113,27 @@ public final class RegistryHarness: @unchecked Sendable {
         return (cert, key)
     }
 
+    /// A private CA for this harness (created on first use): its certificate file is what `ca:` points at.
+    public func certificateAuthority() throws -> String {
+        let cert = "\(dir)/ca.crt"
+        if !FileManager.default.fileExists(atPath: cert) {
+            try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=regwatch-test-ca", "-days", "30",
+                                         "-keyout", "\(dir)/ca.key", "-out", cert])
+        }
+        return cert
+    }
+
+    /// A server certificate signed by the harness CA. `days: 0` makes one that expires within the second.
+    public func signedCertificate(name: String, days: Int, san: String = "DNS:registry.test,DNS:localhost,IP:127.0.0.1") throws -> (cert: String, key: String) {
+        let ca = try certificateAuthority()
+        let key = "\(dir)/\(name).key", csr = "\(dir)/\(name).csr", cert = "\(dir)/\(name).crt", ext = "\(dir)/\(name).ext"
+        try "subjectAltName=\(san)\n".write(toFile: ext, atomically: true, encoding: .utf8)
+        try run("/usr/bin/openssl", ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=registry.test", "-keyout", key, "-out", csr])
+        try run("/usr/bin/openssl", ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", "\(dir)/ca.key", "-CAcreateserial", "-days", "\(days)",
+                                     "-extfile", ext, "-out", cert])
+        return (cert, key)
+    }
+
     public func htpasswd(user: String, password: String) throws -> String {
         let path = "\(dir)/htpasswd"
         try run("/usr/bin/htpasswd", ["-Bbc", path, user, password])

@@ -79,6 +79,33 @@ struct RegistryProberTests {
         #expect(insecure.tls?.daysLeft != nil)
     }
 
+    @Test("a private CA: trusted and expiring in days; a name the certificate lacks is tls_hostname; an expired one tls_expired")
+    func privateCA() async throws {
+        let h = RegistryHarness("ca")
+        let ca = try h.certificateAuthority()
+        let good = try h.startRegistry(name: "good", tls: try h.signedCertificate(name: "good", days: 3))
+        var t = target("https://127.0.0.1:\(good)", image: nil)
+        t.caFile = ca
+        let ok = await prober.probe(t)
+        #expect(ok.errorClass == .ok, "\(ok.detail)")
+        #expect(ok.tls?.trusted == true)
+        #expect(ok.tls?.daysLeft == 2 || ok.tls?.daysLeft == 3)
+        // Without the CA the same certificate is untrusted.
+        #expect(await prober.probe(target("https://127.0.0.1:\(good)", image: nil)).errorClass == .tlsUntrusted)
+
+        let other = try h.startRegistry(name: "other", tls: try h.signedCertificate(name: "other", days: 30, san: "DNS:other.test"))
+        t.endpoint.url = "https://127.0.0.1:\(other)"
+        let wrongName = await prober.probe(t)
+        #expect(wrongName.errorClass == .tlsHostname, "\(wrongName.detail)")
+        #expect(wrongName.tls?.trusted == false)
+
+        let expired = try h.startRegistry(name: "expired", tls: try h.signedCertificate(name: "expired", days: 0))
+        try await Task.sleep(for: .milliseconds(1100))
+        t.endpoint.url = "https://127.0.0.1:\(expired)"
+        let old = await prober.probe(t)
+        #expect(old.errorClass == .tlsExpired, "\(old.detail)")
+    }
+
     @Test("plain http against a TLS registry and TLS against a plain one fail at TLS or as not a registry")
     func schemeMismatch() async throws {
         let h = RegistryHarness("mismatch")

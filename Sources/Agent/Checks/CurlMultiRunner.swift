@@ -105,15 +105,15 @@ final class Transfer {
         ccurl_easy_setopt_long(h, CURLOPT_FRESH_CONNECT, 1)
         ccurl_easy_setopt_long(h, CURLOPT_FORBID_REUSE, 1)
         ccurl_easy_setopt_string(h, CURLOPT_USERAGENT, "regwatch-agent")
-        // Read the certificate even when the chain is not trusted; trust is judged from the verify result.
-        ccurl_easy_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 0)
-        ccurl_easy_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 0)
+        ccurl_easy_setopt_long(h, CURLOPT_SSL_VERIFYPEER, request.verify ? 1 : 0)
+        ccurl_easy_setopt_long(h, CURLOPT_SSL_VERIFYHOST, request.verify ? 2 : 0)
         ccurl_easy_setopt_long(h, CURLOPT_CERTINFO, 1)
         if request.method == .head { ccurl_easy_setopt_long(h, CURLOPT_NOBODY, 1) }
         if let basic = request.basicAuth {
             ccurl_easy_setopt_long(h, CURLOPT_HTTPAUTH, 1) // CURLAUTH_BASIC (a macro Swift does not import)
             ccurl_easy_setopt_string(h, CURLOPT_USERPWD, basic)
         }
+        if let ca = request.caFile { ccurl_easy_setopt_string(h, CURLOPT_CAINFO, ca) }
         if let socket = request.unixSocket { ccurl_easy_setopt_string(h, CURLOPT_UNIX_SOCKET_PATH, socket) }
         for header in request.headers { headerList = curl_slist_append(headerList, header) }
         if let headerList { ccurl_easy_setopt_pointer(h, CURLOPT_HTTPHEADER, headerList) }
@@ -166,7 +166,6 @@ final class Transfer {
         var ip: UnsafePointer<CChar>?
         if ccurl_easy_getinfo_string(h, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK, let ip { r.primaryIP = String(cString: ip) }
         if request.url.hasPrefix("https://"), r.tlsMs > 0 || r.status > 0 {
-            if ccurl_easy_getinfo_long(h, CURLINFO_SSL_VERIFYRESULT, &long) == CURLE_OK { r.tlsVerifyResult = long }
             var info: UnsafeMutablePointer<curl_certinfo>?
             if ccurl_easy_getinfo_certinfo(h, &info) == CURLE_OK, let info, info.pointee.num_of_certs > 0, let first = info.pointee.certinfo[0] {
                 var node: UnsafeMutablePointer<curl_slist>? = first

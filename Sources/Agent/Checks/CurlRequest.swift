@@ -14,6 +14,11 @@ public struct CurlRequest: Sendable {
     public var timeoutMs: Int = 10_000
     /// Basic credentials (`user:password`), when the registry wants them.
     public var basicAuth: String?
+    /// Verify the certificate chain and host name, as a runtime does. With verification off the
+    /// certificate is still read (expiry, names), which is how an untrusted one is described.
+    public var verify: Bool = true
+    /// CA bundle to verify the server against instead of the system's (a private registry's CA).
+    public var caFile: String?
     /// Connect over a unix socket (dockerd's API) instead of TCP.
     public var unixSocket: String?
     /// Largest body kept; the rest is discarded (registries answer small JSON documents).
@@ -41,8 +46,6 @@ public struct CurlResponse: Sendable {
     public var tlsMs: Double = 0
     public var ttfbMs: Double = 0
     public var totalMs: Double = 0
-    /// OpenSSL's verify result (0 trusted, 10 expired, 18/19/20/21 untrusted chain); nil without TLS.
-    public var tlsVerifyResult: Int?
     /// The leaf certificate's fields from `CURLINFO_CERTINFO` ("Expire date", "X509v3 Subject Alternative Name", …).
     public var leafCertificate: [String: String] = [:]
     public var primaryIP: String = ""

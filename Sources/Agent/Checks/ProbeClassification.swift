@@ -44,33 +44,11 @@ enum ProbeClassification {
         }
     }
 
-    /// OpenSSL verify results that mean "expired" and "not trusted".
-    static func tlsClass(verifyResult: Int) -> ErrorClass? {
-        switch verifyResult {
-        case 0: nil
-        case 9, 10: .tlsExpired // not yet valid, has expired
-        default: .tlsUntrusted // 2, 18, 19, 20, 21, …: no path to a trusted root
-        }
-    }
-
-    /// Whether the leaf certificate names `host` (SAN DNS or IP entries; `*.` wildcards one label deep).
-    static func certificate(_ leaf: [String: String], matches host: String) -> Bool {
-        let san = leaf["X509v3 Subject Alternative Name"] ?? ""
-        var names: [String] = []
-        for part in san.split(separator: ",") {
-            let p = part.trimmingCharacters(in: .whitespaces)
-            if p.hasPrefix("DNS:") { names.append(String(p.dropFirst(4)).lowercased()) }
-            if p.hasPrefix("IP Address:") { names.append(String(p.dropFirst(11))) }
-        }
-        if names.isEmpty, let subject = leaf["Subject"], let cn = subject.components(separatedBy: "CN = ").last ?? subject.components(separatedBy: "CN=").last {
-            names.append(cn.split(separator: ",").first.map { String($0).lowercased() } ?? "")
-        }
-        let h = host.lowercased()
-        return names.contains { n in
-            if n == h { return true }
-            if n.hasPrefix("*."), let dot = h.firstIndex(of: ".") { return h[dot...] == n.dropFirst(1) }
-            return false
-        }
+    /// The class of a certificate curl refused (`SSL certificate problem: …`, `no alternative certificate
+    /// subject name matches …`), by the shared message rules; anything else unverifiable is untrusted.
+    static func certificateFailure(_ message: String) -> ErrorClass {
+        let cls = ErrorClassifier.classify(message: message)
+        return [.tlsExpired, .tlsHostname, .tlsUntrusted].contains(cls) ? cls : .tlsUntrusted
     }
 
     /// Days until `Expire date` (e.g. `Dec 29 00:23:11 2026 GMT`), and the date.

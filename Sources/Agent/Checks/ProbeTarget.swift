@@ -12,11 +12,14 @@ public struct ProbeTarget: Sendable, Equatable {
     /// Plain http or an untrusted certificate is acceptable (the runtime is configured to allow it).
     public var insecure: Bool
     public var readsRateLimit: Bool
+    /// CA bundle for this endpoint's certificate (config `ca`); nil: the system's trust store.
+    public var caFile: String?
     public var connectTimeoutMs: Int
     public var timeoutMs: Int
 
     public init(endpoint: Endpoint, probeRepository: String? = nil, probeTag: String? = nil, credentials: String? = nil,
-                insecure: Bool = false, readsRateLimit: Bool = false, connectTimeoutMs: Int = 5_000, timeoutMs: Int = 10_000) {
+                insecure: Bool = false, readsRateLimit: Bool = false, caFile: String? = nil, connectTimeoutMs: Int = 5_000, timeoutMs: Int = 10_000) {
+        self.caFile = caFile
         self.endpoint = endpoint
         self.probeRepository = probeRepository
         self.probeTag = probeTag
@@ -33,13 +36,14 @@ public struct ProbeTarget: Sendable, Equatable {
             let (repo, tag) = r.probeImage.map(Self.splitImage) ?? (nil, nil)
             let upstream = ProbeTarget(
                 endpoint: Endpoint(registry: r.name, url: r.upstream, role: .upstream), probeRepository: repo, probeTag: tag,
-                credentials: credentials?.lookup(registry: r.name), insecure: r.upstream.hasPrefix("http://"), readsRateLimit: r.rateLimit
+                credentials: credentials?.lookup(registry: r.name), insecure: r.upstream.hasPrefix("http://"), readsRateLimit: r.rateLimit,
+                caFile: r.ca
             )
             let mirrors = r.mirrors.map { m in
                 ProbeTarget(
                     endpoint: Endpoint(registry: r.name, url: m.url, role: .mirror), probeRepository: repo, probeTag: tag,
                     credentials: m.authenticated ? credentials?.lookup(registry: URL(string: m.url)?.host.map { h in URL(string: m.url)?.port.map { "\(h):\($0)" } ?? h } ?? m.url) : nil,
-                    insecure: m.insecure, readsRateLimit: r.rateLimit
+                    insecure: m.insecure, readsRateLimit: r.rateLimit, caFile: r.mirrorCAs[m.url] ?? r.ca
                 )
             }
             return [upstream] + mirrors

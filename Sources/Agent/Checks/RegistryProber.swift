@@ -53,26 +53,35 @@ public struct RegistryProber: Sendable {
             r.headers = headers
             r.connectTimeoutMs = target.connectTimeoutMs
             r.timeoutMs = target.timeoutMs
+            r.caFile = target.caFile
             return r
         }
 
-        // TCP + TLS + /v2/
-        let ping = await runner.perform(request("/v2/"))
+        // TCP + TLS + /v2/, verifying the certificate as the runtime would.
+        var ping = await runner.perform(request("/v2/"))
+        if https && ping.curlCode == ProbeClassification.peerFailedVerification {
+            // Not trusted here: look again without verification to describe the certificate (expiry, names).
+            let cls = ProbeClassification.certificateFailure(ping.curlMessage)
+            var look = request("/v2/")
+            look.verify = false
+            let seen = await runner.perform(look)
+            let expiry = ProbeClassification.expiry(seen.leafCertificate, now: checkedAt)
+            result.tls = TLSState(trusted: false, daysLeft: expiry?.days, expiresAt: expiry?.date)
+            if !target.insecure || !seen.succeeded {
+                result.phases.connectMs = (dnsMs + seen.connectMs).rounded(toPlaces: 1)
+                if seen.tlsMs > 0 { result.phases.tlsMs = (dnsMs + seen.tlsMs).rounded(toPlaces: 1) }
+                return finish(cls, "certificate of \(host): \(ping.curlMessage)\(expiry.map { " (expires in \($0.days) days)" } ?? "")")
+            }
+            ping = seen // the runtime is told to accept this endpoint's certificate
+        } else if https && ping.succeeded {
+            let expiry = ProbeClassification.expiry(ping.leafCertificate, now: checkedAt)
+            result.tls = TLSState(trusted: true, daysLeft: expiry?.days, expiresAt: expiry?.date)
+        }
         result.phases.connectMs = (dnsMs + ping.connectMs).rounded(toPlaces: 1)
         if https && ping.tlsMs > 0 { result.phases.tlsMs = (dnsMs + ping.tlsMs).rounded(toPlaces: 1) }
         if ping.ttfbMs > 0 { result.phases.ttfbMs = (dnsMs + ping.ttfbMs).rounded(toPlaces: 1) }
         if !ping.succeeded {
             return finish(ProbeClassification.transportFailure(ping, https: https), "\(ping.curlMessage) (\(address):\(port))")
-        }
-        if https, let verify = ping.tlsVerifyResult {
-            let expiry = ProbeClassification.expiry(ping.leafCertificate, now: checkedAt)
-            let hostOK = ProbeClassification.certificate(ping.leafCertificate, matches: host)
-            let chain = ProbeClassification.tlsClass(verifyResult: verify)
-            result.tls = TLSState(trusted: chain == nil && hostOK, daysLeft: expiry?.days, expiresAt: expiry?.date)
-            if !target.insecure {
-                if let chain { return finish(chain, "certificate of \(host): OpenSSL verify result \(verify)\(expiry.map { ", expires in \($0.days) days" } ?? "")") }
-                if !hostOK { return finish(.tlsHostname, "certificate is not valid for \(host) (\(ping.leafCertificate["X509v3 Subject Alternative Name"] ?? ping.leafCertificate["Subject"] ?? "no names"))") }
-            }
         }
         let apiVersion = ping.headers["docker-distribution-api-version"]
         let challenge = AuthChallenge(ping.headers["www-authenticate"])
@@ -123,7 +132,9 @@ public struct RegistryProber: Sendable {
 
         // Manifest (HEAD: costs no Docker Hub quota) and rate-limit headroom.
         let ns = target.endpoint.role == .mirror ? "?ns=\(target.endpoint.registry)" : ""
-        let manifest = await runner.perform(request("/v2/\(repo)/manifests/\(tag)\(ns)", method: .head, headers: [Self.manifestAccept] + authorization))
+        var manifestRequest = request("/v2/\(repo)/manifests/\(tag)\(ns)", method: .head, headers: [Self.manifestAccept] + authorization)
+        manifestRequest.verify = result.tls?.trusted != false
+        let manifest = await runner.perform(manifestRequest)
         if !manifest.succeeded {
             return finish(ProbeClassification.transportFailure(manifest, https: https), "HEAD manifest \(repo):\(tag): \(manifest.curlMessage)")
         }

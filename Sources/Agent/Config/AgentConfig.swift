@@ -25,6 +25,10 @@ public struct AgentConfig: Sendable, Equatable {
         public var credentials: String?
         /// The allowlist and preferred order.
         public var mirrors: [MirrorSpec]
+        /// CA bundle for the upstream (and mirrors without their own); nil: the system trust store.
+        public var ca: String? = nil
+        /// Per-mirror CA bundles, by mirror URL.
+        public var mirrorCAs: [String: String] = [:]
     }
 
     public struct Docker: Sendable, Equatable {
@@ -98,6 +102,7 @@ public struct AgentConfig: Sendable, Equatable {
             let upstream = try node["upstream"].string(default: name == "docker.io" ? "https://registry-1.docker.io" : "https://\(name)")!
             guard URLRules.isHTTPURL(upstream) else { throw node["upstream"].error("expected an http(s) URL, got \"\(upstream)\"") }
             var mirrors: [MirrorSpec] = []
+            var mirrorCAs: [String: String] = [:]
             for m in try node["mirrors"].list() {
                 let spec: MirrorSpec
                 if let url = m.scalarText {
@@ -107,6 +112,7 @@ public struct AgentConfig: Sendable, Equatable {
                         url: try m["url"].requiredString(), trusted: try m["trusted"].bool(default: false),
                         authenticated: try m["authenticated"].bool(default: false), insecure: try m["insecure"].bool(default: false)
                     )
+                    if let ca = try m["ca"].string() { mirrorCAs[spec.url] = ca }
                     try m.rejectUnknownKeys()
                 }
                 guard URLRules.isHTTPURL(spec.url) else { throw m.error("expected an http(s) URL, got \"\(spec.url)\"") }
@@ -118,7 +124,8 @@ public struct AgentConfig: Sendable, Equatable {
             registries.append(Registry(
                 name: name, upstream: upstream, probeImage: try node["probeImage"].string(),
                 rateLimit: try node["rateLimit"].bool(default: name == "docker.io"),
-                credentials: try node["credentials"].string(), mirrors: mirrors
+                credentials: try node["credentials"].string(), mirrors: mirrors,
+                ca: try node["ca"].string(), mirrorCAs: mirrorCAs
             ))
             try node.rejectUnknownKeys()
         }
