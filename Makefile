@@ -5,8 +5,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Build: libzmq (transport), libcurl (probes), SQLite (store).
 # Tests: socat (a relay to freeze; a fake web page), docker-registry + apache2-utils + openssl + curl (real registries,
-# htpasswd, certificates, pushing a test image), python3 (the fault-injecting proxy in front of a registry).
-DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3
+# htpasswd, certificates, pushing a test image), python3 (the fault-injecting proxy in front of a registry),
+# iproute2 + nftables + dnsmasq-base (test hosts in network namespaces: firewall DROP, NXDOMAIN).
+DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 \
+  iproute2 nftables dnsmasq-base
 
 .PHONY: deps build release test bench demo clean
 

@@ -166,19 +166,61 @@ public final class RegistryHarness: @unchecked Sendable {
                                   "--data-binary", manifest, "http://127.0.0.1:\(port)/v2/\(repository)/manifests/\(tag)"])
     }
 
+    /// Runs a short command to completion and returns its stdout; throws on a non-zero exit.
+    /// posix_spawn + waitpid directly: Foundation's Process could leave `waitUntilExit` hanging on a
+    /// child that had already exited when spawned from a test thread.
     @discardableResult
     public func run(_ executable: String, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw HarnessError("\(executable) \(args.joined(separator: " ")) exited \(p.terminationStatus)") }
-        return String(decoding: data, as: UTF8.self)
+        let (status, output) = try Self.spawnAndWait(executable, args)
+        guard status == 0 else { throw HarnessError("\(executable) \(args.joined(separator: " ")) exited \(status)") }
+        return output
+    }
+
+    /// Runs a command to completion; stdout is returned, stderr goes to `stderrPath` (or /dev/null).
+    public static func spawnAndWait(_ executable: String, _ args: [String], stderrPath: String? = nil, environment: [String: String]? = nil) throws -> (Int32, String) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw HarnessError("pipe failed") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        // Children get default signal dispositions and an empty mask, whatever the test runner blocks.
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([executable] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer { envp?.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = envp.map { e in posix_spawn(&pid, executable, &actions, &attr, argv, e) } ?? posix_spawn(&pid, executable, &actions, &attr, argv, environ)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw HarnessError("cannot run \(executable): \(String(cString: strerror(rc)))")
+        }
+        var output = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fds[0], &buffer, buffer.count)
+            if n > 0 { output += buffer[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+        }
+        close(fds[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exit, String(decoding: output, as: UTF8.self))
     }
 }
 

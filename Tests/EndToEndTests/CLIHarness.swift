@@ -1,4 +1,5 @@
 import Foundation
+import RegwatchTestSupport
 
 /// Runs the built executables as a user would, capturing exit code, stdout and stderr.
 enum CLI {
@@ -21,20 +22,18 @@ enum CLI {
     }
 
     static func run(_ name: String, _ args: [String]) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary(name))
-        p.arguments = args
+        try runRaw(binary(name), args)
+    }
+
+    /// Runs any executable by path (posix_spawn + waitpid: see `RegistryHarness.spawnAndWait`).
+    static func runRaw(_ executable: String, _ args: [String]) throws -> Result {
         var env = ProcessInfo.processInfo.environment
         env["REGWATCH_LOG_LEVEL"] = "error"
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("rw-cli-\(UUID().uuidString).err").path
+        defer { try? FileManager.default.removeItem(atPath: errPath) }
+        let (status, out) = try RegistryHarness.spawnAndWait(executable, args, stderrPath: errPath, environment: env)
+        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        return Result(status: status, stdout: out, stderr: err)
     }
 
     static func tempDir(_ name: String) -> String {
