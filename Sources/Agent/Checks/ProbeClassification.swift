@@ -37,10 +37,11 @@ enum ProbeClassification {
         case gotNothing, sendError, recvError:
             if r.curlMessage.contains("CONNECT") || r.curlMessage.lowercased().contains("proxy") { return .proxyFailure }
             if https && r.tlsMs == 0 { return .tlsHandshake }
-            return ErrorClassifier.classify(message: r.curlMessage) == .unknown ? .tcpRefused : ErrorClassifier.classify(message: r.curlMessage)
-        default:
+            // The connection broke after it was made (reset, closed without an answer).
             let fromText = ErrorClassifier.classify(message: r.curlMessage)
-            return fromText
+            return fromText == .unknown ? .tcpRefused : fromText
+        default:
+            return ErrorClassifier.classify(message: r.curlMessage)
         }
     }
 
