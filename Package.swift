@@ -89,7 +89,7 @@ let package = Package(
         ),
 
         // Test support: real components (registries, certificates) for the test targets.
-        .target(name: "RegwatchTestSupport", path: "Sources/TestSupport", resources: [.copy("Resources/faultproxy.py")]),
+        .target(name: "RegwatchTestSupport", path: "Sources/TestSupport", resources: [.copy("Resources/faultproxy.py"), .copy("Resources/tokenserver.py")]),
 
         // Tests
         .testTarget(

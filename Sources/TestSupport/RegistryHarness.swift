@@ -105,6 +105,19 @@ public final class RegistryHarness: @unchecked Sendable {
         return port
     }
 
+    /// Starts a registry with token auth and its token server (`tokenserver.py`) for `user:password`;
+    /// `deniedRepository` is granted nothing. Returns the registry's port.
+    public func startTokenRegistry(name: String, credentials: String, deniedRepository: String? = nil) throws -> Int {
+        let signing = try certificate(days: 30, name: "\(name)-token", cn: "regwatch-token-signer", san: "DNS:token.test")
+        let tokenPort = Self.freePort()
+        guard let script = Bundle.module.path(forResource: "tokenserver", ofType: "py") else { throw HarnessError("tokenserver.py not bundled") }
+        try start("/usr/bin/python3", [script, "\(tokenPort)", signing.key, signing.cert, "regwatch-test-issuer", credentials] + (deniedRepository.map { [$0] } ?? []))
+        guard Self.waitForPort(tokenPort) else { throw HarnessError("token server did not listen on \(tokenPort)") }
+        return try startRegistry(name: name, extra: """
+        auth: {token: {realm: "http://127.0.0.1:\(tokenPort)/token", service: regwatch-test-registry, issuer: regwatch-test-issuer, rootcertbundle: "\(signing.cert)"}}
+        """)
+    }
+
     /// A self-signed certificate for `registry.test`, `localhost` and 127.0.0.1, valid for `days`.
     public func certificate(days: Int, name: String = "cert", cn: String = "registry.test", san: String = "DNS:registry.test,DNS:localhost,IP:127.0.0.1") throws -> (cert: String, key: String) {
         let cert = "\(dir)/\(name).crt", key = "\(dir)/\(name).key"

@@ -63,6 +63,22 @@ struct RegistryProberTests {
         #expect(ok.errorClass == .ok, "\(ok.detail)")
     }
 
+    @Test("token auth (Bearer): the right credentials reach the manifest; wrong ones and a denied scope do not")
+    func bearer() async throws {
+        let h = RegistryHarness("token")
+        let port = try h.startTokenRegistry(name: "reg", credentials: "alice:s3cret", deniedRepository: "test/secret")
+        // Push through the registry with a token, as a client would.
+        let ok = await prober.probe(target("http://127.0.0.1:\(port)", image: "test/app:1", credentials: "alice:s3cret"))
+        #expect(ok.errorClass == .notFound, "\(ok.detail)") // authenticated: the manifest is simply not there
+        #expect(ok.manifest?.status == 404)
+        let wrong = await prober.probe(target("http://127.0.0.1:\(port)", credentials: "alice:rotated"))
+        #expect(wrong.errorClass == .authFailed, "\(wrong.detail)")
+        #expect(wrong.detail.contains("token endpoint"))
+        let denied = await prober.probe(target("http://127.0.0.1:\(port)", image: "test/secret:1", credentials: "alice:s3cret"))
+        #expect(denied.errorClass == .authFailed, "\(denied.detail)")
+        #expect(denied.manifest?.status == 401)
+    }
+
     @Test("self-signed TLS: tls_untrusted with the days left read anyway; an insecure mirror is ok")
     func selfSigned() async throws {
         let h = RegistryHarness("tls")
@@ -143,6 +159,8 @@ struct RegistryProberTests {
         #expect(r.rateLimit?.remaining == 0)
         let abuse = try h.startFaultProxy(upstream: up, mode: "abuse429")
         #expect(await prober.probe(target("http://127.0.0.1:\(abuse)")).errorClass == .rateLimited)
+        let denied = try h.startFaultProxy(upstream: up, mode: "denied")
+        #expect(await prober.probe(target("http://127.0.0.1:\(denied)")).errorClass == .accessDenied)
     }
 
     @Test("a failing registry is server_error, a captive portal page is not_registry, a slow one times out")

@@ -51,4 +51,27 @@ struct CheckCommandTests {
         #expect(badConfig.status == 2)
         #expect(badConfig.stderr.contains("\(h.dir)/nope.yaml: no such file"))
     }
+
+    @Test("an HTTP proxy that is down is proxy_failure, not the registry's fault")
+    func proxyDown() throws {
+        let h = RegistryHarness("proxy")
+        let up = try h.startRegistry(name: "up")
+        let config = "\(h.dir)/agent.yaml"
+        try """
+        host: {id: node-a1}
+        aggregator: {insecure: true}
+        registries:
+          - {name: docker.io, upstream: "http://127.0.0.1:\(up)", rateLimit: false}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        var env = ProcessInfo.processInfo.environment
+        env["REGWATCH_LOG_LEVEL"] = "error"
+        env["http_proxy"] = "http://127.0.0.1:\(RegistryHarness.freePort())"
+        env["no_proxy"] = nil
+        env["NO_PROXY"] = nil
+        let (status, out) = try RegistryHarness.spawnAndWait(CLI.binary("regwatch-agent"), ["check", "--config", config, "--json"], environment: env)
+        #expect(status == 1)
+        #expect(out.contains("\"class\" : \"proxy_failure\""), "\(out)")
+        // Without the proxy the same registry is fine.
+        #expect(try CLI.run("regwatch-agent", ["check", "--config", config]).status == 0)
+    }
 }

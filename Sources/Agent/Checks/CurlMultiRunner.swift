@@ -165,6 +165,7 @@ final class Transfer {
         r.totalMs = ms(CURLINFO_TOTAL_TIME_T)
         var ip: UnsafePointer<CChar>?
         if ccurl_easy_getinfo_string(h, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK, let ip { r.primaryIP = String(cString: ip) }
+        if ccurl_easy_getinfo_long(h, CURLINFO_PRIMARY_PORT, &long) == CURLE_OK { r.primaryPort = long }
         if request.url.hasPrefix("https://"), r.tlsMs > 0 || r.status > 0 {
             var info: UnsafeMutablePointer<curl_certinfo>?
             if ccurl_easy_getinfo_certinfo(h, &info) == CURLE_OK, let info, info.pointee.num_of_certs > 0, let first = info.pointee.certinfo[0] {

@@ -49,6 +49,8 @@ public struct CurlResponse: Sendable {
     /// The leaf certificate's fields from `CURLINFO_CERTINFO` ("Expire date", "X509v3 Subject Alternative Name", …).
     public var leafCertificate: [String: String] = [:]
     public var primaryIP: String = ""
+    /// The port of the last connection attempt: not the target's when a proxy was in the way.
+    public var primaryPort: Int = 0
 
     public var succeeded: Bool { curlCode == 0 }
 }

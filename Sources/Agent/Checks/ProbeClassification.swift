@@ -16,7 +16,13 @@ enum ProbeClassification {
     static let proxy: Int32 = 97
 
     /// The class of a transfer that did not complete (curlCode != 0).
-    static func transportFailure(_ r: CurlResponse, https: Bool) -> ErrorClass {
+    /// `targetPort`: where the request should have gone; a failed connection to another port went to a
+    /// proxy (curl's message does not say so).
+    static func transportFailure(_ r: CurlResponse, https: Bool, targetPort: Int? = nil) -> ErrorClass {
+        if let targetPort, let tried = attemptedPort(r), tried != targetPort,
+           [couldntConnect, operationTimedOut, gotNothing, recvError, sendError].contains(r.curlCode) {
+            return .proxyFailure
+        }
         switch r.curlCode {
         case couldntResolveProxy, proxy: return .proxyFailure
         case couldntResolveHost: return .dnsFailure
@@ -43,6 +49,14 @@ enum ProbeClassification {
         default:
             return ErrorClassifier.classify(message: r.curlMessage)
         }
+    }
+
+    /// The port curl last tried: `CURLINFO_PRIMARY_PORT`, or from `Failed to connect to H port P` when
+    /// the connection never came up (curl leaves the info at 0 then).
+    static func attemptedPort(_ r: CurlResponse) -> Int? {
+        if r.primaryPort != 0 { return r.primaryPort }
+        guard let range = r.curlMessage.range(of: #" port (\d+)"#, options: .regularExpression) else { return nil }
+        return Int(r.curlMessage[range].dropFirst(" port ".count))
     }
 
     /// The class of a certificate curl refused (`SSL certificate problem: …`, `no alternative certificate

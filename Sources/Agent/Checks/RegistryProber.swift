@@ -81,7 +81,9 @@ public struct RegistryProber: Sendable {
         if https && ping.tlsMs > 0 { result.phases.tlsMs = (dnsMs + ping.tlsMs).rounded(toPlaces: 1) }
         if ping.ttfbMs > 0 { result.phases.ttfbMs = (dnsMs + ping.ttfbMs).rounded(toPlaces: 1) }
         if !ping.succeeded {
-            return finish(ProbeClassification.transportFailure(ping, https: https), "\(ping.curlMessage) (\(address):\(port))")
+            let cls = ProbeClassification.transportFailure(ping, https: https, targetPort: port)
+            let via = cls == .proxyFailure ? " through the proxy on port \(ProbeClassification.attemptedPort(ping) ?? 0)" : ""
+            return finish(cls, "\(ping.curlMessage) (\(address):\(port)\(via))")
         }
         let apiVersion = ping.headers["docker-distribution-api-version"]
         let challenge = AuthChallenge(ping.headers["www-authenticate"])
@@ -136,7 +138,7 @@ public struct RegistryProber: Sendable {
         manifestRequest.verify = result.tls?.trusted != false
         let manifest = await runner.perform(manifestRequest)
         if !manifest.succeeded {
-            return finish(ProbeClassification.transportFailure(manifest, https: https), "HEAD manifest \(repo):\(tag): \(manifest.curlMessage)")
+            return finish(ProbeClassification.transportFailure(manifest, https: https, targetPort: port), "HEAD manifest \(repo):\(tag): \(manifest.curlMessage)")
         }
         result.manifest = ManifestState(reference: "\(repo):\(tag)", status: manifest.status, digest: manifest.headers["docker-content-digest"])
         if target.readsRateLimit, let (limit, window) = ProbeClassification.rateLimitValue(manifest.headers["ratelimit-limit"]),

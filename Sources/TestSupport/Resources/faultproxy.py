@@ -5,7 +5,7 @@ The CNCF registry has no rate limits and never misbehaves on purpose; this sits 
 does what Docker Hub, a broken load balancer or a slow network would do. Standard library only.
 
   faultproxy.py PORT UPSTREAM MODE
-  MODE: pass | headroom | ratelimit | abuse429 | error503 | html | slow:SECONDS
+  MODE: pass | headroom | ratelimit | abuse429 | denied | error503 | html | slow:SECONDS
 """
 import http.server
 import socketserver
@@ -41,6 +41,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(503, {"Content-Type": "text/plain"}, b"Service Unavailable")
         if MODE == "html":
             return self.reply(200, {"Content-Type": "text/html"}, b"<html><body>Please log in to the guest network</body></html>")
+        if MODE == "denied" and manifest:
+            body = b'{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}'
+            return self.reply(403, {"Content-Type": "application/json"}, body)
         if MODE == "abuse429" and manifest:
             return self.reply(429, {"Content-Type": "text/plain"}, b"Too Many Requests")
         if MODE == "ratelimit" and manifest:
