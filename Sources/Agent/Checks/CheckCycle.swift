@@ -33,7 +33,7 @@ public struct CheckCycle: Sendable {
             for await (i, r) in group { out[i] = r }
             return out.compactMap { $0 }
         }
-        let runtimes = RuntimeConfigReader(runtime: config.runtime).read()
+        let runtimes = await RuntimeConfigReader(runtime: config.runtime, runner: prober.runner).readWithEngine()
         return CheckReport(host: config.host, probes: results, runtimes: runtimes)
     }
 }

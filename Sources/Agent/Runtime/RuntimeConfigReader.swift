@@ -8,9 +8,36 @@ import RegwatchShared
 /// `valid: false` and a one-line `detail` naming the file, line and column.
 public struct RuntimeConfigReader: Sendable {
     public let runtime: AgentConfig.Runtime
+    /// Asks a running dockerd for the mirrors it really uses; nil: files only.
+    let engine: DockerEngine?
 
-    public init(runtime: AgentConfig.Runtime) {
+    public init(runtime: AgentConfig.Runtime, runner: CurlMultiRunner? = nil) {
         self.runtime = runtime
+        if let socket = runtime.docker?.socket, let runner, FileManager.default.fileExists(atPath: socket) {
+            engine = DockerEngine(socket: socket, runner: runner)
+        } else {
+            engine = nil
+        }
+    }
+
+    /// The files, plus dockerd's effective mirrors when its socket answers: a difference means a reload
+    /// is pending or failed (dockerd keeps the old list when the new file is bad).
+    public func readWithEngine() async -> [RuntimeConfigState] {
+        var states = read()
+        guard let engine, let i = states.firstIndex(where: { $0.runtime == .docker }) else { return states }
+        do {
+            let effective = try await engine.effectiveMirrors()
+            let configured = states[i].mirrors["docker.io"] ?? []
+            if effective != configured {
+                states[i].detail = "dockerd uses [\(effective.joined(separator: ", "))] but \(runtime.docker!.daemonJSON) says [\(configured.joined(separator: ", "))]: reload pending or failed"
+                states[i].valid = false
+            } else if states[i].detail.isEmpty {
+                states[i].detail = "dockerd uses these mirrors"
+            }
+        } catch {
+            states[i].detail += (states[i].detail.isEmpty ? "" : "; ") + "\(error)"
+        }
+        return states
     }
 
     public func read() -> [RuntimeConfigState] {
