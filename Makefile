@@ -7,9 +7,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests: socat (a relay to freeze; a fake web page), docker-registry + apache2-utils + openssl + curl (real registries,
 # htpasswd, certificates, pushing a test image), python3 (the fault-injecting proxy in front of a registry),
 # iproute2 + nftables + dnsmasq-base (test hosts in network namespaces: firewall DROP, NXDOMAIN), docker.io (a real
-# dockerd in a namespace: its effective mirrors).
+# dockerd in a namespace: its effective mirrors). Bench: prometheus-blackbox-exporter (the peer measured side by side).
 DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 \
-  iproute2 nftables dnsmasq-base docker.io
+  iproute2 nftables dnsmasq-base docker.io prometheus-blackbox-exporter
 
 .PHONY: deps build release test bench demo clean
 
@@ -34,7 +34,10 @@ test: deps
 
 bench: deps
 	$(SWIFT) build -c release --product regwatch-bench
+	$(SWIFT) build -c release --product regwatch-probe-bench
+	$(SWIFT) build -c release --product regwatch-agent
 	.build/release/regwatch-bench
+	.build/release/regwatch-probe-bench
 
 demo: deps build
 	bash scripts/demo.sh

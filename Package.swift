@@ -91,6 +91,12 @@ let package = Package(
         // Test support: real components (registries, certificates) for the test targets.
         .target(name: "RegwatchTestSupport", path: "Sources/TestSupport", resources: [.copy("Resources/faultproxy.py"), .copy("Resources/tokenserver.py")]),
 
+        .executableTarget(
+            name: "regwatch-probe-bench",
+            dependencies: ["RegwatchTestSupport"],
+            path: "Benchmarks/probe-bench"
+        ),
+
         // Tests
         .testTarget(
             name: "SharedTests",

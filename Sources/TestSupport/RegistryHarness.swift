@@ -191,6 +191,12 @@ public final class RegistryHarness: @unchecked Sendable {
 
     /// Runs a command to completion; stdout is returned, stderr goes to `stderrPath` (or /dev/null).
     public static func spawnAndWait(_ executable: String, _ args: [String], stderrPath: String? = nil, environment: [String: String]? = nil) throws -> (Int32, String) {
+        let (status, output, _) = try spawnAndMeasure(executable, args, stderrPath: stderrPath, environment: environment)
+        return (status, output)
+    }
+
+    /// Like ``spawnAndWait`` and also returns the child's resource usage (CPU time, peak RSS) from wait4.
+    public static func spawnAndMeasure(_ executable: String, _ args: [String], stderrPath: String? = nil, environment: [String: String]? = nil) throws -> (Int32, String, rusage) {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw HarnessError("pipe failed") }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
@@ -231,9 +237,10 @@ public final class RegistryHarness: @unchecked Sendable {
         }
         close(fds[0])
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
         let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (exit, String(decoding: output, as: UTF8.self))
+        return (exit, String(decoding: output, as: UTF8.self), usage)
     }
 }
 

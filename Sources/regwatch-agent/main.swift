@@ -26,11 +26,19 @@ extension AgentCommand {
 
         @OptionGroup var options: ConfigOption
         @Flag(name: .long, help: "JSON output.") var json = false
+        @Option(name: .customLong("repeat"), help: "Run this many cycles back to back and print the last (for measuring the probe engine).")
+        var repeatCount: Int = 1
+
+        func validate() throws {
+            guard (1...100_000).contains(repeatCount) else { throw ValidationError("--repeat must be between 1 and 100000") }
+        }
 
         func run() async throws {
             let config = try AgentConfig.load(options.config)
             let credentials = try CheckCycle.loadCredentials(config)
-            let report = await CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: credentials).run()
+            let cycle = CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: credentials)
+            var report = await cycle.run()
+            for _ in 1..<repeatCount { report = await cycle.run() }
             if json { try printJSON(report) } else { print(formatCheckTable(report)) }
             if !report.healthy { throw ExitCode.problems }
         }
