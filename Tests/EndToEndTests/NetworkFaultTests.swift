@@ -42,7 +42,7 @@ struct NetworkFaultTests {
         }
     }
 
-    @Test("firewall DROP is tcp_timeout, a name dnsmasq does not know is dns_nxdomain, a dead resolver is dns_failure")
+    @Test("firewall DROP is tcp_timeout, no route is network_unreachable, a name dnsmasq does not know is dns_nxdomain, a dead resolver is dns_failure")
     func faults() throws {
         let ns = try Namespace()
         let h = ns.harness
@@ -73,6 +73,8 @@ struct NetworkFaultTests {
             mirrors:
               - {url: "http://missing.test:\(port)", insecure: true}
               - {url: "http://127.0.0.1:\(dropped)", insecure: true}
+              # TEST-NET-1 (RFC 5737): the namespace has only lo, so there is no route and nothing is sent.
+              - {url: "http://192.0.2.1:5000", insecure: true}
         """.write(toFile: agentConfig, atomically: true, encoding: .utf8)
 
         let r = try ns.agent(["check", "--config", agentConfig, "--json"], resolv: "\(h.dir)/resolv.conf")
@@ -82,6 +84,7 @@ struct NetworkFaultTests {
         #expect(classes.first { $0.0.contains("registry.test") }?.1 == "ok")
         #expect(classes.first { $0.0.contains("missing.test") }?.1 == "dns_nxdomain")
         #expect(classes.first { $0.0.contains(":\(dropped)") }?.1 == "tcp_timeout")
+        #expect(classes.first { $0.0.contains("192.0.2.1") }?.1 == "network_unreachable")
 
         let dead = try ns.agent(["check", "--config", agentConfig, "--json"], resolv: "\(h.dir)/resolv-dead.conf")
         let deadDoc = try #require(try JSONSerialization.jsonObject(with: Data(dead.stdout.utf8)) as? [String: Any], "\(dead.stderr)")
