@@ -42,6 +42,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Agent"
         ),
@@ -72,6 +73,7 @@ let package = Package(
                 "RegwatchAgent", "RegwatchShared", "RegwatchCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -110,6 +112,9 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl", "RegwatchTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared"]),
         // Runs the built executables; `swift build --build-tests` builds them first.
-        .testTarget(name: "EndToEndTests", dependencies: ["regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport"]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport", "RegwatchShared", .product(name: "Logging", package: "swift-log")]
+        ),
     ]
 )

@@ -3,12 +3,14 @@ import Foundation
 import RegwatchAgent
 import RegwatchCLI
 import RegwatchShared
+import Logging
+import ServiceLifecycle
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-agent",
         abstract: "Watches this host's path to its container registries and reports to the regwatch aggregator.",
-        subcommands: [Check.self, Diagnose.self, Keys.self, Validate.self]
+        subcommands: [Run.self, Check.self, Diagnose.self, Keys.self, Validate.self]
     )
 }
 
@@ -18,6 +20,33 @@ struct ConfigOption: ParsableArguments {
 }
 
 extension AgentCommand {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the agent: a check cycle every interval, each published to the aggregator as a report.",
+            discussion: "Stops cleanly on SIGTERM or SIGINT."
+        )
+
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            let config = try AgentConfig.load(options.config)
+            let credentials = try AgentCredentials.load(config, configFile: options.config)
+            let dockerCredentials = try CheckCycle.loadCredentials(config)
+            let logger = Logger(label: "regwatch.agent")
+            let client = DealerClient(configuration: credentials.dealerConfiguration(config), logger: logger)
+            try client.start()
+            let cycle = CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: dockerCredentials)
+            let scheduler = ReportScheduler(config: config, cycle: cycle, client: client, logger: logger)
+            logger.info("agent running", metadata: ["host.id": "\(config.host.id)", "aggregator": "\(config.aggregator.endpoint)", "interval": "\(config.interval)"])
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: client), .init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
+            try await group.run()
+        }
+    }
+
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run one check cycle on this host: every registry endpoint and the runtimes' mirror configuration.",

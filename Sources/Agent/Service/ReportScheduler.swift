@@ -1,0 +1,75 @@
+import Foundation
+import Logging
+import RegwatchShared
+import ServiceLifecycle
+import Synchronization
+
+/// Runs a check cycle every `interval` and publishes the result as a ``Report``.
+///
+/// Each agent starts at a random offset within the first tenth of the interval and keeps a little
+/// jitter on every tick, so a fleet restarted together does not probe (or report) in lockstep.
+/// Reports are fire-and-forget: the newest one wins, a full outbox drops one (counted and logged).
+public struct ReportScheduler: Service {
+    let config: AgentConfig
+    let cycle: CheckCycle
+    let client: DealerClient
+    let logger: Logger
+    let stats: Stats
+
+    /// Counters the agent exposes; a class so the service (a value) can update them.
+    public final class Stats: Sendable {
+        let published = AtomicCounter()
+        let dropped = AtomicCounter()
+        public var reportsPublished: Int { published.value }
+        public var reportsDropped: Int { dropped.value }
+        public init() {}
+    }
+
+    public init(config: AgentConfig, cycle: CheckCycle, client: DealerClient, logger: Logger, stats: Stats = Stats()) {
+        self.config = config
+        self.cycle = cycle
+        self.client = client
+        self.logger = logger
+        self.stats = stats
+    }
+
+    public func run() async throws {
+        let interval = config.interval
+        let intervalSeconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        var seq: UInt64 = 0
+        let codec = WireCodec()
+        try? await Task.sleep(for: .milliseconds(Int.random(in: 0...max(1, Int(intervalSeconds * 100)))))
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let started = Date()
+            let result = await cycle.run()
+            if Task.isShuttingDownGracefully { break }
+            seq += 1
+            let report = Report(
+                host: config.host, agentVersion: RegwatchVersion.current, cycleStartedAt: started, intervalSeconds: intervalSeconds,
+                probes: result.probes, runtimes: result.runtimes, appliedGeneration: 0,
+                mirrorPools: Dictionary(uniqueKeysWithValues: config.registries.map { ($0.name, $0.mirrors) })
+            )
+            do {
+                let frame = try codec.encode(Envelope(host: config.host.id, seq: seq, sentAt: Date(), body: report))
+                if client.trySend(frame) {
+                    stats.published.increment()
+                } else {
+                    stats.dropped.increment()
+                    logger.warning("report dropped: the outbox to the aggregator is full", metadata: ["host.id": "\(config.host.id)", "dropped": "\(stats.reportsDropped)"])
+                }
+            } catch {
+                logger.error("cannot encode report", metadata: ["error": "\(error)"])
+            }
+            let jitter = Double.random(in: -0.05...0.05) * intervalSeconds
+            let wait = max(0.1, intervalSeconds + jitter - Date().timeIntervalSince(started))
+            try? await Task.sleep(for: .milliseconds(Int(wait * 1000)))
+        }
+    }
+}
+
+/// A lock-free counter.
+final class AtomicCounter: Sendable {
+    private let storage = Synchronization.Atomic<Int>(0)
+    func increment() { storage.add(1, ordering: .relaxed) }
+    var value: Int { storage.load(ordering: .relaxed) }
+}
