@@ -34,20 +34,32 @@ public struct ProbeTarget: Sendable, Equatable {
     public static func all(from config: AgentConfig, credentials: DockerCredentials? = nil) -> [ProbeTarget] {
         config.registries.flatMap { r -> [ProbeTarget] in
             let (repo, tag) = r.probeImage.map(Self.splitImage) ?? (nil, nil)
-            let upstream = ProbeTarget(
-                endpoint: Endpoint(registry: r.name, url: r.upstream, role: .upstream), probeRepository: repo, probeTag: tag,
-                credentials: credentials?.lookup(registry: r.name), insecure: r.upstream.hasPrefix("http://"), readsRateLimit: r.rateLimit,
-                caFile: r.ca
-            )
-            let mirrors = r.mirrors.map { m in
-                ProbeTarget(
-                    endpoint: Endpoint(registry: r.name, url: m.url, role: .mirror), probeRepository: repo, probeTag: tag,
-                    credentials: m.authenticated ? credentials?.lookup(registry: URL(string: m.url)?.host.map { h in URL(string: m.url)?.port.map { "\(h):\($0)" } ?? h } ?? m.url) : nil,
-                    insecure: m.insecure, readsRateLimit: r.rateLimit, caFile: r.mirrorCAs[m.url] ?? r.ca
-                )
+            return ([r.upstream] + r.mirrors.map(\.url)).enumerated().map { i, url in
+                endpoint(url, role: i == 0 ? .upstream : .mirror, registry: r.name, config: r, repository: repo, tag: tag, credentials: credentials)
             }
-            return [upstream] + mirrors
         }
+    }
+
+    /// One endpoint of a registry with the local settings that apply to it: credentials for the upstream
+    /// and for mirrors marked `authenticated` (the mirror's own entry first), `insecure` and `ca` from the
+    /// mirror's entry or the registry, and whether to read Docker Hub style quota headers.
+    /// `config` is nil for a registry the agent config does not list (diagnose of any image).
+    static func endpoint(_ url: String, role: Endpoint.Role, registry: String, config: AgentConfig.Registry?,
+                         repository: String?, tag: String?, credentials: DockerCredentials?) -> ProbeTarget {
+        let spec = role == .mirror ? config?.mirrors.first { $0.url == url } : nil
+        var creds: String?
+        if role == .upstream {
+            creds = credentials?.lookup(registry: registry)
+        } else if spec?.authenticated == true {
+            let hostPort = URL(string: url).flatMap { u in u.host.map { h in u.port.map { "\(h):\($0)" } ?? h } }
+            creds = hostPort.flatMap { credentials?.lookup(registry: $0) } ?? credentials?.lookup(registry: registry)
+        }
+        return ProbeTarget(
+            endpoint: Endpoint(registry: registry, url: url, role: role), probeRepository: repository, probeTag: tag,
+            credentials: creds, insecure: spec?.insecure ?? url.hasPrefix("http://"),
+            readsRateLimit: config?.rateLimit ?? (registry == "docker.io"),
+            caFile: (role == .mirror ? config?.mirrorCAs[url] : nil) ?? config?.ca
+        )
     }
 
     /// `library/alpine:latest` -> (`library/alpine`, `latest`); a digest reference keeps its digest.

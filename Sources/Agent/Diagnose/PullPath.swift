@@ -1,3 +1,4 @@
+import Foundation
 import RegwatchShared
 
 /// The endpoints a runtime on this host tries for a registry, in its order: the managed runtime's
@@ -19,13 +20,9 @@ public enum PullPath {
             }
         }
         if mirrors.isEmpty { mirrors = registry?.mirrors.map(\.url) ?? [] }
-        let specs = Dictionary(registry?.mirrors.map { ($0.url, $0) } ?? [], uniquingKeysWith: { a, _ in a })
         func target(_ url: String, _ role: Endpoint.Role) -> ProbeTarget {
-            ProbeTarget(
-                endpoint: Endpoint(registry: image.registry, url: url, role: role), probeRepository: image.repository, probeTag: image.reference,
-                credentials: role == .upstream || specs[url]?.authenticated == true ? credentials?.lookup(registry: image.registry) : nil,
-                insecure: specs[url]?.insecure ?? url.hasPrefix("http://"), readsRateLimit: registry?.rateLimit ?? (image.registry == "docker.io")
-            )
+            ProbeTarget.endpoint(url, role: role, registry: image.registry, config: registry,
+                                 repository: image.repository, tag: image.reference, credentials: credentials)
         }
         return mirrors.filter { $0 != upstreamURL }.map { target($0, .mirror) } + [target(upstreamURL, .upstream)]
     }
