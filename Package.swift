@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C modules
@@ -51,7 +54,11 @@ let package = Package(
             dependencies: [
                 "RegwatchShared",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Aggregator"
         ),
@@ -80,6 +87,9 @@ let package = Package(
             name: "regwatch-aggregator",
             dependencies: [
                 "RegwatchAggregator", "RegwatchShared", "RegwatchCLI",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -110,7 +120,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl", "RegwatchTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared"]),
+        .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared", .product(name: "GRDB", package: "GRDB.swift")]),
         // Runs the built executables; `swift build --build-tests` builds them first.
         .testTarget(
             name: "EndToEndTests",

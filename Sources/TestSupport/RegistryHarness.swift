@@ -78,19 +78,42 @@ public final class RegistryHarness: @unchecked Sendable {
         return port
     }
 
+    /// Starts a registry inside network namespace `netns` on its loopback, serving `name`'s storage
+    /// (fill it first with ``startRegistry(name:extra:tls:)`` on the host and ``stop(name:)``).
+    public func startRegistry(name: String, netns: String, port: Int) throws {
+        let path = "\(dir)/\(name)-ns.yml"
+        try """
+        version: 0.1
+        log: {level: error}
+        storage: {filesystem: {rootdirectory: "\(dir)/\(name)-data"}}
+        http: {addr: "127.0.0.1:\(port)"}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        byName[name] = try start("/usr/bin/nsenter", ["--net=/run/netns/\(netns)", "/usr/bin/docker-registry", "serve", path])
+        for _ in 0..<150 {
+            if (try? Self.spawnAndWait("/usr/bin/nsenter", ["--net=/run/netns/\(netns)", "/usr/bin/curl", "-sf", "http://127.0.0.1:\(port)/v2/"]))?.0 == 0 { return }
+            usleep(100_000)
+        }
+        throw HarnessError("registry \(name) did not listen on \(port) in \(netns)")
+    }
+
     public func stop(name: String) {
         guard let p = byName.removeValue(forKey: name) else { return }
         Self.stop(p)
     }
 
     @discardableResult
-    public func start(_ executable: String, _ args: [String], cwd: String? = nil) throws -> Process {
+    public func start(_ executable: String, _ args: [String], cwd: String? = nil, stderrPath: String? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        if let stderrPath {
+            FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: stderrPath)
+        } else {
+            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        }
         try p.run()
         processes.append(p)
         return p
@@ -153,27 +176,39 @@ public final class RegistryHarness: @unchecked Sendable {
         return path
     }
 
-    /// Pushes a tiny image (one blob as config and layer, one manifest) with the curl CLI.
+    /// Pushes a tiny but real image (one gzip tar layer holding one file, its config, a manifest) with the
+    /// curl CLI, so real clients (dockerd, containerd) can pull and unpack it.
     public func pushImage(port: Int, repository: String, tag: String, user: String? = nil) throws {
-        let blob = Array("{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}".utf8)
-        let blobPath = "\(dir)/blob-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: blobPath, contents: Data(blob))
-        let digest = try run("/usr/bin/sha256sum", [blobPath]).split(separator: " ")[0]
+        let work = "\(dir)/img-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: "\(work)/root", withIntermediateDirectories: true)
+        try "\(repository):\(tag)\n".write(toFile: "\(work)/root/hello.txt", atomically: true, encoding: .utf8)
+        try run("/bin/tar", ["--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-cf", "\(work)/layer.tar", "-C", "\(work)/root", "hello.txt"])
+        let diffID = try run("/usr/bin/sha256sum", ["\(work)/layer.tar"]).split(separator: " ")[0]
+        try run("/bin/gzip", ["-n", "-k", "\(work)/layer.tar"])
+        let config = Array("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:\(diffID)\"]}}".utf8)
+        FileManager.default.createFile(atPath: "\(work)/config.json", contents: Data(config))
         var auth: [String] = []
         if let user { auth = ["-u", user] }
-        // Start an upload, then PUT the bytes to the location it returns (distribution 2.8 ignores a POST body).
-        let headers = try run("/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"] + auth + ["http://127.0.0.1:\(port)/v2/\(repository)/blobs/uploads/"])
-        guard let locationLine = headers.split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("location:") }) else {
-            throw HarnessError("no upload location in: \(headers)")
+        func upload(_ path: String) throws -> (digest: Substring, size: Int) {
+            let digest = try run("/usr/bin/sha256sum", [path]).split(separator: " ")[0]
+            let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            // Start an upload, then PUT the bytes to the location it returns (distribution 2.8 ignores a POST body).
+            let headers = try run("/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"] + auth + ["http://127.0.0.1:\(port)/v2/\(repository)/blobs/uploads/"])
+            guard let locationLine = headers.split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("location:") }) else {
+                throw HarnessError("no upload location in: \(headers)")
+            }
+            var location = locationLine.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
+            if location.hasPrefix("/") { location = "http://127.0.0.1:\(port)\(location)" }
+            location += (location.contains("?") ? "&" : "?") + "digest=sha256:\(digest)"
+            try run("/usr/bin/curl", ["-sf", "-X", "PUT"] + auth + ["--data-binary", "@\(path)", "-H", "Content-Type: application/octet-stream", location])
+            return (digest, size)
         }
-        var location = locationLine.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
-        if location.hasPrefix("/") { location = "http://127.0.0.1:\(port)\(location)" }
-        location += (location.contains("?") ? "&" : "?") + "digest=sha256:\(digest)"
-        try run("/usr/bin/curl", ["-sf", "-X", "PUT"] + auth + ["--data-binary", "@\(blobPath)", "-H", "Content-Type: application/octet-stream", location])
+        let layer = try upload("\(work)/layer.tar.gz")
+        let cfg = try upload("\(work)/config.json")
         let manifest = """
         {"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
-         "config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":\(blob.count),"digest":"sha256:\(digest)"},
-         "layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":\(blob.count),"digest":"sha256:\(digest)"}]}
+         "config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":\(cfg.size),"digest":"sha256:\(cfg.digest)"},
+         "layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":\(layer.size),"digest":"sha256:\(layer.digest)"}]}
         """
         try run("/usr/bin/curl", ["-sf", "-X", "PUT"] + auth + ["-H", "Content-Type: application/vnd.docker.distribution.manifest.v2+json",
                                   "--data-binary", manifest, "http://127.0.0.1:\(port)/v2/\(repository)/manifests/\(tag)"])

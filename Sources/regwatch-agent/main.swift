@@ -35,11 +35,21 @@ extension AgentCommand {
             let logger = Logger(label: "regwatch.agent")
             let client = DealerClient(configuration: credentials.dealerConfiguration(config), logger: logger)
             try client.start()
+            let spool = try EventSpool(directory: config.stateDir, maxBytes: config.events.spoolMaxBytes)
+            let sink = PullEventSink(logger: logger)
+            let publisher = EventPublisher(hostID: config.host.id, spool: spool, sink: sink, client: client, settings: config.events, logger: logger)
+            let sources = EventSourcesService(sources: PullEventSources.make(config, logger: logger), sink: sink)
             let cycle = CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: dockerCredentials)
-            let scheduler = ReportScheduler(config: config, cycle: cycle, client: client, logger: logger)
+            let scheduler = ReportScheduler(config: config, cycle: cycle, client: client, logger: logger, eventSink: sink)
             logger.info("agent running", metadata: ["host.id": "\(config.host.id)", "aggregator": "\(config.aggregator.endpoint)", "interval": "\(config.interval)"])
             let group = ServiceGroup(configuration: .init(
-                services: [.init(service: client), .init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [
+                    .init(service: client),
+                    .init(service: AgentInbox(client: client, publisher: publisher, logger: logger)),
+                    .init(service: publisher),
+                    .init(service: sources),
+                    .init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             ))

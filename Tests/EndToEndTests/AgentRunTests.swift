@@ -8,11 +8,6 @@ import Testing
 /// clean exit on SIGTERM.
 @Suite("agent run", .serialized)
 struct AgentRunTests {
-    struct Enrolled: ZAPAuthenticator {
-        let key: CurvePublicKey
-        func authenticate(_ request: ZAPRequest) -> ZAPDecision { request.clientKey == key ? .allow(hostID: "node-run") : .deny(reason: "not enrolled") }
-    }
-
     @Test("reports arrive every interval, authenticated, with increasing sequence numbers; SIGTERM stops it cleanly")
     func reports() async throws {
         let h = RegistryHarness("run")
@@ -22,12 +17,13 @@ struct AgentRunTests {
         let serverKeys = try KeyFiles.readCurveKeyPair("\(h.dir)/keys/server.key")
         let agentKey = try KeyFiles.readCurvePublicKey("\(h.dir)/agent/agent.pub")
         let router = RouterServer(configuration: .init(endpoint: "tcp://127.0.0.1:*", security: .curve(serverKeys: serverKeys)),
-                                  authenticator: Enrolled(key: agentKey), logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+                                  authenticator: SingleKeyAuthenticator(key: agentKey, hostID: "node-run"), logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let endpoint = try router.start()
         try """
         host: {id: node-run, labels: {zone: z1}}
         aggregator: {endpoint: "\(endpoint)", serverKey: \(h.dir)/keys/server.pub, clientKey: \(h.dir)/agent/agent.key, signingKey: \(h.dir)/keys/signing.pub}
         interval: 1s
+        stateDir: \(h.dir)/state
         registries:
           - {name: docker.io, upstream: "http://127.0.0.1:\(registry)", rateLimit: false}
         """.write(toFile: "\(h.dir)/agent.yaml", atomically: true, encoding: .utf8)

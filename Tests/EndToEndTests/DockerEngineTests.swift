@@ -8,30 +8,17 @@ import Testing
 struct DockerEngineTests {
     @Test("check reads dockerd's effective mirrors; an unreloaded edit is drift; SIGHUP makes them agree")
     func effectiveMirrors() throws {
-        let ns = "rw-d\(UInt32.random(in: 0...UInt32.max) % 1_000_000)"
         let h = RegistryHarness("dockerd")
         let d = h.dir
-        try h.run("/usr/sbin/ip", ["netns", "add", ns])
-        defer {
-            _ = try? h.run("/usr/bin/pkill", ["-9", "-f", d])
-            h.stopAll()
-            _ = try? h.run("/usr/sbin/ip", ["netns", "del", ns])
-        }
-        try h.run("/usr/sbin/ip", ["-n", ns, "link", "set", "lo", "up"])
+        let ns = try DockerNamespace(h)
+        defer { ns.tearDown() }
         func daemonJSON(_ mirrors: [String]) throws {
             let list = mirrors.map { "\"\($0)\"" }.joined(separator: ", ")
             try #"{"registry-mirrors": [\#(list)], "storage-driver": "vfs", "iptables": false, "ip-masq": false, "bridge": "none"}"#
                 .write(toFile: "\(d)/daemon.json", atomically: false, encoding: .utf8)
         }
         try daemonJSON(["http://127.0.0.1:15301"])
-        try h.start("/usr/bin/nsenter", ["--net=/run/netns/\(ns)", "/usr/sbin/dockerd", "--config-file", "\(d)/daemon.json", "--data-root", "\(d)/data",
-                                         "--exec-root", "\(d)/exec", "--pidfile", "\(d)/dockerd.pid", "--host", "unix://\(d)/docker.sock"])
-        var up = false
-        for _ in 0..<150 where !up {
-            up = (try? h.run("/usr/bin/curl", ["-sf", "--unix-socket", "\(d)/docker.sock", "http://localhost/_ping"])) == "OK"
-            if !up { usleep(200_000) }
-        }
-        try #require(up, "dockerd did not come up")
+        try ns.startDockerd()
 
         try """
         host: {id: node-docker}

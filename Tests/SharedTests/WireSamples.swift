@@ -32,7 +32,8 @@ enum WireSamples {
             RuntimeConfigState(runtime: .containerd, mirrors: [:], valid: false, detail: "certs.d/docker.io/hosts.toml:3:1: expected key", hash: ""),
         ],
         appliedGeneration: 7,
-        mirrorPools: ["docker.io": [MirrorSpec(url: "https://mirror-a:5000", trusted: true), MirrorSpec(url: "https://mirror-b:5000", authenticated: true)]]
+        mirrorPools: ["docker.io": [MirrorSpec(url: "https://mirror-a:5000", trusted: true), MirrorSpec(url: "https://mirror-b:5000", authenticated: true)]],
+        eventSources: [EventSourceStatus(name: "docker-events", state: .active, detail: "streaming /var/run/docker.sock"), EventSourceStatus(name: "journal", state: .absent, detail: "systemd is not running on this host (no /run/systemd/system)")]
     ))
 
     static let pullEvents = Envelope(host: "node-a1", seq: 43, sentAt: t1, body: PullEventBatch(events: [

@@ -53,6 +53,27 @@ public struct AgentConfig: Sendable, Equatable {
         public var crio: CRIO?
     }
 
+    /// Pull-event sources and their delivery.
+    public struct Events: Sendable, Equatable {
+        /// Docker's `/events` stream on `runtime.docker.socket` (only when `runtime.docker` is set).
+        public var docker = true
+        /// systemd units whose journal is followed for pull failures; empty: no journal source.
+        public var journalUnits = ["docker", "containerd", "kubelet"]
+        /// Plain log files tailed for pull failures (rotation followed).
+        public var files: [String] = []
+        public var filePoll: Duration = .seconds(1)
+        /// How often an absent source (no socket, no systemd) is looked for again.
+        public var absentRecheck: Duration = .seconds(60)
+        /// Bound of the on-disk spool of unacknowledged events; the oldest are dropped first.
+        public var spoolMaxBytes = 4 << 20
+        /// An event not acknowledged this long after sending is sent again.
+        public var resendAfter: Duration = .seconds(10)
+        /// Events per message to the aggregator.
+        public var batchMaxEvents = 500
+
+        public init() {}
+    }
+
     public var host: HostIdentity
     public var aggregator: Aggregator
     public var interval: Duration
@@ -60,6 +81,7 @@ public struct AgentConfig: Sendable, Equatable {
     public var registries: [Registry]
     public var runtime: Runtime
     public var transport: TransportLimits
+    public var events = Events()
 
     /// Loads and validates a config file.
     public static func load(_ path: String) throws(ConfigError) -> AgentConfig {
@@ -154,11 +176,44 @@ public struct AgentConfig: Sendable, Equatable {
         try rt.rejectUnknownKeys()
 
         let transport = try TransportLimitsConfig.parse(root["transport"])
+        let events = try parseEvents(root["events"])
         try root.rejectUnknownKeys()
-        return AgentConfig(
+        var config = AgentConfig(
             host: HostIdentity(id: hostID, labels: labels), aggregator: aggregator, interval: interval,
             stateDir: stateDir, registries: registries, runtime: runtime, transport: transport
         )
+        config.events = events
+        return config
+    }
+
+    private static func parseEvents(_ node: ConfigNode) throws(ConfigError) -> Events {
+        var e = Events()
+        e.docker = try node["docker"].bool(default: e.docker)
+        if node["journalUnits"].exists {
+            e.journalUnits = []
+            for u in try node["journalUnits"].list() {
+                let unit = try u.requiredString()
+                guard !unit.isEmpty, unit.allSatisfy({ $0.isLetter || $0.isNumber || "-_.@:".contains($0) }) else {
+                    throw u.error("\"\(unit)\" is not a systemd unit name")
+                }
+                e.journalUnits.append(unit)
+            }
+        }
+        for f in try node["files"].list() {
+            let path = try f.requiredString()
+            guard path.hasPrefix("/") else { throw f.error("expected an absolute path, got \"\(path)\"") }
+            e.files.append(path)
+        }
+        e.filePoll = try node["filePoll"].duration(default: e.filePoll)
+        guard e.filePoll >= .milliseconds(50) else { throw node["filePoll"].error("must be at least 50ms") }
+        e.absentRecheck = try node["absentRecheck"].duration(default: e.absentRecheck)
+        guard e.absentRecheck >= .seconds(1) else { throw node["absentRecheck"].error("must be at least 1s") }
+        e.spoolMaxBytes = try node["spoolMaxBytes"].int(default: e.spoolMaxBytes, range: 4096...(1 << 34))
+        e.resendAfter = try node["resendAfter"].duration(default: e.resendAfter)
+        guard e.resendAfter >= .milliseconds(100) else { throw node["resendAfter"].error("must be at least 100ms") }
+        e.batchMaxEvents = try node["batchMaxEvents"].int(default: e.batchMaxEvents, range: 1...10_000)
+        try node.rejectUnknownKeys()
+        return e
     }
 
     private static func reload(_ node: ConfigNode) throws(ConfigError) -> Docker.Reload {

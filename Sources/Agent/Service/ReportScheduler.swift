@@ -15,6 +15,7 @@ public struct ReportScheduler: Service {
     let client: DealerClient
     let logger: Logger
     let stats: Stats
+    let eventSink: PullEventSink?
 
     /// Counters the agent exposes; a class so the service (a value) can update them.
     public final class Stats: Sendable {
@@ -25,7 +26,8 @@ public struct ReportScheduler: Service {
         public init() {}
     }
 
-    public init(config: AgentConfig, cycle: CheckCycle, client: DealerClient, logger: Logger, stats: Stats = Stats()) {
+    public init(config: AgentConfig, cycle: CheckCycle, client: DealerClient, logger: Logger, stats: Stats = Stats(), eventSink: PullEventSink? = nil) {
+        self.eventSink = eventSink
         self.config = config
         self.cycle = cycle
         self.client = client
@@ -47,7 +49,8 @@ public struct ReportScheduler: Service {
             let report = Report(
                 host: config.host, agentVersion: RegwatchVersion.current, cycleStartedAt: started, intervalSeconds: intervalSeconds,
                 probes: result.probes, runtimes: result.runtimes, appliedGeneration: 0,
-                mirrorPools: Dictionary(uniqueKeysWithValues: config.registries.map { ($0.name, $0.mirrors) })
+                mirrorPools: Dictionary(uniqueKeysWithValues: config.registries.map { ($0.name, $0.mirrors) }),
+                eventSources: eventSink?.statusList ?? []
             )
             do {
                 let frame = try codec.encode(Envelope(host: config.host.id, seq: seq, sentAt: Date(), body: report))

@@ -15,11 +15,13 @@ public struct Report: Codable, Sendable, Hashable {
     public var appliedGeneration: UInt64
     /// The mirror pools declared on this host (its local allowlist), per registry, in preferred order.
     public var mirrorPools: [String: [MirrorSpec]]
+    /// The pull-event sources and whether each works on this host.
+    public var eventSources: [EventSourceStatus]
 
     public init(
         host: HostIdentity, agentVersion: String, cycleStartedAt: Date, intervalSeconds: Double,
         probes: [ProbeResult], runtimes: [RuntimeConfigState] = [], appliedGeneration: UInt64 = 0,
-        mirrorPools: [String: [MirrorSpec]] = [:]
+        mirrorPools: [String: [MirrorSpec]] = [:], eventSources: [EventSourceStatus] = []
     ) {
         self.host = host
         self.agentVersion = agentVersion
@@ -29,6 +31,7 @@ public struct Report: Codable, Sendable, Hashable {
         self.runtimes = runtimes
         self.appliedGeneration = appliedGeneration
         self.mirrorPools = mirrorPools
+        self.eventSources = eventSources
     }
 
     public init(from decoder: any Decoder) throws {
@@ -41,6 +44,7 @@ public struct Report: Codable, Sendable, Hashable {
         runtimes = try c.decodeIfPresent([RuntimeConfigState].self, forKey: .runtimes) ?? []
         appliedGeneration = try c.decodeIfPresent(UInt64.self, forKey: .appliedGeneration) ?? 0
         mirrorPools = try c.decodeIfPresent([String: [MirrorSpec]].self, forKey: .mirrorPools) ?? [:]
+        eventSources = try c.decodeIfPresent([EventSourceStatus].self, forKey: .eventSources) ?? []
     }
 }
 

@@ -4,14 +4,14 @@ import Synchronization
 
 /// Runs a transport's poll loop on a dedicated OS thread, so blocking libzmq calls never occupy a
 /// thread of Swift's cooperative pool. ``finished()`` returns once the loop has returned.
-final class IOThread: Sendable {
+public final class IOThread: Sendable {
     private final class Completion: Sendable {
         let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
     }
 
     private let completion = Completion()
 
-    init(name: String, body: @escaping @Sendable () -> Void) {
+    public init(name: String, body: @escaping @Sendable () -> Void) {
         let completion = completion
         let thread = Thread {
             rw_set_thread_name(String(name.prefix(15)))
@@ -29,7 +29,7 @@ final class IOThread: Sendable {
     }
 
     /// Waits for the loop to end; any number of callers may wait.
-    func finished() async {
+    public func finished() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let done = completion.state.withLock { s in
                 if !s.done { s.waiters.append(c) }

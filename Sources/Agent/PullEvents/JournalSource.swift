@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import RegwatchShared
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Pull failures from the systemd journal of the runtime units: `journalctl -o json -f -n 0 -u …`,
+/// each message run through ``PullLogParser``.
+///
+/// Hosts without systemd (containers, minimal VMs) have no journal: the source is `absent` and checks
+/// again every `recheckAbsent`. When journalctl exits it is restarted with backoff.
+public struct JournalSource: PullEventSource {
+    public let units: [String]
+    public let recheckAbsent: Duration
+    public let journalctl: String
+    /// systemd's marker directory: present only when systemd is PID 1.
+    public let systemdMarker: String
+    let logger: Logger
+    public var name: String { "journal" }
+
+    public init(units: [String], recheckAbsent: Duration = .seconds(60), journalctl: String = "/usr/bin/journalctl",
+                systemdMarker: String = "/run/systemd/system", logger: Logger) {
+        self.units = units
+        self.recheckAbsent = recheckAbsent
+        self.journalctl = journalctl
+        self.systemdMarker = systemdMarker
+        self.logger = logger
+    }
+
+    public func run(into sink: PullEventSink) async {
+        var backoff = ReconnectBackoff(initialMs: 1000, maxMs: 60_000)
+        while !Task.isCancelled {
+            guard FileManager.default.fileExists(atPath: systemdMarker) else {
+                sink.setStatus(name, .absent, "systemd is not running on this host (no \(systemdMarker))")
+                try? await Task.sleep(for: recheckAbsent)
+                continue
+            }
+            guard access(journalctl, X_OK) == 0 else {
+                sink.setStatus(name, .absent, "\(journalctl) not found")
+                try? await Task.sleep(for: recheckAbsent)
+                continue
+            }
+            var args = ["-o", "json", "-f", "-n", "0", "--no-pager"]
+            for u in units { args += ["-u", u.contains(".") ? u : "\(u).service"] }
+            guard let child = ChildProcess.spawn(journalctl, args) else {
+                sink.setStatus(name, .failing, "cannot start \(journalctl): \(String(cString: strerror(errno)))")
+                try? await Task.sleep(for: .milliseconds(backoff.next()))
+                continue
+            }
+            sink.setStatus(name, .active, "following \(units.joined(separator: ", "))")
+            var lines = LineSplitter(maxLine: 256 * 1024)
+            var sawOutput = false
+            await withTaskCancellationHandler {
+                for await chunk in FDChunkStream.chunks(fd: child.stdout, name: "rw-journal") {
+                    sawOutput = true
+                    for line in lines.feed(chunk) {
+                        if let event = Self.event(fromJSONLine: line) { sink.emit(event) }
+                    }
+                }
+            } onCancel: {
+                child.terminate()
+            }
+            child.terminate()
+            let status = child.wait()
+            if Task.isCancelled { return }
+            if sawOutput { backoff.reset() }
+            sink.setStatus(name, .failing, "journalctl exited (\(status)); restarting")
+            try? await Task.sleep(for: .milliseconds(backoff.next()))
+        }
+    }
+
+    /// A pull failure from one `journalctl -o json` line, or nil.
+    static func event(fromJSONLine line: String) -> PullEvent? {
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+        let message: String
+        if let s = obj["MESSAGE"] as? String {
+            message = s
+        } else if let bytes = obj["MESSAGE"] as? [Int] {
+            // journald sends non-UTF-8 or very long messages as a byte array.
+            message = String(decoding: bytes.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
+        } else {
+            return nil
+        }
+        guard let failure = PullLogParser.parse(message) else { return nil }
+        let at = (obj["__REALTIME_TIMESTAMP"] as? String).flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1e6) } ?? Date()
+        let unit = (obj["_SYSTEMD_UNIT"] as? String)?.replacingOccurrences(of: ".service", with: "") ?? "unknown"
+        return PullEvent(failure: failure, at: at, source: "journal:\(unit)")
+    }
+}
+
+/// A child process with its stdout on a pipe; started with posix_spawn (no shell) and reaped by ``wait()``.
+final class ChildProcess: Sendable {
+    let pid: pid_t
+    let stdout: Int32
+
+    private init(pid: pid_t, stdout: Int32) {
+        self.pid = pid
+        self.stdout = stdout
+    }
+
+    static func spawn(_ path: String, _ args: [String]) -> ChildProcess? {
+        var fds: [Int32] = [-1, -1]
+        guard makePipe(&fds) else { return nil }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        // The agent blocks SIGTERM/SIGINT for its signal handling; the child must not inherit that.
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attr, &none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([path] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            errno = rc
+            return nil
+        }
+        return ChildProcess(pid: pid, stdout: fds[0])
+    }
+
+    func terminate() { kill(pid, SIGTERM) }
+
+    /// Reaps the child; returns a short description of how it ended.
+    @discardableResult
+    func wait() -> String {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if status & 0x7f == 0 { return "exit \((status >> 8) & 0xff)" }
+        return "signal \(status & 0x7f)"
+    }
+}

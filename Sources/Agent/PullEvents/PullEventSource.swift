@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+import RegwatchShared
+import Synchronization
+
+/// Somewhere pull events come from: Docker's `/events` stream, the systemd journal, a log file.
+///
+/// A source runs until its task is cancelled. It never ends the agent: when what it reads is not on
+/// this host it says so once (``PullEventSink/setStatus(_:_:_:)`` with `.absent`) and rechecks rarely;
+/// when it fails it retries with backoff.
+public protocol PullEventSource: Sendable {
+    var name: String { get }
+    func run(into sink: PullEventSink) async
+}
+
+/// Where sources deliver: a bounded stream of events (their `seq` is assigned by the spool) and the
+/// latest status of every source, which each report carries.
+public final class PullEventSink: Sendable {
+    public let events: AsyncStream<PullEvent>
+    let continuation: AsyncStream<PullEvent>.Continuation
+    private let statuses = Mutex<[String: EventSourceStatus]>([:])
+    private let dropped = Atomic<Int>(0)
+    let logger: Logger
+
+    public init(capacity: Int = 4096, logger: Logger) {
+        (events, continuation) = AsyncStream<PullEvent>.makeStream(bufferingPolicy: .bufferingOldest(capacity))
+        self.logger = logger
+    }
+
+    /// Hands an event to the publisher; counted and dropped when the publisher is far behind.
+    public func emit(_ event: PullEvent) {
+        if case .dropped = continuation.yield(event) {
+            dropped.add(1, ordering: .relaxed)
+        }
+    }
+
+    public var droppedEvents: Int { dropped.load(ordering: .relaxed) }
+
+    /// Records a source's state; logs only transitions, so an absent source is reported once.
+    public func setStatus(_ name: String, _ state: EventSourceStatus.State, _ detail: String = "") {
+        let previous = statuses.withLock { s -> EventSourceStatus? in
+            defer { s[name] = EventSourceStatus(name: name, state: state, detail: detail) }
+            return s[name]
+        }
+        guard previous?.state != state else { return }
+        let meta: Logger.Metadata = ["source": "\(name)", "detail": "\(detail)"]
+        switch state {
+        case .active: logger.info("pull-event source active", metadata: meta)
+        case .absent: logger.notice("pull-event source absent on this host; rechecking rarely", metadata: meta)
+        case .failing, .unknown: logger.warning("pull-event source failing; retrying with backoff", metadata: meta)
+        }
+    }
+
+    public var statusList: [EventSourceStatus] {
+        statuses.withLock { $0.values.sorted { $0.name < $1.name } }
+    }
+
+    public func finish() { continuation.finish() }
+}
+
+/// Builds the pull-event sources the configuration asks for.
+public enum PullEventSources {
+    public static func make(_ config: AgentConfig, logger: Logger) -> [any PullEventSource] {
+        var sources: [any PullEventSource] = []
+        let events = config.events
+        if events.docker, let docker = config.runtime.docker {
+            sources.append(DockerEventsSource(socketPath: docker.socket, recheckAbsent: events.absentRecheck, logger: logger))
+        }
+        if !events.journalUnits.isEmpty {
+            sources.append(JournalSource(units: events.journalUnits, recheckAbsent: events.absentRecheck, logger: logger))
+        }
+        for file in events.files {
+            sources.append(LogFileSource(path: file, pollInterval: events.filePoll, logger: logger))
+        }
+        return sources
+    }
+}
+
+extension PullEvent {
+    /// A failure event from a log line the parser recognised; the spool assigns `seq`.
+    init(failure: PullLogParser.Failure, at: Date, source: String) {
+        self.init(
+            seq: 0, at: at, image: failure.image ?? "", registry: failure.registry ?? "", endpoint: failure.endpoint,
+            result: .failure, errorClass: failure.errorClass, detail: failure.detail, source: source
+        )
+    }
+}
+
+extension Duration {
+    var milliseconds: Int {
+        Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000)
+    }
+}
