@@ -124,7 +124,10 @@ let package = Package(
         // Runs the built executables; `swift build --build-tests` builds them first.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport", "RegwatchShared", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport", "RegwatchShared",
+                .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ]
 )

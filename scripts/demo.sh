@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: a local regwatch fleet on loopback. Needs no root once the packages are installed.
-# This version sets up the trust: aggregator keys, three agents in two zones, enrollment, config checks.
-# The live fleet (aggregator serving, agents probing real registries) is added by issue #5.
+# It sets up the trust (aggregator keys, four agents in two zones, enrollment), starts real registries (an
+# upstream and two pull-through mirrors), the aggregator with its SQLite file and the agents, prints the fleet
+# as it fills, then kills a mirror and shows what the fleet sees. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(swift build --show-bin-path)
@@ -9,8 +10,10 @@ DEMO=${DEMO_DIR:-$PWD/demo-run}
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
+# Background jobs are the binaries themselves (not shell functions), so these PIDs are the processes to stop.
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+trap "exit 130" INT TERM
 agg() { "$BIN/regwatch-aggregator" "$@"; }
 agent() { "$BIN/regwatch-agent" "$@"; }
 
@@ -24,9 +27,9 @@ echo "== aggregator keys (CURVE transport + Ed25519 signing, separate files)"
 agg keys generate --config "$DEMO/aggregator.yaml"
 
 echo
-echo "== three agents, two zones: each generates its key, the aggregator enrolls the public half"
-zones=(z1 z1 z2)
-for i in 1 2 3; do
+echo "== four agents, two zones: each generates its key, the aggregator enrolls the public half"
+zones=(z1 z1 z2 z2)
+for i in 1 2 3 4; do
   host="node-$i"
   agent keys generate --out "$DEMO/$host" >/dev/null
   cp "$DEMO/keys/server.pub" "$DEMO/keys/signing.pub" "$DEMO/$host/"
@@ -37,7 +40,7 @@ aggregator:
   serverKey: $DEMO/$host/server.pub
   clientKey: $DEMO/$host/agent.key
   signingKey: $DEMO/$host/signing.pub
-interval: 5s
+interval: 3s
 stateDir: $DEMO/$host/state
 registries:
   - name: docker.io
@@ -48,9 +51,16 @@ registries:
       - {url: "http://127.0.0.1:15001", insecure: true}
       - {url: "http://127.0.0.1:15002", insecure: true}
 runtime:
-  docker: {daemonJSON: $DEMO/$host/daemon.json, reload: none}
+  docker: {daemonJSON: $DEMO/$host/daemon.json, socket: $DEMO/$host/docker.sock, reload: none}
+  containerd: {certsDir: $DEMO/$host/certs.d}
+events: {journalUnits: [], files: [$DEMO/$host/kubelet.log]}
 YAML
+  # Each agent reads its own copy of the runtimes' mirror configuration.
   echo '{"registry-mirrors": ["http://127.0.0.1:15001", "http://127.0.0.1:15002"], "log-level": "warn"}' > "$DEMO/$host/daemon.json"
+  mkdir -p "$DEMO/$host/certs.d/docker.io"
+  printf 'server = "http://127.0.0.1:15000"\n\n[host."http://127.0.0.1:15001"]\n  capabilities = ["pull", "resolve"]\n\n[host."http://127.0.0.1:15002"]\n  capabilities = ["pull", "resolve"]\n' \
+    > "$DEMO/$host/certs.d/docker.io/hosts.toml"
+  : > "$DEMO/$host/kubelet.log"
   agg keys accept --config "$DEMO/aggregator.yaml" --host "$host" --key "$DEMO/$host/agent.pub"
 done
 
@@ -68,7 +78,7 @@ agg keys list --config "$DEMO/aggregator.yaml"
 echo
 echo "== configuration checks"
 agg validate --config "$DEMO/aggregator.yaml"
-for i in 1 2 3; do agent validate --config "$DEMO/node-$i/agent.yaml"; done
+for i in 1 2 3 4; do agent validate --config "$DEMO/node-$i/agent.yaml"; done
 
 echo
 echo "== a config with a missing key file is one line and exit 2"
@@ -108,12 +118,50 @@ echo "== regwatch-agent check on node-1: every endpoint probed, the runtime's mi
 agent check --config "$DEMO/node-1/agent.yaml" || true
 
 echo
-echo "== mirror-a dies: regwatch-agent diagnose follows the pull path and says what to do"
+echo "== the live fleet: regwatch-aggregator serve (CURVE ROUTER, SQLite, HTTP API) and four agents"
+"$BIN/regwatch-aggregator" serve --config "$DEMO/aggregator.yaml" >"$DEMO/aggregator.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf http://127.0.0.1:17451/healthz >/dev/null && break; sleep 0.1; done
+for i in 1 2 3 4; do
+  "$BIN/regwatch-agent" run --config "$DEMO/node-$i/agent.yaml" >"$DEMO/node-$i/agent.log" 2>&1 &
+  PIDS+=($!)
+done
+show_fleet() {
+  echo "-- $(date -u +%H:%M:%S) fleet (regwatch-aggregator hosts)"
+  agg hosts --config "$DEMO/aggregator.yaml" || true
+}
+for _ in 1 2 3; do sleep 3; show_fleet; done
+echo
+echo "-- endpoints as the fleet sees them (GET http://127.0.0.1:17451/api/v1/endpoints)"
+curl -s http://127.0.0.1:17451/api/v1/endpoints | python3 -m json.tool
+
+echo
+echo "== a kubelet on node-2 logs a failed pull: the agent classifies it and delivers it (spooled until acknowledged)"
+echo 'I1129 01:02:05.123456 1234 event.go:307] "Event occurred" reason="Failed" message="Failed to pull image \"demo/app:2\": rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/demo/app:2\": failed to resolve reference \"docker.io/demo/app:2\": unexpected status from HEAD request to http://127.0.0.1:15000/v2/demo/app/manifests/2: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit"' \
+  >> "$DEMO/node-2/kubelet.log"
+sleep 2
+curl -s http://127.0.0.1:17451/metrics | grep '^regwatch_pulls_total' || true
+
+echo
+echo "== mirror-a dies"
 kill "${PIDS[1]}"
-sleep 0.3
+sleep 7
+echo "-- endpoints now: every host sees mirror-a refusing connections"
+curl -s http://127.0.0.1:17451/api/v1/endpoints > "$DEMO/endpoints.json"
+python3 - "$DEMO/endpoints.json" <<'PY'
+import json, sys
+for e in json.load(open(sys.argv[1])):
+    print(f"{e['endpoint']:28} {e['role']:9} reporting={e['hostsReporting']} failing={e['hostsFailing']} class={e['errorClass']}")
+PY
+echo
+echo "-- regwatch-agent diagnose on node-1 follows the pull path and says what to do"
 set +e; agent diagnose demo/app:1 --config "$DEMO/node-1/agent.yaml"; rc=$?; set -e
 echo "exit code: $rc (1: a problem was found)"
 
 echo
-echo "Everything is in $DEMO. Next: the live fleet (aggregator serve + agents run against real"
-echo "registries on loopback, the fleet table and the HTTP API) arrives with issue #5."
+echo "The fleet is running: HTTP API http://127.0.0.1:17451 (/api/v1/hosts, /api/v1/endpoints, /metrics),"
+echo "database $DEMO/regwatch.db (regwatch-aggregator status --config $DEMO/aggregator.yaml)."
+if [ -t 0 ] && [ -z "${DEMO_NO_HOLD:-}" ]; then
+  echo "Press Ctrl-C to stop everything."
+  while true; do sleep 10; show_fleet; done
+fi

@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
+import Metrics
+import Prometheus
 import RegwatchAggregator
 import RegwatchCLI
 import RegwatchShared
@@ -8,7 +11,7 @@ struct AggregatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-aggregator",
         abstract: "Collects regwatch agents' reports, tells fleet outages from local ones, and steers mirror failover.",
-        subcommands: [Keys.self, Validate.self]
+        subcommands: [Serve.self, Status.self, Hosts.self, Keys.self, Validate.self]
     )
 }
 
@@ -26,6 +29,55 @@ struct ConfigOption: ParsableArguments {
 }
 
 extension AggregatorCommand {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the aggregator: ZeroMQ ingest over CURVE, the SQLite store and the HTTP API.",
+            discussion: "Stops cleanly on SIGTERM or SIGINT."
+        )
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            let (config, file) = try options.load()
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            let server = AggregatorServer(config: config, configFile: file, logger: Logger(label: "regwatch.aggregator"), metricsText: { MetricNames.withHelp(registry.emitToString()) })
+            try await server.run()
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Summarise the fleet database (works while serve runs).")
+        @OptionGroup var options: ConfigOption
+        @Flag(name: .long, help: "JSON output.") var json = false
+
+        func run() throws {
+            let (config, _) = try options.load()
+            let status = try FleetStore(path: config.database, readOnly: true).status(now: Date(), staleAfter: config.correlation.staleAfter)
+            if json { return try printJSON(status) }
+            print(formatTable(["DATABASE", "SCHEMA", "HOSTS", "STALE", "CONNECTED", "PULL EVENTS", "ACTIVE OUTAGES", "SIZE"], [[
+                status.path, status.schemaVersion, "\(status.hosts)", "\(status.hostsStale)", "\(status.hostsConnected)",
+                "\(status.pullEvents)", "\(status.activeOutages)", "\((status.databaseBytes + status.walBytes) / 1024) KiB",
+            ]]))
+        }
+    }
+
+    struct Hosts: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the hosts the aggregator knows, with their labels and status.")
+        @OptionGroup var options: ConfigOption
+        @Flag(name: .long, help: "JSON output.") var json = false
+
+        func run() throws {
+            let (config, _) = try options.load()
+            let hosts = try FleetStore(path: config.database, readOnly: true).hosts(now: Date(), staleAfter: config.correlation.staleAfter)
+            if json { return try printJSON(hosts) }
+            if hosts.isEmpty { return print("no hosts have reported to \(config.database) yet") }
+            print(formatTable(["HOST", "STATUS", "LABELS", "LAST SEEN", "GENERATION", "AGENT"], hosts.map { h in
+                [h.id, h.status.rawValue, h.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                 RFC3339.format(h.lastSeen), "\(h.appliedGeneration)", h.agentVersion]
+            }))
+        }
+    }
+
     struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Manage the aggregator's keys and the enrolled agents.",

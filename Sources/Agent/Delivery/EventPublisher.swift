@@ -70,8 +70,8 @@ public final class EventPublisher: Service, Sendable {
     }
 
     private func spoolIncoming() async {
-        for await event in sink.events {
-            spool.append([event])
+        for await events in sink.events {
+            spool.append(events)
             wake.yield()
         }
     }

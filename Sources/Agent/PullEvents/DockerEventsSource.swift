@@ -73,13 +73,14 @@ public struct DockerEventsSource: PullEventSource {
                 return .failed("unexpected answer from \(socketPath) GET /events: \(error)")
             }
             if http.status != nil { sink.setStatus(name, .active, "streaming \(socketPath)") }
-            for line in lines.feed(body) where !line.isEmpty {
+            sink.emit(lines.feed(body).compactMap { line -> PullEvent? in
+                guard !line.isEmpty else { return nil }
                 guard let raw = try? decoder.decode(DockerEvent.self, from: Data(line.utf8)) else {
                     logger.debug("unreadable docker event", metadata: ["line": "\(line.prefix(200))"])
-                    continue
+                    return nil
                 }
-                if let event = raw.pullEvent() { sink.emit(event) }
-            }
+                return raw.pullEvent()
+            })
             if http.finished { break }
         }
         return .ended(receivedHead: http.status != nil)

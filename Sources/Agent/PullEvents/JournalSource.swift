@@ -54,9 +54,7 @@ public struct JournalSource: PullEventSource {
             await withTaskCancellationHandler {
                 for await chunk in FDChunkStream.chunks(fd: child.stdout, name: "rw-journal") {
                     sawOutput = true
-                    for line in lines.feed(chunk) {
-                        if let event = Self.event(fromJSONLine: line) { sink.emit(event) }
-                    }
+                    sink.emit(lines.feed(chunk).compactMap(Self.event(fromJSONLine:)))
                 }
             } onCancel: {
                 child.terminate()

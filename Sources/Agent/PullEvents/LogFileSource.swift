@@ -32,9 +32,10 @@ public struct LogFileSource: PullEventSource {
             case .active: sink.setStatus(name, .active, "tailing")
             case .failing(let reason): sink.setStatus(name, .failing, reason)
             }
-            for line in tail.takeLines() {
-                if let failure = PullLogParser.parse(line) { sink.emit(PullEvent(failure: failure, at: Date(), source: name)) }
-            }
+            let now = Date()
+            sink.emit(tail.takeLines().compactMap { line in
+                PullLogParser.parse(line).map { PullEvent(failure: $0, at: now, source: name) }
+            })
             try? await Task.sleep(for: pollInterval)
         }
         tail.close()

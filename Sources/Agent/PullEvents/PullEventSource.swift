@@ -16,21 +16,24 @@ public protocol PullEventSource: Sendable {
 /// Where sources deliver: a bounded stream of events (their `seq` is assigned by the spool) and the
 /// latest status of every source, which each report carries.
 public final class PullEventSink: Sendable {
-    public let events: AsyncStream<PullEvent>
-    let continuation: AsyncStream<PullEvent>.Continuation
+    /// Events in the groups they were read in (one poll of a file, one chunk of a stream), so the spool
+    /// writes and syncs once per group rather than once per event.
+    public let events: AsyncStream<[PullEvent]>
+    let continuation: AsyncStream<[PullEvent]>.Continuation
     private let statuses = Mutex<[String: EventSourceStatus]>([:])
     private let dropped = Atomic<Int>(0)
     let logger: Logger
 
     public init(capacity: Int = 4096, logger: Logger) {
-        (events, continuation) = AsyncStream<PullEvent>.makeStream(bufferingPolicy: .bufferingOldest(capacity))
+        (events, continuation) = AsyncStream<[PullEvent]>.makeStream(bufferingPolicy: .bufferingOldest(capacity))
         self.logger = logger
     }
 
-    /// Hands an event to the publisher; counted and dropped when the publisher is far behind.
-    public func emit(_ event: PullEvent) {
-        if case .dropped = continuation.yield(event) {
-            dropped.add(1, ordering: .relaxed)
+    /// Hands events to the publisher; counted and dropped when the publisher is far behind.
+    public func emit(_ events: [PullEvent]) {
+        guard !events.isEmpty else { return }
+        if case .dropped(let lost) = continuation.yield(events) {
+            dropped.add(lost.count, ordering: .relaxed)
         }
     }
 

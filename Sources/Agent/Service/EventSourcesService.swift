@@ -22,6 +22,9 @@ public struct EventSourcesService: Service {
                 await group.waitForAll()
             }
         }
+        // With no source configured (or all ended) stay up until shutdown: the group treats an early
+        // return as a failure.
+        try? await gracefulShutdown()
         sink.finish()
     }
 }

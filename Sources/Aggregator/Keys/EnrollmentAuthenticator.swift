@@ -10,7 +10,7 @@ import Synchronization
 public final class EnrollmentAuthenticator: ZAPAuthenticator {
     private let store: EnrollmentStore
     private let logger: Logger
-    private let cache = Mutex<(stamp: String?, table: [CurvePublicKey: String])>((nil, [:]))
+    private let cache = Mutex<(stamp: String?, table: [CurvePublicKey: String], hosts: Set<String>)>((nil, [:], []))
 
     public init(store: EnrollmentStore, logger: Logger) {
         self.store = store
@@ -26,6 +26,7 @@ public final class EnrollmentAuthenticator: ZAPAuthenticator {
             if c.stamp == stamp, stamp != nil { return c.table }
             do {
                 c.table = try store.activeTable()
+                c.hosts = Set(c.table.values)
                 c.stamp = stamp
             } catch {
                 // Keep the last good table: a half-edited file must not lock the fleet out.
@@ -33,6 +34,13 @@ public final class EnrollmentAuthenticator: ZAPAuthenticator {
             }
             return c.table
         }
+    }
+
+    /// Whether `host` is enrolled right now: ingest asks per message, so a revoked host's connection,
+    /// admitted before the revocation, is refused from its next message on.
+    public func isEnrolled(host: String) -> Bool {
+        refresh()
+        return cache.withLock { $0.hosts.contains(host) }
     }
 
     public func authenticate(_ request: ZAPRequest) -> ZAPDecision {

@@ -18,4 +18,36 @@ public enum MetricNames {
     public static let wireRejectedTotal = "regwatch_wire_rejected_total"
     /// ZAP decisions, label `result` = `accepted` | `rejected`.
     public static let zapDecisionsTotal = "regwatch_zap_decisions_total"
+
+    /// `# HELP` text per metric. swift-metrics carries no help, so the exposition adds it (``withHelp(_:)``).
+    public static let help: [String: String] = [
+        probeSuccess: "Share of reporting, non-stale hosts whose latest probe of the endpoint succeeded (0-1).",
+        probeDuration: "Probe phase durations reported by agents (resolve, connect, tls, processing, total).",
+        rateLimitRemaining: "Lowest remaining registry pull quota (ratelimit-remaining) among the hosts of an egress.",
+        pullsTotal: "Image pulls seen by agents, by result and error class; each (host, seq) counted once.",
+        authFailuresTotal: "Registry authentication failures in probes and pulls.",
+        outageActive: "Active outages by kind.",
+        failoverGeneration: "Current failover generation.",
+        agentsConnected: "Agents with an open ZeroMQ connection.",
+        reportsIngestedTotal: "Agent reports stored in the database.",
+        reportsDroppedTotal: "Agent reports not stored: rejected, outdated or lost to a failed commit.",
+        wireRejectedTotal: "Wire messages rejected, by reason.",
+        zapDecisionsTotal: "CURVE/ZAP authentication decisions, by result.",
+    ]
+
+    /// Prometheus text with a `# HELP` line before each `# TYPE` line of a known metric.
+    public static func withHelp(_ exposition: String) -> String {
+        var out = ""
+        out.reserveCapacity(exposition.utf8.count + 2048)
+        for line in exposition.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE ") {
+                let name = line.dropFirst(7).prefix { $0 != " " }
+                if let text = help[String(name)] { out += "# HELP \(name) \(text)\n" }
+            }
+            out += line
+            out += "\n"
+        }
+        if out.hasSuffix("\n\n") { out.removeLast() }
+        return out
+    }
 }

@@ -1,0 +1,68 @@
+import Foundation
+import Logging
+import RegwatchShared
+import ServiceLifecycle
+
+/// Wires `regwatch-aggregator serve`: the ROUTER (CURVE + ZAP enrollment), the SQLite store, ingest,
+/// the fleet gauges and maintenance, and the HTTP API, as services of one ``ServiceGroup`` that stops
+/// gracefully on SIGTERM/SIGINT. The executable only parses arguments and bootstraps logging/metrics.
+public struct AggregatorServer {
+    public let config: AggregatorConfig
+    public let configFile: String
+    public let logger: Logger
+    public let metricsText: @Sendable () -> String
+
+    public init(config: AggregatorConfig, configFile: String, logger: Logger, metricsText: @escaping @Sendable () -> String) {
+        self.config = config
+        self.configFile = configFile
+        self.logger = logger
+        self.metricsText = metricsText
+    }
+
+    public func run() async throws {
+        guard let http = APIServer.parseAddress(config.httpAddress) else {
+            throw ConfigError(file: configFile, key: "listen.http", message: "expected HOST:PORT, got \"\(config.httpAddress)\"")
+        }
+        try EndpointCheck.validateBindEndpoint(config.zmqEndpoint, configFile: configFile, key: "listen.zmq")
+        let store = try FleetStore(path: config.database)
+        try store.setAllDisconnected()
+
+        let security: RouterSecurity
+        var authenticator: EnrollmentAuthenticator?
+        if config.insecure {
+            security = .insecure
+            logger.critical("aggregator running WITHOUT CURVE (insecure: true): any process that can reach \(config.zmqEndpoint) can report as any host")
+        } else {
+            let keys: ServerKeys
+            do { keys = try ServerKeys.load(keysDir: config.keysDir) } catch {
+                throw ConfigError(file: configFile, key: "keys.dir", message: "\(error.description) (run: regwatch-aggregator keys generate)")
+            }
+            security = .curve(serverKeys: keys.transport)
+            authenticator = EnrollmentAuthenticator(store: EnrollmentStore(keysDir: config.keysDir), logger: logger)
+        }
+        let router = RouterServer(
+            configuration: .init(endpoint: config.zmqEndpoint, security: security, limits: config.transport),
+            authenticator: authenticator, logger: logger)
+        let bound = try router.start()
+        let enrolled = authenticator
+        let ingest = IngestService(router: router, store: store, isEnrolled: { enrolled?.isEnrolled(host: $0) ?? true }, logger: logger)
+        var gaugeOptions = FleetGaugesService.Options()
+        gaugeOptions.staleAfter = config.correlation.staleAfter
+        let gauges = FleetGaugesService(store: store, router: router, options: gaugeOptions, logger: logger)
+        let api = APIServer.makeApplication(
+            store: store, options: .init(host: http.host, port: http.port, staleAfter: config.correlation.staleAfter, metricsText: metricsText),
+            logger: logger)
+        logger.notice("aggregator serving", metadata: [
+            "zmq": "\(bound)", "http": "\(config.httpAddress)", "database": "\(config.database)",
+            "transport": "\(config.insecure ? "INSECURE" : "CURVE")",
+        ])
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: router), .init(service: ingest), .init(service: gauges), .init(service: api)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        try await group.run()
+        ingest.commitPending()
+        try? store.checkpoint()
+    }
+}

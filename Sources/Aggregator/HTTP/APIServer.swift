@@ -1,0 +1,82 @@
+import Foundation
+import Hummingbird
+import Logging
+import RegwatchShared
+
+/// The aggregator's HTTP API (DESIGN.md contract): health, Prometheus metrics and fleet state as JSON.
+///
+/// Read routes are open on the bound address (loopback by default); mutating routes, added by later
+/// features, go through ``BearerTokenMiddleware``. JSON uses RFC 3339 UTC times and explicit `null`s.
+public enum APIServer {
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        /// Hosts silent for this many of their intervals are `stale`.
+        public var staleAfter: Int
+        /// Renders the metrics registry as Prometheus text (the executable owns the backend).
+        public var metricsText: @Sendable () -> String
+
+        public init(host: String, port: Int, staleAfter: Int, metricsText: @escaping @Sendable () -> String) {
+            self.host = host
+            self.port = port
+            self.staleAfter = staleAfter
+            self.metricsText = metricsText
+        }
+    }
+
+    public static func makeApplication(store: FleetStore, options: Options, logger: Logger) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("/healthz") { _, _ -> Response in
+            do {
+                _ = try store.status(now: Date(), staleAfter: options.staleAfter)
+                return text("ok\n")
+            } catch {
+                return text("database unavailable: \(error)\n", status: .serviceUnavailable)
+            }
+        }
+        router.get("/metrics") { _, _ -> Response in
+            text(options.metricsText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/api/v1/hosts") { _, _ -> Response in
+            try json(store.hosts(now: Date(), staleAfter: options.staleAfter))
+        }
+        router.get("/api/v1/endpoints") { _, _ -> Response in
+            try json(store.endpoints(now: Date(), staleAfter: options.staleAfter))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "regwatch-aggregator"),
+            onServerRunning: { channel in
+                logger.notice("HTTP API listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            },
+            logger: logger
+        )
+    }
+
+    static func text(_ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> Response {
+        let data = try JSONCoding.encoder().encode(value)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Splits `host:port` (IPv6 as `[::1]:7451`).
+    public static func parseAddress(_ address: String) -> (host: String, port: Int)? {
+        var host: Substring
+        let portText: Substring
+        if address.hasPrefix("[") {
+            guard let close = address.firstIndex(of: "]"), address[address.index(after: close)...].hasPrefix(":") else { return nil }
+            host = address[address.index(after: address.startIndex)..<close]
+            portText = address[address.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = address.lastIndex(of: ":") else { return nil }
+            host = address[..<colon]
+            portText = address[address.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
+        if host == "*" { host = "0.0.0.0" }
+        return (String(host), port)
+    }
+}

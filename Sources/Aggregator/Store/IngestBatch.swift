@@ -1,0 +1,58 @@
+import Foundation
+import RegwatchShared
+
+/// Everything ingest collected since the last commit, written by `FleetStore.commit` in one transaction.
+///
+/// Why batches: one SQLite transaction per report costs an fsync-bound commit each; thousands of agents
+/// reporting every 30 s need many reports per commit. Pull events ride in the same transaction so they
+/// can be acknowledged as soon as it commits.
+///
+/// `hostID` is the authenticated sender (the host enrolled with the CURVE key), not `report.host.id`:
+/// the ingest layer checks they agree before a report gets here.
+public struct IngestBatch: Sendable {
+    public struct ReportEntry: Sendable {
+        public var hostID: String
+        /// The transport sequence number of the report, kept as `host.lastReportSeq` for debugging.
+        public var seq: UInt64
+        public var report: Report
+        /// Aggregator clock: staleness and probe history use it, so agent clock skew cannot hide a host.
+        public var receivedAt: Date
+
+        public init(hostID: String, seq: UInt64, report: Report, receivedAt: Date) {
+            self.hostID = hostID
+            self.seq = seq
+            self.report = report
+            self.receivedAt = receivedAt
+        }
+    }
+
+    public struct EventEntry: Sendable {
+        public var hostID: String
+        public var events: [PullEvent]
+        public var receivedAt: Date
+
+        public init(hostID: String, events: [PullEvent], receivedAt: Date = Date()) {
+            self.hostID = hostID
+            self.events = events
+            self.receivedAt = receivedAt
+        }
+    }
+
+    public var reports: [ReportEntry]
+    public var events: [EventEntry]
+
+    public init(reports: [ReportEntry] = [], events: [EventEntry] = []) {
+        self.reports = reports
+        self.events = events
+    }
+
+    public var isEmpty: Bool { reports.isEmpty && events.isEmpty }
+
+    public mutating func append(report: Report, hostID: String, seq: UInt64, receivedAt: Date) {
+        reports.append(ReportEntry(hostID: hostID, seq: seq, report: report, receivedAt: receivedAt))
+    }
+
+    public mutating func append(events: [PullEvent], hostID: String, receivedAt: Date = Date()) {
+        self.events.append(EventEntry(hostID: hostID, events: events, receivedAt: receivedAt))
+    }
+}

@@ -1,0 +1,190 @@
+import GRDB
+
+/// The fleet database schema, as an ordered list of named migrations (`v1`, `v2`, …).
+///
+/// Migrations are append-only: a released migration is never edited, a change is a new migration. The
+/// names applied to a file are recorded in `grdb_migrations`, which is how `FleetStore` refuses a file
+/// migrated by a newer binary instead of writing rows that version does not expect.
+///
+/// Conventions, so queries can compare and index without conversions:
+/// - times are `REAL` unix seconds (UTC), `Date.timeIntervalSince1970`; `probe_minute.minute` is the
+///   minute's start in unix seconds;
+/// - sequence numbers and generations (`UInt64` on the wire) are stored by bit pattern in `INTEGER`,
+///   so any value round-trips;
+/// - structured values (labels, mirrors, evidence) are JSON text with sorted keys;
+/// - error classes are their contract strings (`ok`, `tcp_timeout`, …).
+enum StoreSchema {
+    /// `PRAGMA application_id` of a regwatch database ("RgWt"), so a file of another application is
+    /// recognised before anything is written into it.
+    static let applicationID: Int32 = 0x5267_5774
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1", migrate: v1)
+        return m
+    }
+
+    /// The names this binary knows, in order.
+    static var migrationNames: [String] { migrator.migrations }
+
+    private static func v1(_ db: Database) throws {
+        try db.execute(sql: """
+            PRAGMA application_id = \(applicationID);
+
+            -- Small key/value table for the store's own bookkeeping (roll-up watermark).
+            CREATE TABLE store_meta (
+                key TEXT PRIMARY KEY NOT NULL,
+                value
+            );
+
+            -- One row per host ever seen; latest report wins.
+            CREATE TABLE host (
+                id TEXT PRIMARY KEY NOT NULL,
+                labels TEXT NOT NULL DEFAULT '{}',
+                zone TEXT,
+                egress TEXT,
+                agentVersion TEXT NOT NULL DEFAULT '',
+                intervalSeconds REAL NOT NULL DEFAULT 30,
+                appliedGeneration INTEGER NOT NULL DEFAULT 0,
+                mirrorPools TEXT NOT NULL DEFAULT '{}',
+                eventSources TEXT NOT NULL DEFAULT '[]',
+                firstSeen REAL NOT NULL,
+                lastSeen REAL NOT NULL,
+                lastCycleStartedAt REAL NOT NULL,
+                connected INTEGER NOT NULL DEFAULT 0,
+                lastReportSeq INTEGER NOT NULL DEFAULT 0,
+                -- Rows this host has in endpoint_state / runtime_state, kept by ingest so an unchanged
+                -- set of endpoints needs no DELETE of dropped ones.
+                endpointCount INTEGER NOT NULL DEFAULT 0,
+                runtimeCount INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE INDEX host_zone ON host(zone);
+            CREATE INDEX host_egress ON host(egress);
+
+            -- Latest probe outcome per host x endpoint. The registry is part of the key because one
+            -- mirror URL may serve several registries, with different manifest probes.
+            CREATE TABLE endpoint_state (
+                hostId TEXT NOT NULL REFERENCES host(id) ON DELETE CASCADE,
+                registry TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                role TEXT NOT NULL,
+                class TEXT NOT NULL,
+                detail TEXT NOT NULL DEFAULT '',
+                dnsMs REAL,
+                connectMs REAL,
+                tlsMs REAL,
+                ttfbMs REAL,
+                totalMs REAL,
+                tlsTrusted INTEGER,
+                tlsDaysLeft INTEGER,
+                tlsExpiresAt REAL,
+                rateLimitLimit INTEGER,
+                rateLimitRemaining INTEGER,
+                rateLimitWindowSeconds INTEGER,
+                rateLimitSource TEXT,
+                manifestReference TEXT,
+                manifestStatus INTEGER,
+                manifestDigest TEXT,
+                checkedAt REAL NOT NULL,      -- agent clock
+                observedAt REAL NOT NULL,     -- aggregator clock (report received)
+                cycleStartedAt REAL NOT NULL, -- marks rows of the report that wrote them
+                PRIMARY KEY (hostId, registry, endpoint)
+            );
+
+            -- Raw probe history, kept for a short retention and rolled up per minute.
+            CREATE TABLE probe_sample (
+                id INTEGER PRIMARY KEY,
+                hostId TEXT NOT NULL,
+                registry TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                class TEXT NOT NULL,
+                totalMs REAL,
+                bucket INTEGER,               -- LatencyBuckets index of totalMs
+                observedAt REAL NOT NULL      -- aggregator clock, so roll-up minutes are never late
+            );
+            CREATE INDEX probe_sample_observedAt ON probe_sample(observedAt);
+
+            CREATE TABLE probe_minute (
+                registry TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                minute INTEGER NOT NULL,
+                samples INTEGER NOT NULL,
+                failures INTEGER NOT NULL,
+                timedSamples INTEGER NOT NULL, -- samples with a totalMs
+                sumMs REAL NOT NULL,
+                minMs REAL,
+                maxMs REAL,
+                buckets TEXT NOT NULL,         -- {"bucket index": count}
+                failureClasses TEXT NOT NULL,  -- {"class": count}, failing classes only
+                PRIMARY KEY (registry, endpoint, minute)
+            );
+            CREATE INDEX probe_minute_minute ON probe_minute(minute);
+
+            CREATE TABLE runtime_state (
+                hostId TEXT NOT NULL REFERENCES host(id) ON DELETE CASCADE,
+                runtime TEXT NOT NULL,
+                mirrors TEXT NOT NULL,
+                valid INTEGER NOT NULL,
+                detail TEXT NOT NULL DEFAULT '',
+                hash TEXT NOT NULL DEFAULT '',
+                observedAt REAL NOT NULL,
+                cycleStartedAt REAL NOT NULL,
+                PRIMARY KEY (hostId, runtime)
+            );
+
+            -- No foreign key to host: events may arrive before the host's first report.
+            CREATE TABLE pull_event (
+                hostId TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                at REAL NOT NULL,
+                image TEXT NOT NULL,
+                registry TEXT NOT NULL,
+                endpoint TEXT,
+                result TEXT NOT NULL,
+                class TEXT NOT NULL,
+                detail TEXT NOT NULL DEFAULT '',
+                source TEXT NOT NULL,
+                receivedAt REAL NOT NULL,
+                PRIMARY KEY (hostId, seq)
+            );
+            CREATE INDEX pull_event_at ON pull_event(at);
+
+            -- Filled by correlation. AUTOINCREMENT: outage ids are shown to operators and never reused.
+            CREATE TABLE outage (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL,
+                state TEXT NOT NULL,
+                endpoint TEXT,
+                zone TEXT,
+                host TEXT,
+                egress TEXT,
+                errorClass TEXT,
+                affectedHosts INTEGER NOT NULL DEFAULT 0,
+                totalHosts INTEGER NOT NULL DEFAULT 0,
+                evidence TEXT NOT NULL DEFAULT '{}',
+                startedAt REAL NOT NULL,
+                endedAt REAL
+            );
+            CREATE INDEX outage_state ON outage(state);
+
+            -- Filled by the failover controller.
+            CREATE TABLE failover_plan (
+                generation INTEGER PRIMARY KEY NOT NULL,
+                state TEXT NOT NULL,
+                reason TEXT NOT NULL DEFAULT '',
+                mirrors TEXT NOT NULL DEFAULT '{}',
+                createdAt REAL NOT NULL,
+                updatedAt REAL NOT NULL
+            );
+
+            CREATE TABLE failover_ack (
+                generation INTEGER NOT NULL REFERENCES failover_plan(generation) ON DELETE CASCADE,
+                hostId TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                detail TEXT NOT NULL DEFAULT '',
+                at REAL NOT NULL,
+                PRIMARY KEY (generation, hostId)
+            );
+            """)
+    }
+}

@@ -1,0 +1,259 @@
+import Foundation
+import GRDB
+import RegwatchShared
+import RegwatchTestSupport
+import Testing
+
+/// `regwatch-aggregator serve` and `regwatch-agent run` as real processes over CURVE on loopback,
+/// against real registries (an upstream and a pull-through mirror), with the embedded SQLite file.
+@Suite("aggregator serve", .serialized)
+struct AggregatorServeTests {
+    /// Keys, registries, an aggregator config and agents, all under one temp directory.
+    final class Fleet: @unchecked Sendable {
+        let h = RegistryHarness("fleet")
+        let zmqPort = RegistryHarness.freePort()
+        let httpPort = RegistryHarness.freePort()
+        var upstream = 0
+        var mirror = 0
+        var aggregator: Process?
+        var agents: [String: Process] = [:]
+        var dir: String { h.dir }
+        var config: String { "\(dir)/aggregator.yaml" }
+        var database: String { "\(dir)/regwatch.db" }
+
+        init() throws {
+            upstream = try h.startRegistry(name: "upstream")
+            try h.pushImage(port: upstream, repository: "library/alpine", tag: "3.20")
+            mirror = try h.startRegistry(name: "mirror", extra: "proxy: {remoteurl: \"http://127.0.0.1:\(upstream)\"}")
+            try """
+            listen: {zmq: "tcp://127.0.0.1:\(zmqPort)", http: "127.0.0.1:\(httpPort)"}
+            database: \(database)
+            keys: {dir: \(dir)/keys}
+            correlation: {staleAfter: 3}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            #expect(try CLI.run("regwatch-aggregator", ["keys", "generate", "--config", config]).status == 0)
+        }
+
+        /// Writes an agent's key and config; enrolls it unless `enroll` is false.
+        func addAgent(_ id: String, zone: String, enroll: Bool = true, events: String = "{journalUnits: []}") throws {
+            #expect(try CLI.run("regwatch-agent", ["keys", "generate", "--out", "\(dir)/\(id)"]).status == 0)
+            if enroll {
+                #expect(try CLI.run("regwatch-aggregator", ["keys", "accept", "--config", config, "--host", id, "--key", "\(dir)/\(id)/agent.pub"]).status == 0)
+            }
+            try """
+            host: {id: \(id), labels: {zone: \(zone), egress: 198.51.100.\(zone.dropFirst())}}
+            aggregator: {endpoint: "tcp://127.0.0.1:\(zmqPort)", serverKey: \(dir)/keys/server.pub, clientKey: \(dir)/\(id)/agent.key, signingKey: \(dir)/keys/signing.pub}
+            interval: 1s
+            stateDir: \(dir)/\(id)/state
+            registries:
+              - name: docker.io
+                upstream: "http://127.0.0.1:\(upstream)"
+                rateLimit: false
+                probeImage: library/alpine:3.20
+                mirrors: [{url: "http://127.0.0.1:\(mirror)", insecure: true}]
+            events: \(events)
+            """.write(toFile: "\(dir)/\(id).yaml", atomically: true, encoding: .utf8)
+        }
+
+        func startAgent(_ id: String) throws {
+            agents[id] = try h.start(CLI.binary("regwatch-agent"), ["run", "--config", "\(dir)/\(id).yaml"], stderrPath: "\(dir)/\(id).log")
+        }
+
+        func startAggregator() throws {
+            aggregator = try h.start(CLI.binary("regwatch-aggregator"), ["serve", "--config", config], stderrPath: "\(dir)/aggregator.log")
+            #expect(RegistryHarness.waitForPort(httpPort), "HTTP API did not come up")
+        }
+
+        func kill9Aggregator() {
+            guard let p = aggregator else { return }
+            kill(p.processIdentifier, SIGKILL)
+            for _ in 0..<100 where p.isRunning { usleep(20_000) }
+            aggregator = nil
+        }
+
+        func get(_ path: String) throws -> String {
+            try h.run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(httpPort)\(path)"])
+        }
+
+        func json(_ path: String) throws -> [[String: Any]] {
+            try #require(try JSONSerialization.jsonObject(with: Data(get(path).utf8)) as? [[String: Any]])
+        }
+
+        /// Polls until `condition` holds or `seconds` pass.
+        func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try condition() { return true }
+                usleep(200_000)
+            }
+            return try condition()
+        }
+
+        deinit {
+            for p in agents.values where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            if let a = aggregator, a.isRunning { kill(a.processIdentifier, SIGKILL) }
+            h.stopAll()
+        }
+    }
+
+    @Test("three agents in two zones: hosts with labels, healthy endpoints, Prometheus text that promtool accepts, the CLI reads the live database")
+    func fleet() throws {
+        let f = try Fleet()
+        for (id, zone) in [("node-1", "z1"), ("node-2", "z2"), ("node-3", "z2")] { try f.addAgent(id, zone: zone) }
+        try f.startAggregator()
+        for id in ["node-1", "node-2", "node-3"] { try f.startAgent(id) }
+
+        #expect(try f.eventually(20) { try f.json("/api/v1/hosts").count == 3 }, "hosts: \((try? f.get("/api/v1/hosts")) ?? "")")
+        let hosts = try f.json("/api/v1/hosts")
+        #expect(Set(hosts.compactMap { $0["id"] as? String }) == ["node-1", "node-2", "node-3"])
+        let node2 = try #require(hosts.first { $0["id"] as? String == "node-2" })
+        #expect((node2["labels"] as? [String: String])?["zone"] == "z2")
+        #expect(node2["status"] as? String == "ok")
+        #expect(node2["appliedGeneration"] as? Int == 0)
+        #expect((node2["lastSeen"] as? String).flatMap(RFC3339.parse) != nil)
+
+        // Two intervals later every agent has reported both endpoints, all healthy.
+        #expect(try f.eventually(20) {
+            let endpoints = try f.json("/api/v1/endpoints")
+            return endpoints.count == 2 && endpoints.allSatisfy { $0["hostsReporting"] as? Int == 3 }
+        }, "endpoints: \((try? f.get("/api/v1/endpoints")) ?? "")")
+        for e in try f.json("/api/v1/endpoints") {
+            #expect(e["errorClass"] as? String == "ok", "\(e)")
+            #expect(e["hostsFailing"] as? Int == 0)
+            #expect((e["p50Ms"] as? Double ?? -1) > 0)
+            #expect(e.keys.contains("lowestRateLimitRemaining"))
+        }
+        #expect(Set(try f.json("/api/v1/endpoints").compactMap { $0["role"] as? String }) == ["upstream", "mirror"])
+
+        // The fleet gauges refresh every few seconds.
+        #expect(try f.eventually(15) {
+            let m = try f.get("/metrics")
+            return m.contains("regwatch_agents_connected 3") && m.contains("regwatch_probe_success{endpoint=\"http://127.0.0.1:\(f.mirror)\"} 1")
+        }, "\((try? f.get("/metrics")) ?? "")")
+        let metrics = try f.get("/metrics")
+        try metrics.write(toFile: "\(f.dir)/metrics.txt", atomically: true, encoding: .utf8)
+        let (status, _) = try RegistryHarness.spawnAndWait("/bin/sh", ["-c", "/usr/bin/promtool check metrics < \(f.dir)/metrics.txt > \(f.dir)/promtool.out 2>&1"])
+        #expect(status == 0, "promtool: \((try? String(contentsOfFile: "\(f.dir)/promtool.out", encoding: .utf8)) ?? "")")
+        #expect(metrics.contains("regwatch_reports_ingested_total"))
+        #expect(metrics.contains("regwatch_probe_duration_seconds_bucket{phase=\"total\""))
+        #expect(try f.get("/healthz") == "ok\n")
+
+        let cli = try CLI.run("regwatch-aggregator", ["hosts", "--config", f.config, "--json"])
+        #expect(cli.status == 0)
+        #expect(cli.stdout.contains("\"node-3\""))
+        let statusCLI = try CLI.run("regwatch-aggregator", ["status", "--config", f.config, "--json"])
+        #expect(statusCLI.stdout.contains("\"hosts\" : 3"), "\(statusCLI.stdout)")
+
+        // SIGTERM: a clean stop.
+        f.aggregator?.terminate()
+        #expect(f.eventually(10) { f.aggregator?.isRunning == false }, "aggregator did not stop on SIGTERM")
+    }
+
+    @Test("an unenrolled agent never appears; a revoked key stops being accepted on its open connection")
+    func enrollment() throws {
+        let f = try Fleet()
+        try f.addAgent("node-a", zone: "z1")
+        try f.addAgent("node-x", zone: "z1", enroll: false)
+        try f.startAggregator()
+        try f.startAgent("node-a")
+        try f.startAgent("node-x")
+        #expect(try f.eventually(20) { try f.json("/api/v1/hosts").count == 1 })
+        usleep(3_000_000)
+        #expect(try f.json("/api/v1/hosts").compactMap { $0["id"] as? String } == ["node-a"])
+        let agentLog = (try? String(contentsOfFile: "\(f.dir)/node-x.log", encoding: .utf8)) ?? ""
+        #expect(agentLog.contains("is it enrolled?"), "the unenrolled agent should say why it is refused")
+
+        #expect(try CLI.run("regwatch-aggregator", ["keys", "revoke", "--config", f.config, "--host", "node-a"]).status == 0)
+        usleep(1_500_000)  // a report already in flight may still land
+        let before = try f.json("/api/v1/hosts").first?["lastSeen"] as? String
+        usleep(3_000_000)  // three more intervals
+        let after = try f.json("/api/v1/hosts").first?["lastSeen"] as? String
+        #expect(before != nil && before == after, "reports from a revoked key were still stored (\(before ?? "nil") -> \(after ?? "nil"))")
+    }
+
+    @Test("kill -9 the aggregator 20 times while agents stream pull events: every event stored exactly once, integrity ok")
+    func killNine() async throws {
+        let f = try Fleet()
+        let ids = ["node-k1", "node-k2"]
+        for id in ids {
+            FileManager.default.createFile(atPath: "\(f.dir)/\(id)-kubelet.log", contents: nil)
+            try f.addAgent(id, zone: "z1", events: "{files: [\(f.dir)/\(id)-kubelet.log], filePoll: 50ms, resendAfter: 1s, journalUnits: [], spoolMaxBytes: 268435456}")
+        }
+        try f.startAggregator()
+        for id in ids { try f.startAgent(id) }
+        #expect(try f.eventually(20) { try f.json("/api/v1/hosts").count == 2 })
+
+        // Writers: each agent's kubelet log gets pull failures at a few hundred lines a second.
+        let writing = Writers(dir: f.dir, ids: ids)
+        let writer = Task.detached { await writing.run() }
+
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<20 {
+            usleep(UInt32.random(in: 200_000...900_000, using: &rng))
+            f.kill9Aggregator()
+            let check = try await DatabaseQueue(path: f.database).read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") }
+            #expect(check == "ok", "round \(round): \(check ?? "nil")")
+            try f.startAggregator()
+        }
+        await writing.stop()
+        _ = await writer.value
+        let written = await writing.counts
+
+        // Let every agent's spool drain: the aggregator acknowledges after each commit.
+        let drained = try f.eventually(60) {
+            try ids.allSatisfy { id in
+                let count = try DatabaseQueue(path: f.database).read { db in
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM pull_event WHERE hostId = ?", arguments: [id]) ?? 0
+                }
+                return count >= written[id, default: 0]
+            }
+        }
+        #expect(drained, "not every written event reached the database")
+        f.aggregator?.terminate()
+        #expect(f.eventually(10) { f.aggregator?.isRunning == false })
+        try await DatabaseQueue(path: f.database).read { db in
+            #expect(try String.fetchOne(db, sql: "PRAGMA integrity_check") == "ok")
+            for id in ids {
+                let rows = try Row.fetchAll(db, sql: "SELECT seq, image FROM pull_event WHERE hostId = ? ORDER BY seq", arguments: [id])
+                let images = rows.map { $0["image"] as String }
+                #expect(rows.count == written[id], "\(id): \(rows.count) stored, \(written[id] ?? 0) written")
+                #expect(Set(images).count == images.count, "\(id): an event stored twice")
+                #expect(Set(images) == Set((0..<(written[id] ?? 0)).map { "registry.test:5000/\(id)/app:\($0)" }))
+            }
+        }
+    }
+
+    /// Appends kubelet pull-failure lines, each image unique, to every agent's log until stopped.
+    actor Writers {
+        let dir: String
+        let ids: [String]
+        var counts: [String: Int] = [:]
+        var stopped = false
+
+        init(dir: String, ids: [String]) {
+            self.dir = dir
+            self.ids = ids
+        }
+
+        func stop() { stopped = true }
+
+        func run() async {
+            let handles = ids.compactMap { FileHandle(forWritingAtPath: "\(dir)/\($0)-kubelet.log") }
+            while !stopped {
+                for (id, handle) in zip(ids, handles) {
+                    var text = ""
+                    for _ in 0..<5 {
+                        let n = counts[id, default: 0]
+                        counts[id] = n + 1
+                        let image = "registry.test:5000/\(id)/app:\(n)"
+                        text += "I1129 01:02:05.123456 1234 event.go:307] \"Event occurred\" reason=\"Failed\" message=\"Failed to pull image \\\"\(image)\\\": rpc error: code = Unknown desc = 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit\"\n"
+                    }
+                    handle.seekToEndOfFile()
+                    handle.write(Data(text.utf8))
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            for h in handles { try? h.close() }
+        }
+    }
+}
