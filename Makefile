@@ -37,8 +37,10 @@ bench: deps
 	$(SWIFT) build -c release --product regwatch-bench
 	$(SWIFT) build -c release --product regwatch-probe-bench
 	$(SWIFT) build -c release --product regwatch-agent
+	$(SWIFT) build -c release --product regwatch-aggregator
 	.build/release/regwatch-bench
 	.build/release/regwatch-probe-bench
+	bash Benchmarks/agent-footprint.sh .build/release/regwatch-agent .build/release/regwatch-aggregator
 
 demo: deps build
 	bash scripts/demo.sh

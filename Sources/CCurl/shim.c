@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include "CCurl.h"
 
 CURLcode ccurl_easy_setopt_long(CURL *h, CURLoption o, long v) { return curl_easy_setopt(h, o, v); }
@@ -11,3 +12,6 @@ CURLcode ccurl_easy_getinfo_string(CURL *h, CURLINFO i, const char **v) { return
 CURLcode ccurl_easy_getinfo_certinfo(CURL *h, struct curl_certinfo **v) { return curl_easy_getinfo(h, CURLINFO_CERTINFO, v); }
 CURLMcode ccurl_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
 const curl_version_info_data *ccurl_version_info(void) { return curl_version_info(CURLVERSION_NOW); }
+
+int ccurl_malloc_trim(void) { return malloc_trim(0); }
+int ccurl_limit_malloc_arenas(int n) { return mallopt(M_ARENA_MAX, n); }

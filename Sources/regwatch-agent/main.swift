@@ -29,6 +29,7 @@ extension AgentCommand {
         @OptionGroup var options: ConfigOption
 
         func run() async throws {
+            ProcessTuning.forSmallDaemon()
             let config = try AgentConfig.load(options.config)
             let credentials = try AgentCredentials.load(config, configFile: options.config)
             let dockerCredentials = try CheckCycle.loadCredentials(config)

@@ -68,17 +68,39 @@ enum ProbeClassification {
 
     /// Days until `Expire date` (e.g. `Dec 29 00:23:11 2026 GMT`), and the date.
     static func expiry(_ leaf: [String: String], now: Date) -> (days: Int, date: Date)? {
-        guard let text = leaf["Expire date"] else { return nil }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "GMT")
-        for format in ["MMM d HH:mm:ss yyyy zzz", "MMM  d HH:mm:ss yyyy zzz", "yyyy-MM-dd HH:mm:ss zzz"] {
-            f.dateFormat = format
-            if let d = f.date(from: text.trimmingCharacters(in: .whitespaces)) {
-                return (Int((d.timeIntervalSince(now) / 86400).rounded(.down)), d)
-            }
+        guard let text = leaf["Expire date"], let d = certificateDate(text) else { return nil }
+        return (Int((d.timeIntervalSince(now) / 86400).rounded(.down)), d)
+    }
+
+    /// Parses curl's certificate dates, `Dec 29 00:23:11 2026 GMT` (OpenSSL) or `2026-12-29 00:23:11 GMT`,
+    /// by hand: a DateFormatter would load ICU (megabytes of resident memory) into every agent.
+    static func certificateDate(_ text: String) -> Date? {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count >= 3 else { return nil }
+        var year = 0, month = 0, day = 0
+        let timeIndex: Int
+        if parts[0].contains("-") {
+            let ymd = parts[0].split(separator: "-").compactMap { Int($0) }
+            guard ymd.count == 3 else { return nil }
+            (year, month, day) = (ymd[0], ymd[1], ymd[2])
+            timeIndex = 1
+        } else {
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            guard parts.count >= 4, let m = months.firstIndex(of: String(parts[0])), let d = Int(parts[1]), let y = Int(parts[3]) else { return nil }
+            (year, month, day) = (y, m + 1, d)
+            timeIndex = 2
         }
-        return nil
+        let hms = parts[timeIndex].split(separator: ":").compactMap { Int($0) }
+        guard hms.count == 3, (1...12).contains(month), (1...31).contains(day), hms[0] < 24, hms[1] < 60, hms[2] < 61 else { return nil }
+        // Days from civil (Howard Hinnant's algorithm): no calendar object, no time zone database.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Date(timeIntervalSince1970: TimeInterval(days * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2]))
     }
 
     /// `100;w=21600` -> (100, 21600).

@@ -98,6 +98,9 @@ public final class EventPublisher: Service, Sendable {
         let codec = WireCodec()
         var seq: UInt64 = 0
         for await _ in wakeups {
+            // Sending while disconnected would only park copies of the spool in the outbox; resends wait
+            // for the connection, and a backlog in the outbox waits for the socket to drain.
+            guard client.statistics.state == .connected, client.queued < 4 else { continue }
             let now = ContinuousClock.now
             let resendAfter = settings.resendAfter
             while true {
@@ -127,13 +130,13 @@ public final class EventPublisher: Service, Sendable {
                     $0.eventsSent += due.count
                     $0.resent += resent
                 }
-                if due.count < settings.batchMaxEvents { break }
+                if due.count < settings.batchMaxEvents || client.queued >= 4 { break }
             }
             // Forget send times of events that left the spool by being dropped.
             let pendingCount = spool.statistics.pending
             lastSent.withLock { sent in
                 if sent.count > 2 * pendingCount + 64 {
-                    let keep = Set(spool.pending(limit: .max).map(\.seq))
+                    let keep = spool.pendingSeqs
                     sent = sent.filter { keep.contains($0.key) }
                 }
             }

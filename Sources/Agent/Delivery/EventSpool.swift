@@ -1,3 +1,4 @@
+import CCurl
 import Foundation
 import RegwatchShared
 import Synchronization
@@ -31,8 +32,9 @@ public final class EventSpool: Sendable {
         public var description: String { "\(path): \(reason)" }
     }
 
+    /// Only the journal line is kept in memory (decoded again when sent): a full spool then costs about
+    /// its byte bound, not that plus a decoded copy.
     struct Entry {
-        var event: PullEvent
         var line: [UInt8]
     }
 
@@ -81,6 +83,8 @@ public final class EventSpool: Sendable {
     public func append(_ events: [PullEvent]) -> [PullEvent] {
         guard !events.isEmpty else { return [] }
         let encoder = JSONCoding.encoder()
+        var needsCompaction = false
+        defer { if needsCompaction { try? compact() } }
         return state.withLock { s in
             var out: [PullEvent] = []
             var journal: [UInt8] = []
@@ -92,7 +96,7 @@ public final class EventSpool: Sendable {
                 line.append(contentsOf: json)
                 line.append(UInt8(ascii: "\n"))
                 journal.append(contentsOf: line)
-                s.pending[event.seq] = Entry(event: event, line: line)
+                s.pending[event.seq] = Entry(line: line)
                 s.order.append(event.seq)
                 s.stats.pending += 1
                 s.stats.pendingBytes += line.count
@@ -105,6 +109,7 @@ public final class EventSpool: Sendable {
                 journal.append(contentsOf: Array("-\(oldest)\n".utf8))
             }
             Self.write(journal, to: &s)
+            needsCompaction = s.journalBytes > max(64 * 1024, 2 * maxBytes)
             return out.filter { s.pending[$0.seq] != nil }
         }
     }
@@ -128,7 +133,8 @@ public final class EventSpool: Sendable {
     /// Pending events in sequence order, up to `limit` events or `maxBytes` of JSON, those for which
     /// `include` is true.
     public func pending(limit: Int, maxBytes: Int = .max, where include: (UInt64) -> Bool = { _ in true }) -> [PullEvent] {
-        state.withLock { s in
+        let decoder = JSONCoding.decoder()
+        return state.withLock { s in
             var out: [PullEvent] = []
             var bytes = 0
             var i = s.orderHead
@@ -137,12 +143,16 @@ public final class EventSpool: Sendable {
                 i += 1
                 guard let entry = s.pending[seq], include(seq) else { continue }
                 if bytes + entry.line.count > maxBytes && !out.isEmpty { break }
+                guard let event = try? decoder.decode(PullEvent.self, from: Data(entry.line.dropFirst())) else { continue }
                 bytes += entry.line.count
-                out.append(entry.event)
+                out.append(event)
             }
             return out
         }
     }
+
+    /// The sequence numbers still pending, without decoding the events.
+    public var pendingSeqs: Set<UInt64> { state.withLock { Set($0.pending.keys) } }
 
     /// Rewrites the journal with only the pending events (temp file, fsync, rename, fsync directory).
     public func compact() throws(SpoolError) {
@@ -161,6 +171,8 @@ public final class EventSpool: Sendable {
             guard s.fd >= 0 else { throw SpoolError(path: path, reason: "cannot open for append: \(String(cString: strerror(errno)))") }
             s.journalBytes = bytes.count
         }
+        // The rewrite briefly held a copy of the whole spool; give that memory back to the system.
+        _ = ccurl_malloc_trim()
     }
 
     // MARK: - Internals
@@ -214,7 +226,7 @@ public final class EventSpool: Sendable {
                 }
             case UInt8(ascii: "+"):
                 guard let event = try? decoder.decode(PullEvent.self, from: Data(body)) else { continue }
-                pending[event.seq] = Entry(event: event, line: Array(raw) + [UInt8(ascii: "\n")])
+                pending[event.seq] = Entry(line: Array(raw) + [UInt8(ascii: "\n")])
                 maxSeq = max(maxSeq, event.seq)
             case UInt8(ascii: "-"):
                 if let seq = UInt64(String(decoding: body, as: UTF8.self)) {

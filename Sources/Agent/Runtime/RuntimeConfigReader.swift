@@ -115,6 +115,6 @@ public struct RuntimeConfigReader: Sendable {
         for key in mirrors.keys.sorted() { text += "\(key)=\(mirrors[key]!.joined(separator: " "))\n" }
         for line in extra { text += "\(line)\n" }
         let digest = SHA256.hash(data: Data(text.utf8))
-        return "sha256:" + digest.prefix(8).map { String(format: "%02x", $0) }.joined()
+        return "sha256:" + digest.prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }

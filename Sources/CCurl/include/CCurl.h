@@ -17,4 +17,9 @@ CURLcode ccurl_easy_getinfo_certinfo(CURL *handle, struct curl_certinfo **value)
 CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 /* curl_version_info(CURLVERSION_NOW) with the macro resolved on the C side. */
 const curl_version_info_data *ccurl_version_info(void);
+/* glibc's malloc_trim (malloc.h is not in Swift's Glibc module): returns freed heap memory to the system. */
+int ccurl_malloc_trim(void);
+/* mallopt(M_ARENA_MAX, n): fewer per-thread heaps, so a small daemon's memory is not spread (and
+   fragmented) over one 64 MiB arena per thread that ever allocated. */
+int ccurl_limit_malloc_arenas(int n);
 #endif

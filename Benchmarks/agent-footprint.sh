@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Agent footprint: steady-state RSS and CPU of `regwatch-agent run` (30 s interval, 10 endpoints, real
+# registries, a real aggregator) over FOOTPRINT_MINUTES (default 10), then RSS with a full event spool
+# (aggregator stopped, events written far past spoolMaxBytes). The reference, measured in the same run over
+# the same period: prometheus-blackbox-exporter probing the same 10 endpoints every 30 s.
+# Usage: Benchmarks/agent-footprint.sh AGENT_BINARY AGGREGATOR_BINARY
+set -euo pipefail
+AGENT=${1:?agent binary}
+AGG=${2:?aggregator binary}
+MINUTES=${FOOTPRINT_MINUTES:-10}
+INTERVAL=${FOOTPRINT_INTERVAL:-30}
+DIR=$(mktemp -d /tmp/rw-footprint.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+trap "exit 130" INT TERM
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Five real registries; each is probed under two names (127.0.0.1 and localhost): ten endpoints.
+PORTS=()
+for i in 1 2 3 4 5; do
+  p=$(port)
+  printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: "%s"}}\nhttp: {addr: "127.0.0.1:%s"}\n' "$DIR/r$i" "$p" > "$DIR/r$i.yml"
+  docker-registry serve "$DIR/r$i.yml" >/dev/null 2>&1 &
+  PIDS+=($!)
+  PORTS+=("$p")
+done
+for p in "${PORTS[@]}"; do for _ in $(seq 50); do curl -sf "http://127.0.0.1:$p/v2/" >/dev/null && break; sleep 0.1; done; done
+
+ZMQ=$(port); HTTP=$(port)
+cat > "$DIR/aggregator.yaml" <<YAML
+listen: {zmq: "tcp://127.0.0.1:$ZMQ", http: "127.0.0.1:$HTTP"}
+database: $DIR/regwatch.db
+keys: {dir: $DIR/keys}
+YAML
+"$AGG" keys generate --config "$DIR/aggregator.yaml" >/dev/null
+"$AGENT" keys generate --out "$DIR/agent" >/dev/null
+"$AGG" keys accept --config "$DIR/aggregator.yaml" --host bench-1 --key "$DIR/agent/agent.pub" >/dev/null
+{
+  echo "host: {id: bench-1, labels: {zone: z1}}"
+  echo "aggregator: {endpoint: \"tcp://127.0.0.1:$ZMQ\", serverKey: $DIR/keys/server.pub, clientKey: $DIR/agent/agent.key, signingKey: $DIR/keys/signing.pub}"
+  echo "interval: ${INTERVAL}s"
+  echo "stateDir: $DIR/state"
+  echo "events: {journalUnits: [], files: [$DIR/kubelet.log], spoolMaxBytes: 4194304}"
+  echo "registries:"
+  for i in 1 2 3 4 5; do
+    p=${PORTS[$((i-1))]}
+    echo "  - {name: \"r$i.test\", upstream: \"http://127.0.0.1:$p\", rateLimit: false, mirrors: [{url: \"http://localhost:$p\", insecure: true}]}"
+  done
+} > "$DIR/agent.yaml"
+: > "$DIR/kubelet.log"
+
+{
+  echo "modules:"
+  echo "  registry: {prober: http, timeout: 5s, http: {valid_status_codes: [200, 401], preferred_ip_protocol: ip4}}"
+} > "$DIR/blackbox.yml"
+BB=$(port)
+prometheus-blackbox-exporter --config.file "$DIR/blackbox.yml" --web.listen-address "127.0.0.1:$BB" >/dev/null 2>&1 &
+BBPID=$!
+PIDS+=($BBPID)
+
+"$AGG" serve --config "$DIR/aggregator.yaml" >"$DIR/aggregator.log" 2>&1 &
+AGGPID=$!
+PIDS+=($AGGPID)
+sleep 1
+"$AGENT" run --config "$DIR/agent.yaml" >"$DIR/agent.log" 2>&1 &
+AGENTPID=$!
+PIDS+=($AGENTPID)
+sleep 2
+
+# A Prometheus-like scraper for the reference: every endpoint every interval.
+(
+  while true; do
+    for p in "${PORTS[@]}"; do
+      for h in 127.0.0.1 localhost; do
+        curl -s "http://127.0.0.1:$BB/probe?module=registry&target=http://$h:$p/v2/" >/dev/null || true
+      done
+    done
+    sleep "$INTERVAL"
+  done
+) &
+PIDS+=($!)
+
+HZ=$(getconf CLK_TCK)
+START=$(date +%s.%N)
+A0=$(cpu_ticks $AGENTPID); B0=$(cpu_ticks $BBPID)
+ASUM=0; BSUM=0; N=0; AMAX=0; BMAX=0
+END=$(( $(date +%s) + MINUTES * 60 ))
+while [ "$(date +%s)" -lt "$END" ]; do
+  sleep 10
+  a=$(rss_kb $AGENTPID); b=$(rss_kb $BBPID)
+  ASUM=$((ASUM + a)); BSUM=$((BSUM + b)); N=$((N + 1))
+  [ "$a" -gt "$AMAX" ] && AMAX=$a
+  [ "$b" -gt "$BMAX" ] && BMAX=$b
+done
+WALL=$(python3 -c "import time; print(time.time() - $START)")
+A1=$(cpu_ticks $AGENTPID); B1=$(cpu_ticks $BBPID)
+ANON=$(anon_kb $AGENTPID)
+REPORTS=$(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^regwatch_reports_ingested_total/ {print $2}')
+
+python3 - "$ASUM" "$BSUM" "$N" "$AMAX" "$BMAX" "$A0" "$A1" "$B0" "$B1" "$HZ" "$WALL" "$ANON" "$MINUTES" "$INTERVAL" "${REPORTS:-0}" <<'PY'
+import sys
+asum, bsum, n, amax, bmax, a0, a1, b0, b1, hz = map(int, sys.argv[1:11]); n = max(n, 1)
+wall = float(sys.argv[11]); anon = int(sys.argv[12]); minutes, interval = sys.argv[13], sys.argv[14]; reports = sys.argv[15]
+acpu = (a1 - a0) / hz / wall * 100; bcpu = (b1 - b0) / hz / wall * 100
+print(f"agent footprint: {minutes} min, interval {interval}s, 10 endpoints, {reports} reports stored by the aggregator")
+print(f"  regwatch-agent      RSS mean {asum/n/1024:6.1f} MiB  max {amax/1024:6.1f} MiB  (anonymous {anon/1024:.1f} MiB)  CPU {acpu:.3f}% of a core")
+print(f"  blackbox_exporter   RSS mean {bsum/n/1024:6.1f} MiB  max {bmax/1024:6.1f} MiB                          CPU {bcpu:.3f}% of a core")
+print(f"  ratio agent/blackbox: RSS {asum/max(bsum,1):.2f}x, CPU {acpu/max(bcpu,1e-9):.2f}x   (goals: RSS <= 12 MB, CPU <= 0.1% of a core)")
+PY
+
+# Full spool: the aggregator goes away and pull failures keep coming, far past spoolMaxBytes (4 MiB).
+kill $AGGPID; wait $AGGPID 2>/dev/null || true
+before=$(rss_kb $AGENTPID)
+write_failures() { # first-n count
+  python3 - "$DIR/kubelet.log" "$1" "$2" <<'PY'
+import sys, time
+path, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, "a") as f:
+    for start in range(first, first + count, 500):
+        for n in range(start, min(start + 500, first + count)):
+            f.write(f'I1129 01:02:05.123456 1234 event.go:307] "Event occurred" reason="Failed" message="Failed to pull image \\"registry.test:5000/team/app:{n}\\": rpc error: code = Unknown desc = 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit"\n')
+        f.flush()
+        time.sleep(0.25)
+PY
+}
+write_failures 0 20000
+sleep 5
+full=$(rss_kb $AGENTPID)
+line="  full spool (aggregator down, spoolMaxBytes 4 MiB): RSS $((before / 1024)) MiB before; after 20k events $((full / 1024)) MiB"
+for round in 1 2 3 4; do
+  write_failures $((round * 20000)) 20000
+  sleep 3
+  line="$line, $(((round + 1) * 20))k $(( $(rss_kb $AGENTPID) / 1024 )) MiB"
+done
+[ -n "${FOOTPRINT_SMAPS:-}" ] && awk '/^[0-9a-f]/{hdr=$1" "$6} /^Rss:/{if ($2>500) print $2, hdr}' /proc/$AGENTPID/smaps >&2
+spool=$(stat -c %s "$DIR/state/events.spool")
+echo "$line; spool file $((spool / 1024)) KiB"
