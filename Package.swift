@@ -99,6 +99,11 @@ let package = Package(
             dependencies: ["RegwatchShared", "CZeroMQ", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/regwatch-bench"
         ),
+        .executableTarget(
+            name: "regwatch-correlation-bench",
+            dependencies: ["RegwatchShared", "RegwatchAggregator"],
+            path: "Benchmarks/correlation-bench"
+        ),
 
         // Test support: real components (registries, certificates) for the test targets.
         .target(name: "RegwatchTestSupport", path: "Sources/TestSupport", resources: [.copy("Resources/faultproxy.py"), .copy("Resources/tokenserver.py")]),

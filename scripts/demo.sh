@@ -21,6 +21,8 @@ cat > "$DEMO/aggregator.yaml" <<YAML
 listen: {zmq: "tcp://127.0.0.1:17450", http: "127.0.0.1:17451"}
 database: $DEMO/regwatch.db
 keys: {dir: $DEMO/keys}
+# Demo timing: the agents report every 3 s, so windows are 3 s (the default is 30 s).
+correlation: {window: 3s, openAfter: 2, recoveryHold: 9s, minHosts: 3, minZones: 2}
 YAML
 
 echo "== aggregator keys (CURVE transport + Ed25519 signing, separate files)"
@@ -145,7 +147,14 @@ curl -s http://127.0.0.1:17451/metrics | grep '^regwatch_pulls_total' || true
 echo
 echo "== mirror-a dies"
 kill "${PIDS[1]}"
-sleep 7
+died=$(date +%s)
+for _ in $(seq 40); do
+  [ "$(curl -s http://127.0.0.1:17451/api/v1/outages)" != "[]" ] && break
+  sleep 0.5
+done
+echo "-- $(( $(date +%s) - died )) s later the aggregator opens an outage (two 3 s windows of agreement from both zones):"
+agg outages --config "$DEMO/aggregator.yaml"
+echo
 echo "-- endpoints now: every host sees mirror-a refusing connections"
 curl -s http://127.0.0.1:17451/api/v1/endpoints > "$DEMO/endpoints.json"
 python3 - "$DEMO/endpoints.json" <<'PY'
@@ -159,7 +168,18 @@ set +e; agent diagnose demo/app:1 --config "$DEMO/node-1/agent.yaml"; rc=$?; set
 echo "exit code: $rc (1: a problem was found)"
 
 echo
-echo "The fleet is running: HTTP API http://127.0.0.1:17451 (/api/v1/hosts, /api/v1/endpoints, /metrics),"
+echo "== mirror-a comes back; the outage closes after its 9 s recovery hold"
+registry mirror-a 15001 15000
+back=$(date +%s)
+for _ in $(seq 60); do
+  [ "$(curl -s http://127.0.0.1:17451/api/v1/outages)" = "[]" ] && break
+  sleep 0.5
+done
+echo "-- closed $(( $(date +%s) - back )) s after the mirror returned:"
+agg outages --config "$DEMO/aggregator.yaml" --all
+
+echo
+echo "The fleet is running: HTTP API http://127.0.0.1:17451 (/api/v1/hosts, /api/v1/endpoints, /api/v1/outages, /metrics),"
 echo "database $DEMO/regwatch.db (regwatch-aggregator status --config $DEMO/aggregator.yaml)."
 if [ -t 0 ] && [ -z "${DEMO_NO_HOLD:-}" ]; then
   echo "Press Ctrl-C to stop everything."

@@ -49,6 +49,9 @@ public struct AggregatorServer {
         var gaugeOptions = FleetGaugesService.Options()
         gaugeOptions.staleAfter = config.correlation.staleAfter
         let gauges = FleetGaugesService(store: store, router: router, options: gaugeOptions, logger: logger)
+        let settings = CorrelationSettings(config.correlation)
+        let alerts = AlertDispatcher(webhooks: config.webhooks, generatorURL: "http://\(config.httpAddress)/api/v1/outages", logger: logger)
+        let correlation = CorrelationService(store: store, settings: settings, alerts: alerts, logger: logger)
         let api = APIServer.makeApplication(
             store: store, options: .init(host: http.host, port: http.port, staleAfter: config.correlation.staleAfter, metricsText: metricsText),
             logger: logger)
@@ -57,7 +60,10 @@ public struct AggregatorServer {
             "transport": "\(config.insecure ? "INSECURE" : "CURVE")",
         ])
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: router), .init(service: ingest), .init(service: gauges), .init(service: api)],
+            services: [
+                .init(service: router), .init(service: ingest), .init(service: alerts), .init(service: correlation),
+                .init(service: gauges), .init(service: api),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

@@ -96,6 +96,12 @@ public final class RegistryHarness: @unchecked Sendable {
         throw HarnessError("registry \(name) did not listen on \(port) in \(netns)")
     }
 
+    /// Starts a stopped registry again with the same config (same port, same storage).
+    public func restartRegistry(name: String, port: Int) throws {
+        byName[name] = try start("/usr/bin/docker-registry", ["serve", "\(dir)/\(name).yml"])
+        guard Self.waitForPort(port) else { throw HarnessError("registry \(name) did not listen on \(port) again") }
+    }
+
     public func stop(name: String) {
         guard let p = byName.removeValue(forKey: name) else { return }
         Self.stop(p)

@@ -11,7 +11,7 @@ struct AggregatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-aggregator",
         abstract: "Collects regwatch agents' reports, tells fleet outages from local ones, and steers mirror failover.",
-        subcommands: [Serve.self, Status.self, Hosts.self, Keys.self, Validate.self]
+        subcommands: [Serve.self, Status.self, Hosts.self, Outages.self, Keys.self, Validate.self]
     )
 }
 
@@ -74,6 +74,26 @@ extension AggregatorCommand {
             print(formatTable(["HOST", "STATUS", "LABELS", "LAST SEEN", "GENERATION", "AGENT"], hosts.map { h in
                 [h.id, h.status.rawValue, h.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                  RFC3339.format(h.lastSeen), "\(h.appliedGeneration)", h.agentVersion]
+            }))
+        }
+    }
+
+    struct Outages: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List outages the aggregator detected (active ones, or all with --all).")
+        @OptionGroup var options: ConfigOption
+        @Flag(name: .long, help: "JSON output.") var json = false
+        @Flag(name: .long, help: "Include resolved outages.") var all = false
+
+        func run() throws {
+            let (config, _) = try options.load()
+            let outages = try FleetStore(path: config.database, readOnly: true).outages(activeOnly: !all)
+            if json { return try printJSON(outages) }
+            if outages.isEmpty { return print(all ? "no outages recorded" : "no active outages") }
+            print(formatTable(["ID", "KIND", "STATE", "SCOPE", "CLASS", "HOSTS", "STARTED", "ENDED", "EVIDENCE"], outages.map { o in
+                let scope = [o.endpoint, o.zone.map { "zone=\($0)" }, o.host.map { "host=\($0)" }, o.egress.map { "egress=\($0)" }].compactMap { $0 }.joined(separator: " ")
+                let evidence = o.evidence.first.map { "\($0.host): \($0.detail.prefix(60))" } ?? ""
+                return ["\(o.id)", o.kind.rawValue, o.state.rawValue, scope, o.errorClass?.rawValue ?? "-", "\(o.affectedHosts)/\(o.totalHosts)",
+                        RFC3339.format(o.startedAt), o.endedAt.map(RFC3339.format) ?? "-", evidence]
             }))
         }
     }

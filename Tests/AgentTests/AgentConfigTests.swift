@@ -110,3 +110,14 @@ struct AgentConfigSectionTests {
         }
     }
 }
+
+@Suite("Shipped agent example")
+struct AgentExampleConfigTests {
+    @Test("deploy/agent.example.yaml parses and its events section states the defaults")
+    func agentExample() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let config = try AgentConfig.load(root.appendingPathComponent("deploy/agent.example.yaml").path)
+        #expect(config.events == AgentConfig.Events())
+        #expect(config.registries.first?.name == "docker.io")
+    }
+}

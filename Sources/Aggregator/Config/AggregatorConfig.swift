@@ -13,6 +13,18 @@ public struct AggregatorConfig: Sendable, Equatable {
         public var minHosts = 3
         public var minZones = 2
         public var staleAfter = 3
+        /// Share of its endpoints a host must fail to count as broken (`host_local`, `zone_network`).
+        public var hostLocalShare = 0.6
+        /// Share of a zone's hosts that must be broken for `zone_network`.
+        public var zoneFailShare = 0.6
+        /// Broken hosts a zone needs for `zone_network`.
+        public var zoneMinHosts = 2
+        /// Share of the hosts reporting an endpoint that must fail it (besides `minHosts`).
+        public var endpointFailShare = 0.5
+        /// Remaining pull quota under which an egress counts as exhausted.
+        public var rateLimitThreshold = 10
+        /// Days before certificate expiry that open `cert_expiring`.
+        public var certWarningDays = 14
     }
 
     public struct Failover: Sendable, Equatable {
@@ -66,6 +78,12 @@ public struct AggregatorConfig: Sendable, Equatable {
         c.correlation.minHosts = try cor["minHosts"].int(default: c.correlation.minHosts, range: 1...100_000)
         c.correlation.minZones = try cor["minZones"].int(default: c.correlation.minZones, range: 1...1000)
         c.correlation.staleAfter = try cor["staleAfter"].int(default: c.correlation.staleAfter, range: 1...1000)
+        c.correlation.hostLocalShare = try cor["hostLocalShare"].double(default: c.correlation.hostLocalShare, range: 0.01...1.0)
+        c.correlation.zoneFailShare = try cor["zoneFailShare"].double(default: c.correlation.zoneFailShare, range: 0.01...1.0)
+        c.correlation.zoneMinHosts = try cor["zoneMinHosts"].int(default: c.correlation.zoneMinHosts, range: 1...100_000)
+        c.correlation.endpointFailShare = try cor["endpointFailShare"].double(default: c.correlation.endpointFailShare, range: 0.01...1.0)
+        c.correlation.rateLimitThreshold = try cor["rateLimitThreshold"].int(default: c.correlation.rateLimitThreshold, range: 0...1_000_000)
+        c.correlation.certWarningDays = try cor["certWarningDays"].int(default: c.correlation.certWarningDays, range: 0...3650)
         try cor.rejectUnknownKeys()
 
         let fo = root["failover"]

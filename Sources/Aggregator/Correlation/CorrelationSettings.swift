@@ -51,11 +51,17 @@ public struct CorrelationSettings: Sendable, Equatable {
         self.staleAfter = staleAfter
     }
 
-    /// The contract keys from the configuration file; the extra thresholds keep their defaults.
+    /// Every threshold from the configuration file's `correlation:` section.
     public init(_ c: AggregatorConfig.Correlation) {
         self.init(
             window: c.window, openAfter: c.openAfter, recoveryHold: c.recoveryHold,
             minHosts: c.minHosts, minZones: c.minZones, staleAfter: c.staleAfter)
+        hostLocalShare = c.hostLocalShare
+        zoneFailShare = c.zoneFailShare
+        zoneMinHosts = c.zoneMinHosts
+        endpointFailShare = c.endpointFailShare
+        rateLimitThreshold = c.rateLimitThreshold
+        certWarningDays = c.certWarningDays
     }
 
     /// `recoveryHold` in seconds, for arithmetic with `Date`.

@@ -43,6 +43,13 @@ public enum APIServer {
         router.get("/api/v1/endpoints") { _, _ -> Response in
             try json(store.endpoints(now: Date(), staleAfter: options.staleAfter))
         }
+        router.get("/api/v1/outages") { request, _ -> Response in
+            let state = request.uri.queryParameters["state"].map(String.init) ?? "active"
+            guard state == "active" || state == "all" else {
+                return text("state must be active or all, got \"\(state.prefix(40))\"\n", status: .badRequest)
+            }
+            return try json(store.outages(activeOnly: state == "active"))
+        }
         return Application(
             router: router,
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "regwatch-aggregator"),

@@ -21,11 +21,22 @@ enum StoreSchema {
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1", migrate: v1)
+        m.registerMigration("v2-outage-registry", migrate: v2)
         return m
     }
 
     /// The names this binary knows, in order.
     static var migrationNames: [String] { migrator.migrations }
+
+    /// Outages are scoped per registry too (one mirror URL can serve several registries), and an open
+    /// outage's engine state is kept so a restarted aggregator neither reopens nor forgets it.
+    private static func v2(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE outage ADD COLUMN registry TEXT;
+            ALTER TABLE outage ADD COLUMN engineState TEXT;
+            CREATE INDEX outage_started ON outage(startedAt);
+            """)
+    }
 
     private static func v1(_ db: Database) throws {
         try db.execute(sql: """

@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import Metrics
+import RegwatchShared
+import ServiceLifecycle
+
+/// Runs the ``CorrelationEngine`` every window against the store's latest per host × endpoint state,
+/// records the transitions (outage rows), keeps `regwatch_outage_active{kind}` current and hands opened
+/// and closed outages to the ``AlertDispatcher``. The engine is restored from the store on start, so a
+/// restarted aggregator neither reopens nor forgets an outage.
+public final class CorrelationService: Service, Sendable {
+    let store: FleetStore
+    let settings: CorrelationSettings
+    let alerts: AlertDispatcher?
+    let logger: Logger
+    /// How often open outages are re-sent to Alertmanager, which resolves an alert it has not heard
+    /// about for its `resolve_timeout` (5 min by default), as Prometheus re-sends firing alerts.
+    let alertReminder: TimeInterval
+
+    public init(store: FleetStore, settings: CorrelationSettings, alerts: AlertDispatcher?, logger: Logger, alertReminder: TimeInterval = 60) {
+        self.store = store
+        self.settings = settings
+        self.alerts = alerts
+        self.logger = logger
+        self.alertReminder = alertReminder
+    }
+
+    public func run() async throws {
+        var engine = CorrelationEngine(settings: settings, active: (try? store.activeOutageStates()) ?? [])
+        if !engine.active.isEmpty {
+            logger.info("restored active outages", metadata: ["count": "\(engine.active.count)"])
+        }
+        publish(engine)
+        var lastReminder = Date()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: settings.window)
+            if Task.isShuttingDownGracefully || Task.isCancelled { break }
+            let now = Date()
+            evaluate(&engine, now: now)
+            if now.timeIntervalSince(lastReminder) >= alertReminder, let alerts, !engine.active.isEmpty {
+                lastReminder = now
+                for row in (try? store.outages(activeOnly: true)) ?? [] { alerts.enqueue(.init(event: .opened, outage: row), reminder: true) }
+            }
+        }
+    }
+
+    /// One window: detect, record, publish, alert. A database error skips the window, keeping the engine's
+    /// previous state so the next window decides again.
+    func evaluate(_ engine: inout CorrelationEngine, now: Date) {
+        let rows: [LatestStateRow]
+        do {
+            rows = try store.latestStates(now: now, staleAfter: settings.staleAfter)
+        } catch {
+            logger.error("correlation skipped a window: cannot read fleet state", metadata: ["error": "\(error)"])
+            return
+        }
+        var next = engine
+        let transitions = next.evaluate(rows: rows, now: now)
+        let touched: [OutageRow]
+        do {
+            touched = try store.record(transitions, active: next.active)
+        } catch {
+            logger.error("correlation skipped a window: cannot record outages", metadata: ["error": "\(error)"])
+            return
+        }
+        engine = next
+        publish(engine)
+        let byKey = Dictionary(touched.map { (Self.key(of: $0), $0) }, uniquingKeysWith: { a, b in a.id > b.id ? a : b })
+        for t in transitions {
+            guard let row = byKey[t.key] else { continue }
+            switch t {
+            case .opened:
+                logger.warning("outage opened", metadata: Self.metadata(row))
+                alerts?.enqueue(.init(event: .opened, outage: row))
+            case .closed:
+                logger.notice("outage closed", metadata: Self.metadata(row))
+                alerts?.enqueue(.init(event: .closed, outage: row))
+            case .updated:
+                logger.info("outage updated", metadata: Self.metadata(row))
+            }
+        }
+    }
+
+    func publish(_ engine: CorrelationEngine) {
+        var counts = Dictionary(uniqueKeysWithValues: OutageKind.allCases.map { ($0, 0) })
+        for key in engine.active.keys { counts[key.kind, default: 0] += 1 }
+        for (kind, n) in counts {
+            Gauge(label: MetricNames.outageActive, dimensions: [("kind", kind.rawValue)]).record(n)
+        }
+    }
+
+    static func key(of row: OutageRow) -> OutageKey {
+        OutageKey(kind: row.kind, endpoint: row.endpoint, registry: row.registry, zone: row.zone, host: row.host, egress: row.egress)
+    }
+
+    static func metadata(_ row: OutageRow) -> Logger.Metadata {
+        var m: Logger.Metadata = ["outage.id": "\(row.id)", "kind": "\(row.kind.rawValue)", "affected": "\(row.affectedHosts)/\(row.totalHosts)"]
+        if let e = row.endpoint { m["endpoint"] = "\(e)" }
+        if let z = row.zone { m["zone"] = "\(z)" }
+        if let h = row.host { m["host.id"] = "\(h)" }
+        if let g = row.egress { m["egress"] = "\(g)" }
+        if let c = row.errorClass { m["class"] = "\(c.rawValue)" }
+        return m
+    }
+}
