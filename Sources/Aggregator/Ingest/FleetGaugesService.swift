@@ -53,6 +53,9 @@ public final class FleetGaugesService: Service, Sendable {
 
     func refresh(now: Date) {
         Gauge(label: MetricNames.agentsConnected).record(router.statistics.connectedPeers)
+        do { try store.markSilentHostsDisconnected(now: now) } catch {
+            logger.warning("cannot update host connection states", metadata: ["error": "\(error)"])
+        }
         do {
             let endpoints = try store.endpoints(now: now, staleAfter: options.staleAfter)
             var seen = Set<String>()
