@@ -1,0 +1,42 @@
+import Foundation
+import RegwatchShared
+
+/// The highest failover generation this agent has applied, in `stateDir/applied-generation`.
+///
+/// Written atomically with fsync before the ack goes out, so a command replayed after a crash or a
+/// restart is recognised as old. A missing file means 0 (never applied); an unreadable one is an error,
+/// never silently 0, which would reopen the door to replays.
+public struct AppliedGenerationFile: Sendable {
+    public let path: String
+
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public let path: String
+        public let reason: String
+        public var description: String { "\(path): \(reason)" }
+    }
+
+    public init(stateDir: String) {
+        path = stateDir + "/applied-generation"
+    }
+
+    public func read() throws(Failure) -> UInt64 {
+        guard FileManager.default.fileExists(atPath: path) else { return 0 }
+        guard let data = FileManager.default.contents(atPath: path) else { throw Failure(path: path, reason: "cannot read") }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let g = UInt64(text) else { throw Failure(path: path, reason: "not a generation number: \"\(text.prefix(40))\"") }
+        return g
+    }
+
+    public func write(_ generation: UInt64) throws(Failure) {
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw Failure(path: path, reason: "cannot create the state directory: \(error.localizedDescription)")
+        }
+        do throws(AtomicFile.WriteError) {
+            try AtomicFile.write(Array("\(generation)\n".utf8), to: path, mode: 0o600)
+        } catch {
+            throw Failure(path: path, reason: error.reason)
+        }
+    }
+}
