@@ -10,8 +10,18 @@ struct StrictJSON {
         var message: String
     }
 
+    /// A member of the top-level object: the key's bytes (with quotes) and the value's byte range.
+    struct Member: Equatable {
+        var keyRange: Range<Int>
+        var valueRange: Range<Int>
+    }
+
     private let b: [UInt8]
     private var i = 0
+    /// Members of the top-level object, in file order (empty when the top level is not an object).
+    private(set) var members: [Member] = []
+    /// Where the top-level object's braces are.
+    private(set) var objectRange: Range<Int>?
 
     static func check(_ bytes: [UInt8]) -> Violation? {
         var p = StrictJSON(b: bytes)
@@ -27,6 +37,20 @@ struct StrictJSON {
     }
 
     private init(b: [UInt8]) { self.b = b }
+
+    /// Parses strictly and returns the top-level object's members and brace range; a violation otherwise.
+    static func topLevelMembers(_ bytes: [UInt8]) -> Result<(members: [Member], object: Range<Int>?), Violation> {
+        var p = StrictJSON(b: bytes)
+        do throws(Violation) {
+            p.skipSpace()
+            try p.value(depth: 0)
+            p.skipSpace()
+            if p.i < bytes.count { throw Violation(offset: p.i, message: "invalid character \(p.describe()) after top-level value") }
+            return .success((p.members, p.objectRange))
+        } catch {
+            return .failure(error)
+        }
+    }
 
     private func describe() -> String {
         guard i < b.count else { return "end of input" }
@@ -58,20 +82,33 @@ struct StrictJSON {
     }
 
     private mutating func object(depth: Int) throws(Violation) {
+        let open = i
         i += 1
         skipSpace()
-        if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return }
+        if i < b.count, b[i] == UInt8(ascii: "}") {
+            i += 1
+            if depth == 0 { objectRange = open..<i }
+            return
+        }
         while true {
             guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("looking for beginning of object key string") }
+            let keyStart = i
             try string()
+            let keyEnd = i
             skipSpace()
             guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail("after object key") }
             i += 1
             skipSpace()
+            let valueStart = i
             try value(depth: depth + 1)
+            if depth == 0 { members.append(Member(keyRange: keyStart..<keyEnd, valueRange: valueStart..<i)) }
             skipSpace()
             guard i < b.count else { throw fail("") }
-            if b[i] == UInt8(ascii: "}") { i += 1; return }
+            if b[i] == UInt8(ascii: "}") {
+                i += 1
+                if depth == 0 { objectRange = open..<i }
+                return
+            }
             guard b[i] == UInt8(ascii: ",") else { throw fail("after object key:value pair") }
             i += 1
             skipSpace()
