@@ -35,7 +35,12 @@ public struct ReportScheduler: Service {
         self.stats = stats
     }
 
+    /// Stops at once on graceful shutdown: the wait between rounds (up to a whole interval) is cancelled.
     public func run() async throws {
+        await cancelWhenGracefulShutdown { await self.loop() }
+    }
+
+    private func loop() async {
         let interval = config.interval
         let intervalSeconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
         var seq: UInt64 = 0

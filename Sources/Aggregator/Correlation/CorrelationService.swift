@@ -25,7 +25,12 @@ public final class CorrelationService: Service, Sendable {
         self.alertReminder = alertReminder
     }
 
+    /// Stops at once on graceful shutdown: the wait between rounds (up to a whole interval) is cancelled.
     public func run() async throws {
+        await cancelWhenGracefulShutdown { await self.loop() }
+    }
+
+    private func loop() async {
         var engine = CorrelationEngine(settings: settings, active: (try? store.activeOutageStates()) ?? [])
         if !engine.active.isEmpty {
             logger.info("restored active outages", metadata: ["count": "\(engine.active.count)"])

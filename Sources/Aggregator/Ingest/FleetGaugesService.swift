@@ -34,7 +34,12 @@ public final class FleetGaugesService: Service, Sendable {
         self.logger = logger
     }
 
+    /// Stops at once on graceful shutdown: the wait between rounds (up to a whole interval) is cancelled.
     public func run() async throws {
+        await cancelWhenGracefulShutdown { await self.loop() }
+    }
+
+    private func loop() async {
         var sinceMaintenance = Duration.zero
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             refresh(now: Date())
