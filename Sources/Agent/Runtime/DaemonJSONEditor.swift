@@ -1,4 +1,5 @@
 import Foundation
+import RegwatchShared
 
 /// Changes `registry-mirrors` in a Docker `daemon.json` and nothing else.
 ///
@@ -23,7 +24,7 @@ public enum DaemonJSONEditor {
         case .failure(let v): throw Failure(message: "daemon.json is not valid JSON at byte \(v.offset): \(v.message); not rewriting it")
         }
         guard let object = parsed.object else { throw Failure(message: "daemon.json's top level is not an object; not rewriting it") }
-        let list = "[" + mirrors.map(jsonString).joined(separator: ", ") + "]"
+        let list = "[" + mirrors.map { JSONText.quoted($0) }.joined(separator: ", ") + "]"
         let key = "registry-mirrors"
         let matching = parsed.members.filter { decodeKey(text[$0.keyRange]) == key }
         guard matching.count <= 1 else { throw Failure(message: "daemon.json has registry-mirrors twice; not rewriting it") }
@@ -60,22 +61,6 @@ public enum DaemonJSONEditor {
         guard let a = canonical(before), let b = canonical(after), a == b else {
             throw Failure(message: "internal error: the edit changed other keys; not writing it")
         }
-    }
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
     }
 
     static func decodeKey(_ bytes: ArraySlice<UInt8>) -> String? {

@@ -84,28 +84,7 @@ enum StoreJSON {
     }
 
     static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        var plain = true
-        for b in s.utf8 where b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
-            plain = false
-            break
-        }
-        if plain {
-            out += s
-        } else {
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
+        JSONText.appendQuoted(s, to: &out)
     }
 
     /// Decodes a JSON column; unreadable text yields `value` so one bad row cannot fail a whole listing.
