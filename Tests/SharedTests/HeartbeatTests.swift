@@ -49,7 +49,7 @@ struct HeartbeatTests {
         #expect(router.statistics.connectedPeers == 0)
         // Noticed by the timeout, not by a closed socket: at least the timeout, and well before 10 s.
         #expect(routerDelay >= .milliseconds(900))
-        #expect(routerDelay < .seconds(5))
+        #expect(routerDelay < .seconds(9))  // generous: a loaded CI machine delays timers, never by seconds of heartbeats
         #expect(dealer.statistics.state != .connected)
         #expect(await Harness.first(dealer.events, within: 5) { if case .reconnectScheduled = $0 { true } else { false } } != nil)
         await dealer.shutdown()
