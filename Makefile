@@ -40,10 +40,12 @@ bench: deps
 	$(SWIFT) build -c release --product regwatch-agent
 	$(SWIFT) build -c release --product regwatch-aggregator
 	$(SWIFT) build -c release --product regwatch-correlation-bench
+	$(SWIFT) build -c release --product regwatch-ingest-bench
 	.build/release/regwatch-bench
 	.build/release/regwatch-probe-bench
 	bash Benchmarks/agent-footprint.sh .build/release/regwatch-agent .build/release/regwatch-aggregator
 	.build/release/regwatch-correlation-bench
+	.build/release/regwatch-ingest-bench --aggregator .build/release/regwatch-aggregator
 
 demo: deps build
 	bash scripts/demo.sh

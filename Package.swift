@@ -57,6 +57,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -103,6 +104,15 @@ let package = Package(
             name: "regwatch-correlation-bench",
             dependencies: ["RegwatchShared", "RegwatchAggregator"],
             path: "Benchmarks/correlation-bench"
+        ),
+        .executableTarget(
+            name: "regwatch-ingest-bench",
+            dependencies: [
+                "RegwatchShared", "RegwatchAggregator",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/ingest-bench"
         ),
 
         // Test support: real components (registries, certificates) for the test targets.

@@ -5,9 +5,18 @@ import RegwatchShared
 import ServiceLifecycle
 import Synchronization
 
-/// Takes what agents send on the ROUTER, validates it and writes it to the ``FleetStore`` in one
-/// transaction per inbound batch (group commit: everything that arrived while the previous transaction
-/// ran is committed together), then acknowledges pull events, only after their commit.
+/// Takes what agents send on the ROUTER, validates it and writes it to the ``FleetStore`` in batched
+/// transactions (group commit), then acknowledges pull events, only after their commit.
+///
+/// Decoding runs in ``run()``; committing runs on a thread of its own (`regwatch-commit`), so the two
+/// overlap and SQLite's blocking calls never hold a thread of Swift's cooperative pool. The committer
+/// takes everything that arrived while its previous transaction ran; when that is little (under
+/// ``CommitPolicy/groupReports``), it first waits up to ``CommitPolicy/linger`` after the oldest pending
+/// message for more, so a light steady stream (100k agents every 30 s is 3.3k reports/s) costs about
+/// forty transactions per second instead of one per wake-up (`regwatch-ingest-bench`: 25 ms instead of
+/// 10 ms took the aggregator from 52 % to 47 % of a core at that rate). Decoding stops while
+/// ``CommitPolicy/maxPendingReports`` wait for a commit, which bounds memory and passes back-pressure to
+/// the transport as before.
 ///
 /// A message is accepted only when the host id in its envelope is the one enrolled for the sending
 /// key (checked by the dispatcher against the ZAP-bound id), the report inside names that same host,
@@ -25,25 +34,56 @@ public final class IngestService: Service, Sendable {
         public var commitFailures = 0
     }
 
+    /// When the committer commits.
+    public struct CommitPolicy: Sendable {
+        /// A pending batch of at least this many reports and events is committed at once.
+        public var groupReports = 256
+        /// A smaller one waits at most this long after its oldest message arrived.
+        public var linger: Duration = .milliseconds(25)
+        /// Decoding pauses while this many wait for a commit.
+        public var maxPendingReports = 16_384
+
+        public init() {}
+    }
+
     let router: RouterServer
     let store: FleetStore
     let isEnrolled: @Sendable (String) -> Bool
     let logger: Logger
+    let policy: CommitPolicy
     private let dispatcher: MessageDispatcher
     /// What the dispatcher's handlers collect between commits, shared with them by reference.
     private final class State: Sendable {
-        let pending = Mutex(IngestBatch())
+        let pending = Mutex(Pending())
         let stats = Mutex(Statistics())
+        /// Held for a whole commit: batches are committed one at a time, in arrival order.
+        let committing = Mutex(())
+        /// Wakes the committer (new messages, shutdown) and a decoder waiting for room.
+        let signal = NSCondition()
+    }
+
+    /// The batch being collected, with the monotonic time (ns) its first message arrived.
+    struct Pending: Sendable {
+        var batch = IngestBatch()
+        var count = 0
+        var firstAt: UInt64 = 0
+        /// Bumped each time the committer takes the batch.
+        var generation: UInt64 = 0
+        var closed = false
     }
 
     private let state = State()
     private let metrics = IngestMetrics()
 
     /// - Parameter isEnrolled: whether a host id is currently enrolled (checked for CURVE peers).
-    public init(router: RouterServer, store: FleetStore, isEnrolled: @escaping @Sendable (String) -> Bool = { _ in true }, logger: Logger) {
+    public init(
+        router: RouterServer, store: FleetStore, isEnrolled: @escaping @Sendable (String) -> Bool = { _ in true },
+        policy: CommitPolicy = .init(), logger: Logger
+    ) {
         self.router = router
         self.store = store
         self.isEnrolled = isEnrolled
+        self.policy = policy
         self.logger = logger
         let state = state
         dispatcher = MessageDispatcher(handlers: [
@@ -54,11 +94,20 @@ public final class IngestService: Service, Sendable {
                     logger.warning("report names another host than its envelope", metadata: ["host.id": "\(env.host)", "claimed": "\(env.body.host.id.prefix(64))"])
                     return
                 }
-                state.pending.withLock { $0.append(report: env.body, hostID: env.host, seq: env.seq, receivedAt: Date()) }
+                let now = Date()
+                state.pending.withLock { p in
+                    if p.count == 0 { p.firstAt = DispatchTime.now().uptimeNanoseconds }
+                    p.batch.append(report: env.body, hostID: env.host, seq: env.seq, receivedAt: now)
+                    p.count += 1
+                }
             },
             .pullEvents: { message, _ in
                 guard case .pullEvents(let env) = message, !env.body.events.isEmpty else { return }
-                state.pending.withLock { $0.append(events: env.body.events, hostID: env.host) }
+                state.pending.withLock { p in
+                    if p.count == 0 { p.firstAt = DispatchTime.now().uptimeNanoseconds }
+                    p.batch.append(events: env.body.events, hostID: env.host)
+                    p.count += env.body.events.count
+                }
             },
         ], logger: logger)
     }
@@ -67,34 +116,106 @@ public final class IngestService: Service, Sendable {
     public var dispatcherStatistics: MessageDispatcher.Stats { dispatcher.statistics }
 
     public func run() async throws {
+        let committer = IOThread(name: "regwatch-commit") { [self] in commitLoop() }
+        // Enrollment is looked up once per peer and inbound batch (the messages of a batch arrived together).
+        var enrolled: [String: Bool] = [:]
         for await messages in router.inbound.batched.cancelOnGracefulShutdown() {
+            let before = state.pending.withLock { ($0.count, $0.generation) }
+            enrolled.removeAll(keepingCapacity: true)
             for message in messages {
                 // Without CURVE there is no bound id: the routing id must at least match the envelope.
                 let peer = message.authenticatedHost ?? message.peer
-                if message.authenticatedHost != nil, !isEnrolled(peer) {
-                    state.stats.withLock { $0.reportsRejected += 1 }
-                    metrics.dropped.increment()
-                    continue
+                if message.authenticatedHost != nil {
+                    let ok = enrolled[peer] ?? {
+                        let ok = isEnrolled(peer)
+                        enrolled[peer] = ok
+                        return ok
+                    }()
+                    if !ok {
+                        state.stats.withLock { $0.reportsRejected += 1 }
+                        metrics.dropped.increment()
+                        continue
+                    }
                 }
                 if case .rejected = dispatcher.dispatch(message.payload, authenticatedPeer: peer) {
                     metrics.dropped.increment()
                 }
             }
+            handOver(before: before)
+        }
+        close()
+        await committer.finished()
+        commitPending()
+    }
+
+    /// Tells the committer to stop (``run()`` commits the rest itself).
+    private func close() {
+        state.signal.lock()
+        state.pending.withLock { $0.closed = true }
+        state.signal.broadcast()
+        state.signal.unlock()
+    }
+
+    /// Wakes the committer when it has reason to look (the batch was empty or taken since `before`, or
+    /// has just grown past ``CommitPolicy/groupReports``), so a lingering committer is not woken for every
+    /// message; then waits while too much is pending (the committer is behind).
+    private func handOver(before: (count: Int, generation: UInt64)) {
+        let (count, generation) = state.pending.withLock { ($0.count, $0.generation) }
+        let wake = count > 0 && (before.count == 0 || generation != before.generation || (before.count < policy.groupReports && count >= policy.groupReports))
+        guard wake || count >= policy.maxPendingReports else { return }
+        state.signal.lock()
+        defer { state.signal.unlock() }
+        state.signal.signal()
+        while state.pending.withLock({ $0.count >= policy.maxPendingReports && !$0.closed }) {
+            state.signal.wait()
+        }
+    }
+
+    /// The committer thread: waits for messages, lingers while a small batch may still grow, commits.
+    private func commitLoop() {
+        let linger = UInt64(policy.linger.components.seconds) * 1_000_000_000 + UInt64(policy.linger.components.attoseconds / 1_000_000_000)
+        let signal = state.signal
+        while true {
+            signal.lock()
+            var closed = false
+            while true {
+                let (count, firstAt, isClosed) = state.pending.withLock { ($0.count, $0.firstAt, $0.closed) }
+                closed = isClosed
+                if closed { break }
+                if count == 0 { signal.wait(); continue }
+                if count >= policy.groupReports { break }
+                let now = DispatchTime.now().uptimeNanoseconds
+                if now >= firstAt + linger { break }
+                _ = signal.wait(until: Date(timeIntervalSinceNow: Double(firstAt + linger - now) / 1e9))
+            }
+            signal.unlock()
+            if closed { return }
             commitPending()
         }
-        commitPending()
     }
 
     /// Commits what the handlers collected, then acknowledges the committed events.
     func commitPending() {
-        let batch = state.pending.withLock { b -> IngestBatch in
-            defer { b = IngestBatch() }
-            return b
+        state.committing.withLock { _ in commitPendingLocked() }
+    }
+
+    private func commitPendingLocked() {
+        let batch = state.pending.withLock { p -> IngestBatch in
+            defer { p.batch = IngestBatch(); p.count = 0; p.generation &+= 1 }
+            return p.batch
         }
+        // A decoder waiting for room may go on.
+        state.signal.lock()
+        state.signal.broadcast()
+        state.signal.unlock()
         guard !batch.isEmpty else { return }
         let result: IngestResult
         do {
             result = try store.commit(batch)
+            // Counters and phase histograms are recorded off this thread: it is the one that limits
+            // throughput (SQLite has a single writer), and the histograms take a lock per observation.
+            let metrics = metrics
+            Task.detached(priority: .utility) { metrics.record(batch: batch, result: result) }
         } catch {
             // Nothing is acknowledged: agents resend their events, reports are replaced by the next ones.
             state.stats.withLock { $0.commitFailures += 1 }
@@ -102,7 +223,6 @@ public final class IngestService: Service, Sendable {
             logger.error("cannot store a batch; events stay unacknowledged and will be resent", metadata: ["error": "\(error)", "reports": "\(batch.reports.count)"])
             return
         }
-        metrics.record(batch: batch, result: result)
         let codec = WireCodec()
         var sent = 0, dropped = 0
         for (host, seqs) in result.committedSeqs where !seqs.isEmpty {
@@ -126,20 +246,20 @@ struct IngestMetrics: Sendable {
     let ingested = Counter(label: MetricNames.reportsIngestedTotal)
     let dropped = Counter(label: MetricNames.reportsDroppedTotal)
     let authFailures = Counter(label: MetricNames.authFailuresTotal)
-    /// One histogram per phase, made once: looking a metric up per observation would cost more than recording it.
-    let phaseTimers: [String: Timer] = Dictionary(uniqueKeysWithValues: PhaseTimings.phaseNames.map {
-        ($0, Timer(label: MetricNames.probeDuration, dimensions: [("phase", $0)]))
-    })
+    /// One histogram per phase (in ``PhaseTimings/phaseNames`` order), made once: looking a metric up
+    /// per observation would cost more than recording it.
+    let phaseTimers: [Timer] = PhaseTimings.phaseNames.map { Timer(label: MetricNames.probeDuration, dimensions: [("phase", $0)]) }
 
     func record(batch: IngestBatch, result: IngestResult) {
         ingested.increment(by: Int64(result.reportsStored))
         if result.reportsOutdated > 0 { dropped.increment(by: Int64(result.reportsOutdated)) }
         var authFailed = 0
-        for entry in batch.reports where entry.report.cycleStartedAt.timeIntervalSinceNow > -3600 {
+        let recent = Date().addingTimeInterval(-3600)
+        for entry in batch.reports where entry.report.cycleStartedAt > recent {
             for probe in entry.report.probes {
                 if probe.errorClass == .authFailed { authFailed += 1 }
-                for (phase, ms) in probe.phases.durations {
-                    phaseTimers[phase]?.recordNanoseconds(Int64(ms * 1_000_000))
+                probe.phases.forEachDuration { phase, ms in
+                    phaseTimers[phase].recordNanoseconds(Int64(ms * 1_000_000))
                 }
             }
         }
@@ -156,14 +276,14 @@ extension PhaseTimings {
     /// The `phase` label values of `regwatch_probe_duration_seconds` (blackbox_exporter's names, plus `total`).
     static let phaseNames = ["resolve", "connect", "tls", "processing", "total"]
 
-    /// Each phase's own duration (the timings are cumulative), for the phases that were measured.
-    var durations: [(String, Double)] {
-        var out: [(String, Double)] = []
-        if let dns = dnsMs { out.append(("resolve", dns)) }
-        if let c = connectMs { out.append(("connect", max(0, c - (dnsMs ?? 0)))) }
-        if let t = tlsMs, let c = connectMs { out.append(("tls", max(0, t - c))) }
-        if let f = ttfbMs, let before = tlsMs ?? connectMs { out.append(("processing", max(0, f - before))) }
-        if let total = totalMs { out.append(("total", total)) }
-        return out
+    /// Each phase's own duration (the timings are cumulative), for the phases that were measured:
+    /// `body(index into phaseNames, milliseconds)`, without building a list per probe.
+    @inline(__always)
+    func forEachDuration(_ body: (Int, Double) -> Void) {
+        if let dns = dnsMs { body(0, dns) }
+        if let c = connectMs { body(1, max(0, c - (dnsMs ?? 0))) }
+        if let t = tlsMs, let c = connectMs { body(2, max(0, t - c)) }
+        if let f = ttfbMs, let before = tlsMs ?? connectMs { body(3, max(0, f - before)) }
+        if let total = totalMs { body(4, total) }
     }
 }

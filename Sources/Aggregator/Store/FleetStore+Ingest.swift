@@ -22,7 +22,7 @@ extension FleetStore {
         if batch.isEmpty { return IngestResult() }
         return try write { db in
             var result = IngestResult()
-            let ingest = try Ingester(db)
+            let ingest = try Ingester(db, arena: bindArena)
             for entry in batch.reports {
                 if try ingest.report(entry) { result.reportsStored += 1 } else { result.reportsOutdated += 1 }
             }
@@ -51,38 +51,51 @@ extension FleetStore {
 /// first and inserted only when that touched nothing (one B-tree seek instead of an upsert's two), and
 /// the `DELETE` of endpoints or runtimes a host stopped reporting runs only when `host.endpointCount` /
 /// `runtimeCount` say some stored row was not rewritten. Values are bound in place (`BoundStatement`).
-private struct Ingester {
+private final class Ingester {
     let db: Database
     let selectHost: BoundStatement
     let touchHost: BoundStatement
     let updateHost: BoundStatement
+    let updateHostSameZone: BoundStatement
     let insertHost: BoundStatement
     let updateEndpoint: BoundStatement
     let insertEndpoint: BoundStatement
     let deleteOtherEndpoints: BoundStatement
-    let insertSample: BoundStatement
+    /// `INSERT INTO probe_sample` of 1...maxSampleRows rows at once, by row count, prepared on first use.
+    private var insertSamples: [BoundStatement?] = Array(repeating: nil, count: Ingester.maxSampleRows + 1)
+    static let maxSampleRows = 16
     let refreshRuntime: BoundStatement
     let updateRuntime: BoundStatement
     let insertRuntime: BoundStatement
     let deleteOtherRuntimes: BoundStatement
     let insertEvent: BoundStatement
 
-    init(_ db: Database) throws {
+    let arena: BindArena
+
+    init(_ db: Database, arena: BindArena) throws {
         self.db = db
-        selectHost = try BoundStatement(db, sql: "SELECT lastCycleStartedAt, endpointCount, runtimeCount FROM host WHERE id = ?")
-        touchHost = try BoundStatement(db, sql: "UPDATE host SET lastSeen = max(lastSeen, ?), connected = 1 WHERE id = ?")
-        // updateHost and insertHost take the same leading parameters, so one call site binds both.
+        self.arena = arena
+        selectHost = try BoundStatement(db, sql: "SELECT lastCycleStartedAt, endpointCount, runtimeCount, zone, egress FROM host WHERE id = ?", arena: arena)
+        touchHost = try BoundStatement(db, sql: "UPDATE host SET lastSeen = max(lastSeen, ?), connected = 1 WHERE id = ?", arena: arena)
         updateHost = try BoundStatement(db, sql: """
             UPDATE host SET labels = ?, zone = ?, egress = ?, agentVersion = ?, intervalSeconds = ?, appliedGeneration = ?,
                 mirrorPools = ?, eventSources = ?, lastSeen = max(lastSeen, ?), lastCycleStartedAt = ?, connected = 1, lastReportSeq = ?,
                 endpointCount = ?, runtimeCount = ?
-            WHERE id = ? AND ? IS NOT NULL
-            """)
+            WHERE id = ?
+            """, arena: arena)
+        // The usual case: zone and egress unchanged, so their indexes are not rewritten (SQLite updates
+        // only the indexes of columns the statement assigns).
+        updateHostSameZone = try BoundStatement(db, sql: """
+            UPDATE host SET labels = ?, agentVersion = ?, intervalSeconds = ?, appliedGeneration = ?,
+                mirrorPools = ?, eventSources = ?, lastSeen = max(lastSeen, ?), lastCycleStartedAt = ?, connected = 1, lastReportSeq = ?,
+                endpointCount = ?, runtimeCount = ?
+            WHERE id = ?
+            """, arena: arena)
         insertHost = try BoundStatement(db, sql: """
             INSERT INTO host (labels, zone, egress, agentVersion, intervalSeconds, appliedGeneration, mirrorPools, eventSources,
                               lastSeen, lastCycleStartedAt, connected, lastReportSeq, endpointCount, runtimeCount, id, firstSeen)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
-            """)
+            """, arena: arena)
         // Same parameter order for update and insert: values, then the key (hostId, registry, endpoint).
         updateEndpoint = try BoundStatement(db, sql: """
             UPDATE endpoint_state SET
@@ -91,34 +104,31 @@ private struct Ingester {
                 rateLimitWindowSeconds = ?, rateLimitSource = ?, manifestReference = ?, manifestStatus = ?, manifestDigest = ?,
                 checkedAt = ?, observedAt = ?, cycleStartedAt = ?
             WHERE hostId = ? AND registry = ? AND endpoint = ?
-            """)
+            """, arena: arena)
         insertEndpoint = try BoundStatement(db, sql: """
             INSERT INTO endpoint_state (role, class, detail, dnsMs, connectMs, tlsMs, ttfbMs, totalMs,
                 tlsTrusted, tlsDaysLeft, tlsExpiresAt, rateLimitLimit, rateLimitRemaining, rateLimitWindowSeconds, rateLimitSource,
                 manifestReference, manifestStatus, manifestDigest, checkedAt, observedAt, cycleStartedAt, hostId, registry, endpoint)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        deleteOtherEndpoints = try BoundStatement(db, sql: "DELETE FROM endpoint_state WHERE hostId = ? AND cycleStartedAt <> ?")
-        insertSample = try BoundStatement(db, sql: """
-            INSERT INTO probe_sample (hostId, registry, endpoint, class, totalMs, bucket, observedAt) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """)
+            """, arena: arena)
+        deleteOtherEndpoints = try BoundStatement(db, sql: "DELETE FROM endpoint_state WHERE hostId = ? AND cycleStartedAt <> ?", arena: arena)
         refreshRuntime = try BoundStatement(db, sql: """
             UPDATE runtime_state SET valid = ?, detail = ?, observedAt = ?, cycleStartedAt = ?
             WHERE hostId = ? AND runtime = ? AND hash = ? AND hash <> ''
-            """)
+            """, arena: arena)
         updateRuntime = try BoundStatement(db, sql: """
             UPDATE runtime_state SET mirrors = ?, valid = ?, detail = ?, hash = ?, observedAt = ?, cycleStartedAt = ?
             WHERE hostId = ? AND runtime = ?
-            """)
+            """, arena: arena)
         insertRuntime = try BoundStatement(db, sql: """
             INSERT INTO runtime_state (mirrors, valid, detail, hash, observedAt, cycleStartedAt, hostId, runtime)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        deleteOtherRuntimes = try BoundStatement(db, sql: "DELETE FROM runtime_state WHERE hostId = ? AND cycleStartedAt <> ?")
+            """, arena: arena)
+        deleteOtherRuntimes = try BoundStatement(db, sql: "DELETE FROM runtime_state WHERE hostId = ? AND cycleStartedAt <> ?", arena: arena)
         insertEvent = try BoundStatement(db, sql: """
             INSERT OR IGNORE INTO pull_event (hostId, seq, at, image, registry, endpoint, result, class, detail, source, receivedAt)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+            """, arena: arena)
     }
 
     /// Applies one report; false when it was not newer than the stored one.
@@ -127,8 +137,11 @@ private struct Ingester {
         let host = entry.hostID
         let cycle = r.cycleStartedAt.unixSeconds
         let received = entry.receivedAt.unixSeconds
-        let stored = try selectHost.fetchOne(host)
-        if let stored, cycle <= stored[0] as Double {
+        let stored = try selectHost.fetchOne(host) { row in
+            (cycle: row.double(0), endpoints: row.int(1), runtimes: row.int(2),
+             sameZone: row.text(3, equals: r.host.zone) && row.text(4, equals: r.host.egress))
+        }
+        if let stored, cycle <= stored.cycle {
             try touchHost.execute(received, host)
             return false
         }
@@ -140,11 +153,22 @@ private struct Ingester {
         // key: then even a new host's rows are written update-first, and the last one wins.
         let endpointsUpdateFirst = exists || endpointCount != r.probes.count
         let runtimesUpdateFirst = exists || runtimeCount != r.runtimes.count
-        // The last parameter is firstSeen for an insert and a no-op guard for an update.
-        try (exists ? updateHost : insertHost).execute(
-            StoreJSON.object(r.host.labels), r.host.zone, r.host.egress, r.agentVersion, r.intervalSeconds,
-            Int64(bitPattern: r.appliedGeneration), StoreJSON.object(r.mirrorPools), StoreJSON.array(r.eventSources),
-            received, cycle, Int64(bitPattern: entry.seq), endpointCount, runtimeCount, host, received)
+        let json = entry.hostJSON ?? IngestBatch.HostJSON(r)
+        let labels = json.labels, pools = json.mirrorPools, sources = json.eventSources
+        let generation = Int64(bitPattern: r.appliedGeneration), seq = Int64(bitPattern: entry.seq)
+        if let stored, stored.sameZone {
+            try updateHostSameZone.execute(
+                labels, r.agentVersion, r.intervalSeconds, generation, pools, sources,
+                received, cycle, seq, endpointCount, runtimeCount, host)
+        } else if exists {
+            try updateHost.execute(
+                labels, r.host.zone, r.host.egress, r.agentVersion, r.intervalSeconds, generation, pools, sources,
+                received, cycle, seq, endpointCount, runtimeCount, host)
+        } else {
+            try insertHost.execute(
+                labels, r.host.zone, r.host.egress, r.agentVersion, r.intervalSeconds, generation, pools, sources,
+                received, cycle, seq, endpointCount, runtimeCount, host, received)
+        }
 
         var endpointsInserted = 0
         for p in r.probes {
@@ -166,8 +190,19 @@ private struct Ingester {
                 try write(insertEndpoint)
                 endpointsInserted += 1
             }
-            let total = p.phases.totalMs
-            try insertSample.execute(host, ep.registry, ep.url, cls, total, total.map(LatencyHistogram.bucket(forMs:)), received)
+        }
+        // The probe history, a few rows per statement: one execution instead of one per probe.
+        var rest = r.probes[...]
+        while !rest.isEmpty {
+            let rows = rest.prefix(Self.maxSampleRows)
+            rest = rest.dropFirst(rows.count)
+            try samples(rows.count).execute { bind in
+                for p in rows {
+                    let total = p.phases.totalMs
+                    try bind(host); try bind(p.endpoint.registry); try bind(p.endpoint.url); try bind(p.errorClass.rawValue)
+                    try bind(total); try bind(total.map(LatencyHistogram.bucket(forMs:))); try bind(received)
+                }
+            }
         }
 
         var runtimesInserted = 0
@@ -191,14 +226,22 @@ private struct Ingester {
         if let stored {
             // Rows not rewritten by this report exist only if something was inserted (the stored set
             // lacked it) or the stored set was larger than this report's.
-            if endpointsInserted > 0 || stored[1] as Int != endpointCount {
+            if endpointsInserted > 0 || stored.endpoints != endpointCount {
                 try deleteOtherEndpoints.execute(host, cycle)
             }
-            if runtimesInserted > 0 || stored[2] as Int != runtimeCount {
+            if runtimesInserted > 0 || stored.runtimes != runtimeCount {
                 try deleteOtherRuntimes.execute(host, cycle)
             }
         }
         return true
+    }
+
+    private func samples(_ rows: Int) throws -> BoundStatement {
+        if let statement = insertSamples[rows] { return statement }
+        let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+        let statement = try BoundStatement(db, sql: "INSERT INTO probe_sample (hostId, registry, endpoint, class, totalMs, bucket, observedAt) VALUES \(values)", arena: arena)
+        insertSamples[rows] = statement
+        return statement
     }
 
     /// Distinct elements by `same`, quadratic: reports carry a handful of probes and runtimes.

@@ -20,6 +20,8 @@ public final class FleetStore: Sendable {
 
     public let path: String
     let pool: DatabasePool
+    /// Scratch space for text bound by the ingest path (``BindArena``), used inside write transactions only.
+    let bindArena = BindArena()
 
     /// Opens (creating it and its directory if needed) the database at `path` and applies pending migrations.
     ///

@@ -14,15 +14,34 @@ public struct IngestBatch: Sendable {
         public var hostID: String
         /// The transport sequence number of the report, kept as `host.lastReportSeq` for debugging.
         public var seq: UInt64
-        public var report: Report
+        public var report: Report {
+            didSet { hostJSON = nil }
+        }
         /// Aggregator clock: staleness and probe history use it, so agent clock skew cannot hide a host.
         public var receivedAt: Date
+        /// The host row's JSON columns, encoded when the entry is made (ingest makes it on the decoding
+        /// task, so the single committing thread does not spend time on it); nil once `report` changes.
+        var hostJSON: HostJSON?
 
         public init(hostID: String, seq: UInt64, report: Report, receivedAt: Date) {
             self.hostID = hostID
             self.seq = seq
             self.report = report
             self.receivedAt = receivedAt
+            hostJSON = HostJSON(report)
+        }
+    }
+
+    /// `host.labels`, `host.mirrorPools` and `host.eventSources` as stored (``StoreJSON``).
+    struct HostJSON: Sendable {
+        var labels: String
+        var mirrorPools: String
+        var eventSources: String
+
+        init(_ r: Report) {
+            labels = StoreJSON.object(r.host.labels)
+            mirrorPools = StoreJSON.object(r.mirrorPools)
+            eventSources = StoreJSON.array(r.eventSources)
         }
     }
 

@@ -178,6 +178,8 @@ final class RouterLoop: @unchecked Sendable {
         ]
         if let zap { items.append(zmq_pollitem_t(socket: zap.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)) }
         let batchLimit = 1024
+        let pause = server.configuration.limits.inboundPauseMicroseconds
+        let smallBatch = server.configuration.limits.smallInboundBatch
         var batch: [InboundMessage] = []
         while true {
             // Flush what senders queued; sleep in poll only when there is nothing left to do.
@@ -194,7 +196,13 @@ final class RouterLoop: @unchecked Sendable {
             if items.count > 3, items[3].revents & Int16(ZMQ_POLLIN) != 0 { handleZAP() }
             if items[1].revents & Int16(ZMQ_POLLIN) != 0 { handleMonitor() }
             if items[0].revents & Int16(ZMQ_POLLIN) != 0 {
-                receiveAll(into: &batch, limit: batchLimit)
+                let received = receiveAll(into: &batch, limit: batchLimit)
+                if received > 0, received < smallBatch, pause > 0 {
+                    // Light traffic: let the next messages gather in libzmq's pipes (see inboundPauseMicroseconds).
+                    sendQueued()
+                    var ts = timespec(tv_sec: pause / 1_000_000, tv_nsec: (pause % 1_000_000) * 1_000)
+                    nanosleep(&ts, nil)
+                }
             }
         }
         socket.close()
@@ -202,7 +210,9 @@ final class RouterLoop: @unchecked Sendable {
         zap?.close()
     }
 
-    private func receiveAll(into batch: inout [InboundMessage], limit: Int) {
+    /// Receives what is waiting (up to `limit`) and hands it over as one batch; returns its size.
+    @discardableResult
+    private func receiveAll(into batch: inout [InboundMessage], limit: Int) -> Int {
         var mismatched = 0
         var yielded = false
         // Locals, not properties: keeps the hot loop free of dynamic exclusivity checks.
@@ -253,6 +263,7 @@ final class RouterLoop: @unchecked Sendable {
             batch = []
             batch.reserveCapacity(count)
         }
+        return count
     }
 
     private func sendQueued() {

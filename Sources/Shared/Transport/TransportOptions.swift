@@ -21,6 +21,14 @@ public struct TransportLimits: Sendable, Equatable {
     public var inboundBatches: Int = 4_096
     /// `ZMQ_LINGER` on close: how long queued messages may still be flushed.
     public var lingerMs: Int32 = 0
+    /// Router: after handing over a small batch (fewer than ``smallInboundBatch`` messages), the I/O
+    /// thread pauses this long before looking again, so light steady traffic (thousands of agents each
+    /// sending now and then) is received a few messages per wake-up instead of one: every wake-up costs
+    /// two context switches (this thread and the consumer's). Queued sends wait at most this long too.
+    /// 0 turns it off. Heavy traffic fills batches and never pauses.
+    public var inboundPauseMicroseconds: Int = 5_000
+    /// What ``inboundPauseMicroseconds`` counts as a small batch.
+    public var smallInboundBatch: Int = 32
 
     public init() {}
 }

@@ -12,7 +12,17 @@ public struct WireCodec: Sendable {
     }
 
     /// Decodes a frame. Throws ``WireError``; never crashes on hostile input.
+    ///
+    /// Reports, the bulk of the traffic, are read by ``FastReportDecoder`` first; whatever it declines
+    /// (anything but a plainly valid report) is decoded here by `JSONDecoder`, which also words every error.
     public func decode(_ frame: some Collection<UInt8>) throws(WireError) -> WireMessage {
+        guard !frame.isEmpty else { throw .empty }
+        if let report = FastReportDecoder.decode(frame) { return .report(report) }
+        return try decodeWithFoundation(frame)
+    }
+
+    /// The reference decoder: `JSONDecoder`, header first so the allowlist is applied before the body.
+    func decodeWithFoundation(_ frame: some Collection<UInt8>) throws(WireError) -> WireMessage {
         guard !frame.isEmpty else { throw .empty }
         let data = Data(frame)
         let decoder = JSONCoding.decoder()
