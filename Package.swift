@@ -140,8 +140,9 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport", "RegwatchShared",
+                "regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport", "RegwatchShared", "RegwatchAgent",
                 .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ]

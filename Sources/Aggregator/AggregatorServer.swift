@@ -29,6 +29,7 @@ public struct AggregatorServer {
 
         let security: RouterSecurity
         var authenticator: EnrollmentAuthenticator?
+        var signer: CommandSigner?
         if config.insecure {
             security = .insecure
             logger.critical("aggregator running WITHOUT CURVE (insecure: true): any process that can reach \(config.zmqEndpoint) can report as any host")
@@ -38,6 +39,7 @@ public struct AggregatorServer {
                 throw ConfigError(file: configFile, key: "keys.dir", message: "\(error.description) (run: regwatch-aggregator keys generate)")
             }
             security = .curve(serverKeys: keys.transport)
+            signer = keys.signer
             authenticator = EnrollmentAuthenticator(store: EnrollmentStore(keysDir: config.keysDir), logger: logger)
         }
         let router = RouterServer(
@@ -45,7 +47,16 @@ public struct AggregatorServer {
             authenticator: authenticator, logger: logger)
         let bound = try router.start()
         let enrolled = authenticator
-        let ingest = IngestService(router: router, store: store, isEnrolled: { enrolled?.isEnrolled(host: $0) ?? true }, logger: logger)
+        if signer == nil, let key = try? KeyFiles.readSigningKey("\(config.keysDir)/\(KeyFiles.signingSecret)") {
+            signer = CommandSigner(key: key)
+        }
+        let apiToken = try APIToken.load(config.apiToken, configFile: configFile)
+        let failover = try FailoverService(
+            store: store, settings: FailoverSettings(config.failover, correlation: config.correlation), signer: signer, router: router,
+            interval: config.correlation.window, staleAfter: config.correlation.staleAfter, logger: logger)
+        let ingest = IngestService(
+            router: router, store: store, isEnrolled: { enrolled?.isEnrolled(host: $0) ?? true },
+            failoverAcks: { host, ack in failover.receive(ack: ack, from: host) }, logger: logger)
         var gaugeOptions = FleetGaugesService.Options()
         gaugeOptions.staleAfter = config.correlation.staleAfter
         let gauges = FleetGaugesService(store: store, router: router, options: gaugeOptions, logger: logger)
@@ -53,7 +64,9 @@ public struct AggregatorServer {
         let alerts = AlertDispatcher(webhooks: config.webhooks, generatorURL: "http://\(config.httpAddress)/api/v1/outages", logger: logger)
         let correlation = CorrelationService(store: store, settings: settings, alerts: alerts, logger: logger)
         let api = APIServer.makeApplication(
-            store: store, options: .init(host: http.host, port: http.port, staleAfter: config.correlation.staleAfter, metricsText: metricsText),
+            store: store,
+            options: .init(host: http.host, port: http.port, staleAfter: config.correlation.staleAfter, metricsText: metricsText,
+                           failover: failover, apiToken: apiToken),
             logger: logger)
         logger.notice("aggregator serving", metadata: [
             "zmq": "\(bound)", "http": "\(config.httpAddress)", "database": "\(config.database)",
@@ -61,7 +74,7 @@ public struct AggregatorServer {
         ])
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: router), .init(service: ingest), .init(service: alerts), .init(service: correlation),
+                .init(service: router), .init(service: ingest), .init(service: alerts), .init(service: correlation), .init(service: failover),
                 .init(service: gauges), .init(service: api),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

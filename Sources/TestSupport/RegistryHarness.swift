@@ -80,15 +80,38 @@ public final class RegistryHarness: @unchecked Sendable {
 
     /// Starts a registry inside network namespace `netns` on its loopback, serving `name`'s storage
     /// (fill it first with ``startRegistry(name:extra:tls:)`` on the host and ``stop(name:)``).
-    public func startRegistry(name: String, netns: String, port: Int) throws {
+    /// `extra` is YAML merged at the top level (a `proxy:` makes it a pull-through cache); with
+    /// `accessLog`, requests are logged (level info) to that file.
+    public func startRegistry(name: String, netns: String, port: Int, extra: String = "", accessLog: String? = nil) throws {
         let path = "\(dir)/\(name)-ns.yml"
         try """
         version: 0.1
-        log: {level: error}
-        storage: {filesystem: {rootdirectory: "\(dir)/\(name)-data"}}
+        log: {level: \(accessLog == nil ? "error" : "info"), accesslog: {disabled: \(accessLog == nil)}}
+        storage: {filesystem: {rootdirectory: "\(dir)/\(name)-data"}, delete: {enabled: true}}
         http: {addr: "127.0.0.1:\(port)"}
+        \(extra)
         """.write(toFile: path, atomically: true, encoding: .utf8)
-        byName[name] = try start("/usr/bin/nsenter", ["--net=/run/netns/\(netns)", "/usr/bin/docker-registry", "serve", path])
+        try restartRegistry(name: name, netns: netns, port: port, accessLog: accessLog)
+    }
+
+    /// Starts a registry of ``startRegistry(name:netns:port:extra:accessLog:)`` again (same port, storage and log).
+    public func restartRegistry(name: String, netns: String, port: Int, accessLog: String? = nil) throws {
+        let args = ["--net=/run/netns/\(netns)", "/usr/bin/docker-registry", "serve", "\(dir)/\(name)-ns.yml"]
+        if let accessLog {
+            if !FileManager.default.fileExists(atPath: accessLog) { FileManager.default.createFile(atPath: accessLog, contents: nil) }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+            p.arguments = args
+            let log = FileHandle(forWritingAtPath: accessLog)!
+            log.seekToEndOfFile()
+            p.standardOutput = log
+            p.standardError = log
+            try p.run()
+            processes.append(p)
+            byName[name] = p
+        } else {
+            byName[name] = try start("/usr/bin/nsenter", args)
+        }
         for _ in 0..<150 {
             if (try? Self.spawnAndWait("/usr/bin/nsenter", ["--net=/run/netns/\(netns)", "/usr/bin/curl", "-sf", "http://127.0.0.1:\(port)/v2/"]))?.0 == 0 { return }
             usleep(100_000)

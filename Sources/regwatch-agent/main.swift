@@ -10,7 +10,7 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-agent",
         abstract: "Watches this host's path to its container registries and reports to the regwatch aggregator.",
-        subcommands: [Run.self, Check.self, Diagnose.self, Keys.self, Validate.self]
+        subcommands: [Run.self, Check.self, Diagnose.self, Failover.self, Keys.self, Validate.self]
     )
 }
 
@@ -41,12 +41,16 @@ extension AgentCommand {
             let publisher = EventPublisher(hostID: config.host.id, spool: spool, sink: sink, client: client, settings: config.events, logger: logger)
             let sources = EventSourcesService(sources: PullEventSources.make(config, logger: logger), sink: sink)
             let cycle = CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: dockerCredentials)
-            let scheduler = ReportScheduler(config: config, cycle: cycle, client: client, logger: logger, eventSink: sink)
+            let failover = try FailoverCommandService.make(config: config, verifier: credentials.commandVerifier, client: client, logger: logger)
+            let scheduler = ReportScheduler(
+                config: config, cycle: cycle, client: client, logger: logger, eventSink: sink,
+                appliedGeneration: { failover.appliedGeneration })
             logger.info("agent running", metadata: ["host.id": "\(config.host.id)", "aggregator": "\(config.aggregator.endpoint)", "interval": "\(config.interval)"])
             let group = ServiceGroup(configuration: .init(
                 services: [
                     .init(service: client),
-                    .init(service: AgentInbox(client: client, publisher: publisher, logger: logger)),
+                    .init(service: AgentInbox(client: client, publisher: publisher, failover: failover, logger: logger)),
+                    .init(service: failover),
                     .init(service: publisher),
                     .init(service: sources),
                     .init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup),
@@ -138,6 +142,52 @@ extension AgentCommand {
                 print("wrote \(written.secretPath) (secret, 0600) and \(written.publicPath)")
                 print("public key: \(written.publicKey)")
                 print("enroll it on the aggregator: regwatch-aggregator keys accept --host HOST_ID --key \(written.publicPath)")
+            }
+        }
+    }
+
+    struct Failover: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Failover on this host: the applied generation, or a signed command applied by hand.",
+            subcommands: [Status.self, Apply.self])
+
+        struct Status: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Print the applied failover generation and the changes of the last hour.")
+            @OptionGroup var options: ConfigOption
+
+            func run() throws {
+                let config = try AgentConfig.load(options.config)
+                let file = AppliedGenerationFile(stateDir: config.stateDir)
+                let generation: UInt64
+                do { generation = try file.read() } catch {
+                    throw ConfigError(file: error.path, key: "stateDir", message: error.reason)
+                }
+                let changes = ChangeHistoryFile(stateDir: config.stateDir).recent(now: Date())
+                print("applied generation \(generation) (\(file.path)); \(changes.count) of \(config.failover.maxChangesPerHour) changes used in the last hour")
+            }
+        }
+
+        struct Apply: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Apply a signed failover command from a file, with every check a command from the aggregator gets.",
+                discussion: "FILE holds the command's JSON ({\"payload\": …, \"signature\": …}). Exit 0 applied or already applied, 1 refused or failed, 2 usage or configuration error.")
+            @OptionGroup var options: ConfigOption
+            @Option(name: .long, help: "File with the signed command.") var command: String
+
+            func run() async throws {
+                let config = try AgentConfig.load(options.config)
+                let credentials = try AgentCredentials.load(config, configFile: options.config)
+                guard let data = FileManager.default.contents(atPath: command) else {
+                    throw ValidationError("\(command): cannot read the command file")
+                }
+                let signed: SignedFailoverCommand
+                do { signed = try JSONCoding.decoder().decode(SignedFailoverCommand.self, from: data) } catch {
+                    throw ValidationError("\(command): not a signed failover command: \(WireCodec.describe(error))")
+                }
+                let service = try FailoverCommandService.make(config: config, verifier: credentials.commandVerifier, client: nil, logger: Logger(label: "regwatch.agent"))
+                let ack = await service.handle(signed, now: Date())
+                print("generation \(ack.generation): \(ack.outcome.rawValue)\(ack.reason.isEmpty ? "" : ": \(ack.reason)") (applied generation \(ack.appliedGeneration))")
+                if ack.outcome != .applied && ack.outcome != .ignored { throw ExitCode.problems }
             }
         }
     }

@@ -11,7 +11,7 @@ struct AggregatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-aggregator",
         abstract: "Collects regwatch agents' reports, tells fleet outages from local ones, and steers mirror failover.",
-        subcommands: [Serve.self, Status.self, Hosts.self, Outages.self, Keys.self, Validate.self]
+        subcommands: [Serve.self, Status.self, Hosts.self, Outages.self, Failovers.self, Failover.self, Keys.self, Validate.self]
     )
 }
 
@@ -95,6 +95,73 @@ extension AggregatorCommand {
                 return ["\(o.id)", o.kind.rawValue, o.state.rawValue, scope, o.errorClass?.rawValue ?? "-", "\(o.affectedHosts)/\(o.totalHosts)",
                         RFC3339.format(o.startedAt), o.endedAt.map(RFC3339.format) ?? "-", evidence]
             }))
+        }
+    }
+
+    struct Failovers: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List failover generations, newest first: state, reason, mirror order and acks.")
+        @OptionGroup var options: ConfigOption
+        @Flag(name: .long, help: "JSON output.") var json = false
+
+        func run() throws {
+            let (config, _) = try options.load()
+            let state = try FleetStore(path: config.database, readOnly: true).failoverState() ?? FailoverState()
+            let controller = FailoverController(settings: FailoverSettings(config.failover, correlation: config.correlation), state: state)
+            if json { return try printJSON(controller.summaries) }
+            if let frozen = state.frozen { print("FROZEN since \(RFC3339.format(frozen.since)): \(frozen.reason)\n") }
+            if controller.plans.isEmpty { return print("no failover generations yet (generation \(state.generation))") }
+            print(formatTable(["GEN", "KIND", "STATE", "MIRRORS", "ACKED", "PENDING", "REJECTED", "CREATED", "REASON"], controller.plans.map { p in
+                ["\(p.generation)", p.kind.rawValue, p.state.rawValue, FailoverService.describe(p.mirrors), "\(p.acked)", "\(p.pending)", "\(p.rejected)",
+                 RFC3339.format(p.createdAt), String(p.reason.prefix(100))]
+            }))
+        }
+    }
+
+    struct Failover: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Steer failover: freeze or thaw it (through the running aggregator's API), or show what it would plan now.",
+            subcommands: [Freeze.self, Thaw.self, Plan.self])
+
+        struct Freeze: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Stop new generations and sends until thawed (POST /api/v1/failovers/freeze).")
+            @OptionGroup var options: ConfigOption
+            @Option(name: .long, help: "Why (logged and shown by failovers).") var reason = "frozen by an operator"
+
+            func run() async throws {
+                let (config, file) = try options.load()
+                print(try await FailoverAPIClient(config: config, configFile: file).post("freeze", reason: reason))
+            }
+        }
+
+        struct Thaw: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Resume failover after a freeze (POST /api/v1/failovers/thaw).")
+            @OptionGroup var options: ConfigOption
+
+            func run() async throws {
+                let (config, file) = try options.load()
+                print(try await FailoverAPIClient(config: config, configFile: file).post("thaw", reason: nil))
+            }
+        }
+
+        struct Plan: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Show the live generations and what failover would plan now, without sending anything.")
+            @OptionGroup var options: ConfigOption
+            @Flag(name: .long, help: "JSON output.") var json = false
+
+            func run() throws {
+                let (config, _) = try options.load()
+                let store = try FleetStore(path: config.database, readOnly: true)
+                let plans = try FailoverService.preview(
+                    store: store, settings: FailoverSettings(config.failover, correlation: config.correlation), staleAfter: config.correlation.staleAfter)
+                if json { return try printJSON(plans.map(\.summary)) }
+                if plans.isEmpty { return print("no failover needed: every host runs its desired mirror order") }
+                for p in plans {
+                    let state = p.state == .advised ? "would plan" : p.state.rawValue
+                    print("generation \(p.generation) (\(p.kind.rawValue), \(state)): \(FailoverService.describe(p.mirrors))")
+                    print("  reason: \(p.reason)")
+                    print("  canaries: \(p.canaries.joined(separator: ", ")); hosts: \(p.hosts.keys.sorted().joined(separator: ", "))")
+                }
+            }
         }
     }
 

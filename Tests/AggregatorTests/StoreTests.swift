@@ -24,7 +24,7 @@ struct StoreSchemaTests {
         #expect(journal == "wal")
         #expect(foreignKeys == true)
         #expect(appID == StoreSchema.applicationID)
-        #expect(try store.status(now: F.t0, staleAfter: 3).schemaVersion == "v2-outage-registry")
+        #expect(try store.status(now: F.t0, staleAfter: 3).schemaVersion == "v3-failover-state")
     }
 
     @Test("reopening an existing database keeps its data; a read-only open works on it")

@@ -36,6 +36,8 @@ public struct AgentConfig: Sendable, Equatable {
         public var daemonJSON: String
         public var socket: String
         public var reload: Reload
+        /// dockerd's pid file: `reload: signal` sends SIGHUP to that process (found by name when the file is absent).
+        public var pidFile: String = "/var/run/docker.pid"
     }
 
     public struct Containerd: Sendable, Equatable {
@@ -82,6 +84,18 @@ public struct AgentConfig: Sendable, Equatable {
     public var runtime: Runtime
     public var transport: TransportLimits
     public var events = Events()
+    public var failover = Failover()
+
+    /// `failover:` — how this host takes signed failover commands from the aggregator.
+    public struct Failover: Sendable, Equatable {
+        /// Applies at most this many generations in any sliding hour, whatever is signed: a compromised
+        /// or confused aggregator cannot make the runtimes flap. Above the aggregator's own budget
+        /// (`failover.maxChangesPerHostPerHour`, default 4) so the two never disagree in normal operation.
+        public var maxChangesPerHour = 6
+        /// `false` refuses every command (acked as rejected): the host keeps its own configuration.
+        public var enabled = true
+        public init() {}
+    }
 
     /// Loads and validates a config file.
     public static func load(_ path: String) throws(ConfigError) -> AgentConfig {
@@ -159,7 +173,8 @@ public struct AgentConfig: Sendable, Equatable {
             runtime.docker = Docker(
                 daemonJSON: try d["daemonJSON"].string(default: "/etc/docker/daemon.json")!,
                 socket: try d["socket"].string(default: "/var/run/docker.sock")!,
-                reload: try reload(d["reload"])
+                reload: try reload(d["reload"]),
+                pidFile: try d["pidFile"].string(default: "/var/run/docker.pid")!
             )
             try d.rejectUnknownKeys()
         }
@@ -177,12 +192,18 @@ public struct AgentConfig: Sendable, Equatable {
 
         let transport = try TransportLimitsConfig.parse(root["transport"])
         let events = try parseEvents(root["events"])
+        let fo = root["failover"]
+        var failover = Failover()
+        failover.maxChangesPerHour = try fo["maxChangesPerHour"].int(default: failover.maxChangesPerHour, range: 1...1000)
+        failover.enabled = try fo["enabled"].bool(default: true)
+        try fo.rejectUnknownKeys()
         try root.rejectUnknownKeys()
         var config = AgentConfig(
             host: HostIdentity(id: hostID, labels: labels), aggregator: aggregator, interval: interval,
             stateDir: stateDir, registries: registries, runtime: runtime, transport: transport
         )
         config.events = events
+        config.failover = failover
         return config
     }
 

@@ -51,6 +51,10 @@ public struct FailoverApplier: Sendable {
         } catch {
             return Outcome(applied: false, detail: ["nothing written: \(error)"])
         }
+        for w in writes {
+            AtomicFile.removeLeftovers(of: w.path)
+            AtomicFile.removeLeftovers(of: w.path + ".regwatch-backup")
+        }
         var done: [Write] = []
         for w in writes {
             do {
@@ -61,8 +65,16 @@ public struct FailoverApplier: Sendable {
                 return await rollBack(done, reason: "cannot write \(w.path): \(error)")
             }
         }
-        let runtimes = Array(Set(writes.map(\.runtime))).sorted { $0.rawValue < $1.rawValue }
+        var touched = Set(writes.map(\.runtime))
+        // daemon.json may already hold the new list while dockerd runs the old one (an apply cut short
+        // between the rename and the reload, or an operator's edit): reload and verify it all the same.
+        if !touched.contains(.docker), config.runtime.docker != nil, let wanted = directive.mirrors["docker.io"], let dockerMirrors,
+           (try? await dockerMirrors()) != wanted.map(DockerDaemonConfig.normalized) {
+            touched.insert(.docker)
+        }
+        let runtimes = touched.sorted { $0.rawValue < $1.rawValue }
         for runtime in runtimes where reloadMode(runtime) != .none {
+            Failpoint.hit("apply.before-reload")
             do {
                 try reloader.reload(runtime, mode: reloadMode(runtime))
             } catch {
@@ -82,8 +94,11 @@ public struct FailoverApplier: Sendable {
                 return await rollBack(done, reason: "dockerd uses \(effective) after the reload, not \(expected)")
             }
         }
+        Failpoint.hit("apply.after-verify")
         return Outcome(applied: true, detail: runtimes.map { r in
-            "\(r.rawValue): " + writes.filter { $0.runtime == r }.map(\.path).joined(separator: ", ") + (r == .docker && dockerMirrors != nil ? " (dockerd verified)" : " (read back)")
+            let paths = writes.filter { $0.runtime == r }.map(\.path)
+            return "\(r.rawValue): " + (paths.isEmpty ? "file already current" : paths.joined(separator: ", "))
+                + (r == .docker && dockerMirrors != nil ? " (dockerd verified)" : " (read back)")
         })
     }
 

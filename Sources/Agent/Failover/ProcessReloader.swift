@@ -8,7 +8,12 @@ import Glibc
 /// its process name in /proc), `systemctl` runs `systemctl reload UNIT`, `none` does nothing (the
 /// operator reloads, or the runtime re-reads by itself).
 public struct ProcessReloader: RuntimeReloading {
-    public init() {}
+    /// dockerd's pid file, preferred to a search by name (a host may run more than one dockerd).
+    let dockerPidFile: String?
+
+    public init(dockerPidFile: String? = nil) {
+        self.dockerPidFile = dockerPidFile
+    }
 
     public func reload(_ runtime: RuntimeKind, mode: AgentConfig.Docker.Reload) throws(RuntimeConfigError) {
         let (process, unit) = runtime == .crio ? ("crio", "crio") : ("dockerd", "docker")
@@ -16,7 +21,7 @@ public struct ProcessReloader: RuntimeReloading {
         case .none:
             return
         case .signal:
-            let pids = Self.pids(named: process)
+            let pids = runtime == .docker ? dockerPIDs() : Self.pids(named: process)
             guard !pids.isEmpty else { throw RuntimeConfigError(path: "/proc", message: "no \(process) process to send SIGHUP to") }
             for pid in pids where kill(pid, SIGHUP) != 0 {
                 throw RuntimeConfigError(path: "/proc/\(pid)", message: "SIGHUP to \(process): \(String(cString: strerror(errno)))")
@@ -33,6 +38,17 @@ public struct ProcessReloader: RuntimeReloading {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             guard status == 0 else { throw RuntimeConfigError(path: "/bin/systemctl", message: "systemctl reload \(unit) failed (status \(status))") }
         }
+    }
+
+    /// The pid in `dockerPidFile` when it names a running dockerd, else every dockerd.
+    func dockerPIDs() -> [pid_t] {
+        if let path = dockerPidFile, let text = try? String(contentsOfFile: path, encoding: .utf8),
+           let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+           let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+           comm.trimmingCharacters(in: .whitespacesAndNewlines) == "dockerd" {
+            return [pid]
+        }
+        return Self.pids(named: "dockerd")
     }
 
     /// PIDs whose `/proc/PID/comm` is `name`.

@@ -3,18 +3,26 @@ import RegwatchShared
 import ServiceLifecycle
 
 /// Reads what the aggregator sends this agent and routes it by an explicit allowlist: event
-/// acknowledgements to the ``EventPublisher``. Anything else is counted and logged by the dispatcher.
+/// acknowledgements to the ``EventPublisher``, signed failover commands to the
+/// ``FailoverCommandService`` (which trusts nothing about them). Anything else is counted and logged by
+/// the dispatcher.
 public struct AgentInbox: Service {
     let client: DealerClient
     let dispatcher: MessageDispatcher
 
-    public init(client: DealerClient, publisher: EventPublisher, logger: Logger) {
+    public init(client: DealerClient, publisher: EventPublisher, failover: FailoverCommandService? = nil, logger: Logger) {
         self.client = client
-        dispatcher = MessageDispatcher(handlers: [
+        var handlers: [MessageType: MessageDispatcher.Handler] = [
             .eventsAck: { message, _ in
                 if case .eventsAck(let env) = message { publisher.acknowledge(env.body.seqs) }
             },
-        ], logger: logger)
+        ]
+        if let failover {
+            handlers[.failoverCommand] = { message, _ in
+                if case .failoverCommand(let env) = message { failover.submit(env.body) }
+            }
+        }
+        dispatcher = MessageDispatcher(handlers: handlers, logger: logger)
     }
 
     public func run() async throws {

@@ -16,6 +16,7 @@ public struct ReportScheduler: Service {
     let logger: Logger
     let stats: Stats
     let eventSink: PullEventSink?
+    let appliedGeneration: @Sendable () -> UInt64
 
     /// Counters the agent exposes; a class so the service (a value) can update them.
     public final class Stats: Sendable {
@@ -26,8 +27,12 @@ public struct ReportScheduler: Service {
         public init() {}
     }
 
-    public init(config: AgentConfig, cycle: CheckCycle, client: DealerClient, logger: Logger, stats: Stats = Stats(), eventSink: PullEventSink? = nil) {
+    public init(
+        config: AgentConfig, cycle: CheckCycle, client: DealerClient, logger: Logger, stats: Stats = Stats(), eventSink: PullEventSink? = nil,
+        appliedGeneration: @escaping @Sendable () -> UInt64 = { 0 }
+    ) {
         self.eventSink = eventSink
+        self.appliedGeneration = appliedGeneration
         self.config = config
         self.cycle = cycle
         self.client = client
@@ -53,7 +58,7 @@ public struct ReportScheduler: Service {
             seq += 1
             let report = Report(
                 host: config.host, agentVersion: RegwatchVersion.current, cycleStartedAt: started, intervalSeconds: intervalSeconds,
-                probes: result.probes, runtimes: result.runtimes, appliedGeneration: 0,
+                probes: result.probes, runtimes: result.runtimes, appliedGeneration: appliedGeneration(),
                 mirrorPools: Dictionary(uniqueKeysWithValues: config.registries.map { ($0.name, $0.mirrors) }),
                 eventSources: eventSink?.statusList ?? []
             )

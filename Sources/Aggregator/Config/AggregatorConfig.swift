@@ -32,6 +32,12 @@ public struct AggregatorConfig: Sendable, Equatable {
         public var mode = Mode.auto
         public var canaryShare = 0.1
         public var maxChangesPerHostPerHour = 4
+        /// A host not yet on its target is sent the directive again after this long.
+        public var resendInterval: Duration = .seconds(60)
+        /// Canaries not all applied and probed healthy after this long halt the rollout.
+        public var canaryTimeout: Duration = .seconds(600)
+        /// A directive expires this long after it was issued (each re-send is issued anew).
+        public var commandTTL: Duration = .seconds(600)
     }
 
     public struct Webhook: Sendable, Equatable {
@@ -92,6 +98,11 @@ public struct AggregatorConfig: Sendable, Equatable {
         c.failover.mode = m
         c.failover.canaryShare = try fo["canaryShare"].double(default: c.failover.canaryShare, range: 0.0...1.0)
         c.failover.maxChangesPerHostPerHour = try fo["maxChangesPerHostPerHour"].int(default: c.failover.maxChangesPerHostPerHour, range: 1...3600)
+        for (key, path) in [("resendInterval", \Failover.resendInterval), ("canaryTimeout", \Failover.canaryTimeout), ("commandTTL", \Failover.commandTTL)] {
+            let d = try fo[key].duration(default: c.failover[keyPath: path])
+            guard d >= .seconds(1), d <= .seconds(86_400) else { throw fo[key].error("must be between 1s and 24h") }
+            c.failover[keyPath: path] = d
+        }
         try fo.rejectUnknownKeys()
 
         let alerts = root["alerts"]

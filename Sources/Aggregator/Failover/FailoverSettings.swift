@@ -2,8 +2,8 @@ import Foundation
 
 /// Every knob the failover controller uses, in one value so that each rule can be tested with any setting.
 ///
-/// The first three come from `failover:` in the aggregator configuration (contract keys) and the recovery
-/// hold from `correlation:`; the rest are the durations behind the words of DESIGN.md ("re-sends until it
+/// They come from `failover:` in the aggregator configuration and the recovery hold from `correlation:`;
+/// the durations are the ones behind the words of DESIGN.md ("re-sends until it
 /// converges", "canaries … otherwise halt") with defaults chosen here and documented at each property.
 /// Settings are not persisted with ``FailoverState``: a restart takes them from the configuration again, so
 /// a changed mode or share applies to the running rollouts too.
@@ -47,11 +47,12 @@ public struct FailoverSettings: Sendable, Equatable {
 
     /// The settings of a configuration file: `failover:` plus `correlation.recoveryHold`.
     public init(_ failover: AggregatorConfig.Failover, correlation: AggregatorConfig.Correlation) {
-        let c = correlation.recoveryHold.components
+        func seconds(_ d: Duration) -> TimeInterval { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
         self.init(
             mode: failover.mode, canaryShare: failover.canaryShare,
             maxChangesPerHostPerHour: failover.maxChangesPerHostPerHour,
-            recoveryHold: Double(c.seconds) + Double(c.attoseconds) / 1e18)
+            recoveryHold: seconds(correlation.recoveryHold), resendInterval: seconds(failover.resendInterval),
+            canaryTimeout: seconds(failover.canaryTimeout), commandTTL: seconds(failover.commandTTL))
     }
 
     /// The hourly budget as used: at least one change.

@@ -15,12 +15,21 @@ public enum APIServer {
         public var staleAfter: Int
         /// Renders the metrics registry as Prometheus text (the executable owns the backend).
         public var metricsText: @Sendable () -> String
+        /// The failover service (its live plans and freeze/thaw); nil: failover routes answer 503.
+        public var failover: FailoverService?
+        /// The bearer token mutating calls must present; nil: mutating calls are refused.
+        public var apiToken: APIToken?
 
-        public init(host: String, port: Int, staleAfter: Int, metricsText: @escaping @Sendable () -> String) {
+        public init(
+            host: String, port: Int, staleAfter: Int, metricsText: @escaping @Sendable () -> String,
+            failover: FailoverService? = nil, apiToken: APIToken? = nil
+        ) {
             self.host = host
             self.port = port
             self.staleAfter = staleAfter
             self.metricsText = metricsText
+            self.failover = failover
+            self.apiToken = apiToken
         }
     }
 
@@ -50,6 +59,25 @@ public enum APIServer {
             }
             return try json(store.outages(activeOnly: state == "active"))
         }
+        router.get("/api/v1/failovers") { _, _ -> Response in
+            if let failover = options.failover { return try json(failover.summaries) }
+            return try json((try store.failoverState()).map { FailoverController(settings: .init(), state: $0).summaries } ?? [])
+        }
+        for action in ["freeze", "thaw"] {
+            router.post("/api/v1/failovers/\(action)") { request, _ -> Response in
+                guard let token = options.apiToken else {
+                    return text("mutating calls are disabled: set apiToken in the aggregator config\n", status: .forbidden)
+                }
+                guard token.authorizes(request.headers[.authorization]) else {
+                    return Response(status: .unauthorized, headers: [.contentType: "text/plain; charset=utf-8", .wwwAuthenticate: "Bearer"],
+                                    body: .init(byteBuffer: ByteBuffer(string: "a valid bearer token is required\n")))
+                }
+                guard let failover = options.failover else { return text("failover is not running\n", status: .serviceUnavailable) }
+                let reason = request.uri.queryParameters["reason"].map { String($0.prefix(200)) } ?? "frozen through the API"
+                if action == "freeze" { try failover.freeze(reason: reason) } else { try failover.thaw() }
+                return try json(FreezeAnswer(frozen: failover.isFrozen, generation: failover.generation))
+            }
+        }
         return Application(
             router: router,
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "regwatch-aggregator"),
@@ -58,6 +86,12 @@ public enum APIServer {
             },
             logger: logger
         )
+    }
+
+    /// The answer of `POST /api/v1/failovers/freeze|thaw`.
+    struct FreezeAnswer: Codable {
+        var frozen: Bool
+        var generation: UInt64
     }
 
     static func text(_ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {

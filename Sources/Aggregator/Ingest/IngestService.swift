@@ -78,7 +78,7 @@ public final class IngestService: Service, Sendable {
     /// - Parameter isEnrolled: whether a host id is currently enrolled (checked for CURVE peers).
     public init(
         router: RouterServer, store: FleetStore, isEnrolled: @escaping @Sendable (String) -> Bool = { _ in true },
-        policy: CommitPolicy = .init(), logger: Logger
+        policy: CommitPolicy = .init(), failoverAcks: (@Sendable (_ host: String, FailoverAck) -> Void)? = nil, logger: Logger
     ) {
         self.router = router
         self.store = store
@@ -86,7 +86,7 @@ public final class IngestService: Service, Sendable {
         self.policy = policy
         self.logger = logger
         let state = state
-        dispatcher = MessageDispatcher(handlers: [
+        var handlers: [MessageType: MessageDispatcher.Handler] = [
             .report: { message, _ in
                 guard case .report(let env) = message else { return }
                 guard env.body.host.id == env.host else {
@@ -109,7 +109,13 @@ public final class IngestService: Service, Sendable {
                     p.count += env.body.events.count
                 }
             },
-        ], logger: logger)
+        ]
+        if let failoverAcks {
+            handlers[.failoverAck] = { message, _ in
+                if case .failoverAck(let env) = message { failoverAcks(env.host, env.body) }
+            }
+        }
+        dispatcher = MessageDispatcher(handlers: handlers, logger: logger)
     }
 
     public var statistics: Statistics { state.stats.withLock { $0 } }

@@ -22,6 +22,7 @@ enum StoreSchema {
         var m = DatabaseMigrator()
         m.registerMigration("v1", migrate: v1)
         m.registerMigration("v2-outage-registry", migrate: v2)
+        m.registerMigration("v3-failover-state", migrate: v3)
         return m
     }
 
@@ -35,6 +36,27 @@ enum StoreSchema {
             ALTER TABLE outage ADD COLUMN registry TEXT;
             ALTER TABLE outage ADD COLUMN engineState TEXT;
             CREATE INDEX outage_started ON outage(startedAt);
+            """)
+    }
+
+    /// The failover controller's whole state as one JSON document (it is restored as a unit, so
+    /// generations never go backwards after a restart), and the latest ack of every host.
+    /// `failover_plan` / `failover_ack` (v1) keep the timeline: every generation and every host's answer.
+    private static func v3(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE failover_state (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                state TEXT NOT NULL,
+                updatedAt REAL NOT NULL
+            );
+            CREATE TABLE failover_last_ack (
+                hostId TEXT PRIMARY KEY NOT NULL,
+                generation INTEGER NOT NULL,
+                outcome TEXT NOT NULL,
+                detail TEXT NOT NULL DEFAULT '',
+                at REAL NOT NULL
+            );
+            ALTER TABLE failover_plan ADD COLUMN kind TEXT NOT NULL DEFAULT 'failover';
             """)
     }
 

@@ -20,6 +20,7 @@ public enum AtomicFile {
         if exclusive && FileManager.default.fileExists(atPath: path) {
             throw WriteError(path: path, reason: "already exists; not overwriting")
         }
+        Failpoint.hit("atomic.before-temp")
         let tmp = "\(dir)/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw WriteError(path: path, reason: "cannot create in \(dir): \(String(cString: strerror(errno)))") }
@@ -36,12 +37,14 @@ public enum AtomicFile {
             }
             return off
         }
+        Failpoint.hit("atomic.after-temp-write")
         guard written == bytes.count, fchmod(fd, mode) == 0, fsync(fd) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw WriteError(path: path, reason: "write failed: \(reason)")
         }
         close(fd)
+        Failpoint.hit("atomic.after-fsync")
         if exclusive {
             // link(2) fails if the target appeared meanwhile: no silent overwrite of a secret.
             guard link(tmp, path) == 0 else { throw WriteError(path: path, reason: "already exists; not overwriting") }
@@ -50,10 +53,22 @@ public enum AtomicFile {
             guard rename(tmp, path) == 0 else { throw WriteError(path: path, reason: "rename failed: \(String(cString: strerror(errno)))") }
         }
         ok = true
+        Failpoint.hit("atomic.after-rename")
         let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 {
             fsync(dfd)
             close(dfd)
+        }
+        Failpoint.hit("atomic.after-dir-fsync")
+    }
+
+    /// Removes temp files a killed writer of `path` left behind (`.NAME.tmp-PID-N` next to it).
+    public static func removeLeftovers(of path: String) {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let prefix = ".\(url.lastPathComponent).tmp-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(prefix) {
+            unlink("\(dir)/\(name)")
         }
     }
 }

@@ -55,7 +55,7 @@ public struct WireCodec: Sendable {
     }
 
     /// One line naming the JSON path at fault.
-    static func describe(_ error: any Error) -> String {
+    public static func describe(_ error: any Error) -> String {
         guard let error = error as? DecodingError else { return String(describing: error) }
         func path(_ ctx: DecodingError.Context) -> String {
             let p = ctx.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")

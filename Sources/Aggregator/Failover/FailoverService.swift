@@ -1,0 +1,211 @@
+import Foundation
+import Logging
+import Metrics
+import RegwatchShared
+import ServiceLifecycle
+import Synchronization
+
+/// The thin service around the ``FailoverController``: once per correlation window (and at once when an
+/// agent acks) it gathers the inputs from the store, steps the controller, persists its state, signs and
+/// routes the directives, and logs what happened. Operators freeze and thaw it through the HTTP API.
+///
+/// The controller's state is saved after every step that changed it and restored on start, so
+/// generations never go backwards and a rollout resumes at its stage after a restart.
+public final class FailoverService: Service, Sendable {
+    let store: FleetStore
+    let signer: CommandSigner?
+    let router: RouterServer?
+    let interval: Duration
+    let staleAfter: Int
+    let logger: Logger
+    private let controller: Mutex<FailoverController>
+    private let pendingAcks = Mutex<[(host: String, ack: FailoverAck, at: Date)]>([])
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
+
+    /// - Parameters:
+    ///   - signer: signs directives; without one (no signing key) nothing is sent, plans are only shown.
+    ///   - interval: the step period (the correlation window).
+    public init(
+        store: FleetStore, settings: FailoverSettings, signer: CommandSigner?, router: RouterServer?, interval: Duration,
+        staleAfter: Int, logger: Logger
+    ) throws(StoreError) {
+        self.store = store
+        self.signer = signer
+        self.router = router
+        self.interval = interval
+        self.staleAfter = staleAfter
+        self.logger = logger
+        var settings = settings
+        if signer == nil, settings.mode == .auto {
+            logger.critical("failover runs in advise mode: no signing key (run: regwatch-aggregator keys generate)")
+            settings.mode = .advise
+        }
+        controller = Mutex(FailoverController(settings: settings, state: try store.failoverState() ?? FailoverState()))
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Called by ingest for every `failover_ack`; the step that follows reads it.
+    public func receive(ack: FailoverAck, from host: String, at: Date = Date()) {
+        pendingAcks.withLock { $0.append((host, ack, at)) }
+        wake.yield()
+    }
+
+    public var generation: UInt64 { controller.withLock { $0.generation } }
+    public var summaries: [FailoverPlan.Summary] { controller.withLock { $0.summaries } }
+    public var plans: [FailoverPlan] { controller.withLock { $0.plans } }
+    public var isFrozen: Bool { controller.withLock { $0.isFrozen } }
+
+    /// Operator freeze: no new generations, no sends. Persisted at once.
+    public func freeze(reason: String, at now: Date = Date()) throws(StoreError) {
+        let state = controller.withLock { c in
+            c.freeze(reason: reason, at: now)
+            return c.state
+        }
+        try store.saveFailover(state, now: now)
+        logger.warning("failover frozen by an operator", metadata: ["reason": "\(reason)"])
+    }
+
+    /// Operator thaw; the next step runs at once.
+    public func thaw(at now: Date = Date()) throws(StoreError) {
+        let state = controller.withLock { c in
+            c.thaw(at: now)
+            return c.state
+        }
+        try store.saveFailover(state, now: now)
+        logger.notice("failover thawed by an operator")
+        wake.yield()
+    }
+
+    public func run() async throws {
+        Gauge(label: MetricNames.failoverGeneration).record(Int(clamping: generation))
+        await cancelWhenGracefulShutdown { await self.loop() }
+    }
+
+    private func loop() async {
+        var acks = (try? store.lastFailoverAcks()) ?? [:]
+        let wake = self.wake, interval = self.interval
+        // A tick per interval; acks and thaws wake the loop in between.
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                wake.yield()
+            }
+        }
+        defer { ticker.cancel() }
+        for await _ in wakes {
+            if Task.isCancelled || Task.isShuttingDownGracefully { break }
+            step(acks: &acks, now: Date())
+        }
+    }
+
+    /// One step: record acks, gather inputs, step the controller, persist, send.
+    func step(acks: inout [String: FailoverInputs.Ack], now: Date) {
+        let received: [(host: String, ack: FailoverAck, at: Date)] = pendingAcks.withLock { p in
+            let taken = p
+            p.removeAll()
+            return taken
+        }
+        for (host, ack, at) in received {
+            acks[host] = .init(ack, at: at)
+            do { try store.recordFailoverAck(host: host, ack: ack, at: at) } catch {
+                logger.error("cannot record a failover ack", metadata: ["host.id": "\(host)", "error": "\(error)"])
+            }
+            let meta: Logger.Metadata = ["host.id": "\(host)", "generation": "\(ack.generation)", "outcome": "\(ack.outcome.rawValue)", "reason": "\(ack.reason)"]
+            switch ack.outcome {
+            case .applied, .ignored: logger.notice("failover ack", metadata: meta)
+            case .rejected, .failed, .rolledBack: logger.warning("failover ack", metadata: meta)
+            }
+        }
+        let inputs: FailoverInputs
+        do {
+            let recoveryHold = controller.withLock { $0.settings.recoveryHold }
+            inputs = try Self.inputs(store: store, acks: acks, recoveryHold: recoveryHold, staleAfter: staleAfter, now: now)
+        } catch {
+            logger.error("failover skipped a step: cannot read fleet state", metadata: ["error": "\(error)"])
+            return
+        }
+        let (actions, state, changed) = controller.withLock { c in
+            let before = c.state
+            let actions = c.step(inputs, now: now)
+            return (actions, c.state, c.state != before)
+        }
+        if changed {
+            do { try store.saveFailover(state, now: now) } catch {
+                // Nothing is sent with a state that is not on disk: a restart would re-issue its generations.
+                logger.error("failover state not saved; sends held back", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+        Gauge(label: MetricNames.failoverGeneration).record(Int(clamping: state.generation))
+        perform(actions)
+    }
+
+    /// The controller's inputs as the store has them at `now`.
+    static func inputs(
+        store: FleetStore, acks: [String: FailoverInputs.Ack], recoveryHold: TimeInterval, staleAfter: Int, now: Date
+    ) throws(StoreError) -> FailoverInputs {
+        FailoverInputs(
+            hosts: try store.failoverHosts(now: now, staleAfter: staleAfter, acks: acks),
+            outages: try store.activeOutageStates(),
+            recovered: try store.recoveredOutages(since: now.addingTimeInterval(-recoveryHold - 60)),
+            probes: try store.latestStates(now: now, staleAfter: staleAfter).map(FailoverInputs.Probe.init))
+    }
+
+    /// What the controller would plan now, from the database alone (`regwatch-aggregator failover plan`):
+    /// the persisted state stepped once in `advise` mode on a copy; nothing is saved or sent.
+    public static func preview(store: FleetStore, settings: FailoverSettings, staleAfter: Int, now: Date = Date()) throws(StoreError) -> [FailoverPlan] {
+        var settings = settings
+        settings.mode = .advise
+        var controller = FailoverController(settings: settings, state: try store.failoverState() ?? FailoverState())
+        let inputs = try inputs(store: store, acks: try store.lastFailoverAcks(), recoveryHold: settings.recoveryHold, staleAfter: staleAfter, now: now)
+        _ = controller.step(inputs, now: now)
+        return controller.plans.filter(\.state.isLive)
+    }
+
+    func perform(_ actions: [FailoverAction]) {
+        let codec = WireCodec()
+        for action in actions {
+            switch action {
+            case .planned(let plan):
+                logger.notice("failover generation planned", metadata: [
+                    "generation": "\(plan.generation)", "kind": "\(plan.kind.rawValue)", "state": "\(plan.state.rawValue)",
+                    "reason": "\(plan.reason)", "mirrors": "\(Self.describe(plan.mirrors))",
+                    "canaries": "\(plan.canaries.joined(separator: ","))", "hosts": "\(plan.hosts.count)",
+                ])
+            case .send(let host, let directive):
+                guard let signer, let router else { continue }
+                do {
+                    let command = try signer.sign(directive)
+                    let frame = try codec.encode(Envelope(host: "aggregator", seq: directive.generation, sentAt: Date(), body: command))
+                    let queued = router.trySend(to: host, payload: frame)
+                    logger.info("failover directive sent", metadata: [
+                        "host.id": "\(host)", "generation": "\(directive.generation)", "queued": "\(queued)",
+                        "mirrors": "\(Self.describe(directive.mirrors))",
+                    ])
+                } catch {
+                    logger.error("cannot sign or encode a failover directive", metadata: ["host.id": "\(host)", "error": "\(error)"])
+                }
+            case .stageAdvanced(let g, let to):
+                logger.notice("failover canaries verified", metadata: ["generation": "\(g)", "state": "\(to.rawValue)"])
+            case .halted(let g, let reason):
+                logger.error("failover rollout halted", metadata: ["generation": "\(g)", "reason": "\(reason)"])
+            case .rolledBack(let g, let rollback):
+                logger.warning("failover canaries rolled back", metadata: ["generation": "\(g)", "rollback": "\(rollback)"])
+            case .completed(let g):
+                logger.notice("failover generation complete", metadata: ["generation": "\(g)"])
+            case .superseded(let g, let by):
+                logger.info("failover generation superseded", metadata: ["generation": "\(g)", "by": "\(by.map(String.init) ?? "-")"])
+            case .deferred(let g, let hosts, let until):
+                logger.warning("failover change deferred by the hourly budget", metadata: [
+                    "generation": "\(g.map(String.init) ?? "-")", "hosts": "\(hosts.joined(separator: ","))", "until": "\(RFC3339.format(until))",
+                ])
+            }
+        }
+    }
+
+    /// `registry=[url,…]` pairs for logs and tables.
+    public static func describe(_ mirrors: [String: [String]]) -> String {
+        mirrors.keys.sorted().map { "\($0)=[\(mirrors[$0]!.joined(separator: ","))]" }.joined(separator: " ")
+    }
+}

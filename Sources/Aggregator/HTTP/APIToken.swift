@@ -1,0 +1,40 @@
+import Foundation
+import RegwatchShared
+
+/// The bearer token of mutating HTTP calls, read from the file `apiToken` names.
+///
+/// The file must be readable only by its owner (like a key file): a token any local user can read is no
+/// guard on the call that freezes fleet failover. Compared in constant time.
+public struct APIToken: Sendable {
+    let token: [UInt8]
+
+    public init(_ token: String) {
+        self.token = Array(token.utf8)
+    }
+
+    /// The token of the file at `path` (nil path: no token, mutating calls are refused).
+    public static func load(_ path: String?, configFile: String) throws(ConfigError) -> APIToken? {
+        guard let path else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: configFile, key: "apiToken", message: "cannot read \(path)")
+        }
+        if let attrs = try? FileManager.default.attributesOfItem(atPath: path), let mode = attrs[.posixPermissions] as? Int, mode & 0o077 != 0 {
+            throw ConfigError(file: configFile, key: "apiToken", message: "\(path) is readable by others (mode \(String(mode, radix: 8))): chmod 600 it")
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.utf8.count >= 16, !text.contains(where: \.isWhitespace) else {
+            throw ConfigError(file: configFile, key: "apiToken", message: "\(path) must hold one token of at least 16 characters")
+        }
+        return APIToken(text)
+    }
+
+    /// Whether an `Authorization` header value carries this token.
+    public func authorizes(_ header: String?) -> Bool {
+        guard let header, header.hasPrefix("Bearer ") else { return false }
+        let given = Array(header.utf8.dropFirst(7))
+        guard given.count == token.count else { return false }
+        var diff: UInt8 = 0
+        for (a, b) in zip(given, token) { diff |= a ^ b }
+        return diff == 0
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import GRDB
+import RegwatchShared
+
+/// What the failover controller persists and reads: its state (one JSON document), the timeline of
+/// generations and acks, the latest ack per host, and the fleet facts it steps on.
+extension FleetStore {
+    /// The persisted controller state, nil when none was ever saved.
+    public func failoverState() throws(StoreError) -> FailoverState? {
+        try read { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT state FROM failover_state WHERE id = 1") else { return nil }
+            return try JSONCoding.decoder().decode(FailoverState.self, from: Data(text.utf8))
+        }
+    }
+
+    /// Saves the controller state and its plans' summaries (the timeline) in one transaction.
+    public func saveFailover(_ state: FailoverState, now: Date) throws(StoreError) {
+        try write { db in
+            let text = String(decoding: try JSONCoding.encoder().encode(state), as: UTF8.self)
+            try db.execute(sql: """
+                INSERT INTO failover_state (id, state, updatedAt) VALUES (1, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET state = excluded.state, updatedAt = excluded.updatedAt
+                """, arguments: [text, now.unixSeconds])
+            for plan in state.plans {
+                try db.execute(sql: """
+                    INSERT INTO failover_plan (generation, state, reason, mirrors, createdAt, updatedAt, kind) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(generation) DO UPDATE SET state = excluded.state, reason = excluded.reason, updatedAt = excluded.updatedAt
+                      WHERE state <> excluded.state OR reason <> excluded.reason
+                    """, arguments: [Int64(bitPattern: plan.generation), plan.state.rawValue, plan.reason, StoreJSON.object(plan.mirrors),
+                                     plan.createdAt.unixSeconds, now.unixSeconds, plan.kind.rawValue])
+            }
+        }
+    }
+
+    /// Records an agent's ack: the host's latest, and the timeline row of that generation (kept only for
+    /// generations this aggregator issued).
+    public func recordFailoverAck(host: String, ack: FailoverAck, at: Date) throws(StoreError) {
+        try write { db in
+            let g = Int64(bitPattern: ack.generation)
+            try db.execute(sql: """
+                INSERT INTO failover_last_ack (hostId, generation, outcome, detail, at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(hostId) DO UPDATE SET generation = excluded.generation, outcome = excluded.outcome,
+                  detail = excluded.detail, at = excluded.at
+                """, arguments: [host, g, ack.outcome.rawValue, ack.reason, at.unixSeconds])
+            try db.execute(sql: """
+                INSERT INTO failover_ack (generation, hostId, outcome, detail, at)
+                SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM failover_plan WHERE generation = ?)
+                ON CONFLICT(generation, hostId) DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail, at = excluded.at
+                """, arguments: [g, host, ack.outcome.rawValue, ack.reason, at.unixSeconds, g])
+        }
+    }
+
+    /// The latest ack of every host.
+    public func lastFailoverAcks() throws(StoreError) -> [String: FailoverInputs.Ack] {
+        try read { db in
+            var out: [String: FailoverInputs.Ack] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT hostId, generation, outcome, detail, at FROM failover_last_ack") {
+                guard let outcome = FailoverAck.Outcome(rawValue: row[2]) else { continue }
+                out[row[0]] = .init(generation: UInt64(bitPattern: row[1]), outcome: outcome, reason: row[3], at: Date(unixSeconds: row[4]))
+            }
+            return out
+        }
+    }
+
+    /// Every host as the controller sees it: labels, mirror pools, applied generation, when its latest
+    /// report arrived and whether it is stale.
+    public func failoverHosts(now: Date, staleAfter: Int, acks: [String: FailoverInputs.Ack]) throws(StoreError) -> [FailoverInputs.Host] {
+        let t = now.unixSeconds
+        return try read { db in
+            let decoder = JSONDecoder()
+            return try Row.fetchAll(db, sql: "SELECT id, labels, mirrorPools, appliedGeneration, lastSeen, intervalSeconds FROM host ORDER BY id").map { row in
+                let id: String = row[0]
+                let lastSeen: Double = row[4]
+                return FailoverInputs.Host(
+                    id: id, labels: StoreJSON.decode([String: String].self, row[1], default: [:], decoder: decoder),
+                    mirrorPools: StoreJSON.decode([String: [MirrorSpec]].self, row[2], default: [:], decoder: decoder),
+                    appliedGeneration: UInt64(bitPattern: row[3]), reportedAt: Date(unixSeconds: lastSeen), lastAck: acks[id],
+                    stale: HostRow.isStale(now: t, lastSeen: lastSeen, intervalSeconds: row[5], staleAfter: staleAfter))
+            }
+        }
+    }
+
+    /// Outages resolved since `since`, with the time they stopped (the first healthy window).
+    public func recoveredOutages(since: Date) throws(StoreError) -> [FailoverInputs.RecoveredOutage] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT kind, endpoint, registry, zone, host, egress, endedAt FROM outage
+                WHERE state = 'resolved' AND endedAt >= ?
+                """, arguments: [since.unixSeconds]).compactMap { row in
+                guard let kind = OutageKind(rawValue: row[0]), let ended: Double = row[6] else { return nil }
+                return .init(key: OutageKey(kind: kind, endpoint: row[1], registry: row[2], zone: row[3], host: row[4], egress: row[5]),
+                             recoveredAt: Date(unixSeconds: ended))
+            }
+        }
+    }
+}
