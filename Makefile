@@ -7,11 +7,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Tests: socat (a relay to freeze; a fake web page), docker-registry + apache2-utils + openssl + curl (real registries,
 # htpasswd, certificates, pushing a test image), python3 (the fault-injecting proxy in front of a registry),
 # iproute2 + nftables + dnsmasq-base (test hosts in network namespaces: firewall DROP, NXDOMAIN), docker.io (a real
-# dockerd in a namespace: its effective mirrors and pulls), prometheus (promtool checks the /metrics text),
+# dockerd in a namespace: its effective mirrors and pulls), containerd + skopeo (real clients of the containerd
+# certs.d and registries.conf that failover writes), prometheus (promtool checks the /metrics text),
 # prometheus-alertmanager (a real receiver of outage alerts).
 # Bench: prometheus-blackbox-exporter (the peer measured side by side).
 DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 \
-  iproute2 nftables dnsmasq-base docker.io prometheus prometheus-alertmanager prometheus-blackbox-exporter
+  iproute2 nftables dnsmasq-base docker.io containerd skopeo prometheus prometheus-alertmanager prometheus-blackbox-exporter
 
 .PHONY: deps build release test bench demo clean
 

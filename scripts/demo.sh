@@ -2,7 +2,9 @@
 # make demo: a local regwatch fleet on loopback. Needs no root once the packages are installed.
 # It sets up the trust (aggregator keys, four agents in two zones, enrollment), starts real registries (an
 # upstream and two pull-through mirrors), the aggregator with its SQLite file and the agents, prints the fleet
-# as it fills, then kills a mirror and shows what the fleet sees. Ctrl-C stops everything.
+# as it fills, then kills a mirror and shows the whole loop: the outage, the canary hosts switching to the
+# healthy mirror, then the rest, pulls through it, the mirror's return and the failback, with every
+# generation and ack as it happens. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(swift build --show-bin-path)
@@ -21,9 +23,12 @@ cat > "$DEMO/aggregator.yaml" <<YAML
 listen: {zmq: "tcp://127.0.0.1:17450", http: "127.0.0.1:17451"}
 database: $DEMO/regwatch.db
 keys: {dir: $DEMO/keys}
+apiToken: $DEMO/api-token
 # Demo timing: the agents report every 3 s, so windows are 3 s (the default is 30 s).
 correlation: {window: 3s, openAfter: 2, recoveryHold: 9s, minHosts: 3, minZones: 2}
+failover: {mode: auto, canaryShare: 0.1, resendInterval: 10s}
 YAML
+(umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$DEMO/api-token")
 
 echo "== aggregator keys (CURVE transport + Ed25519 signing, separate files)"
 agg keys generate --config "$DEMO/aggregator.yaml"
@@ -55,6 +60,7 @@ registries:
 runtime:
   docker: {daemonJSON: $DEMO/$host/daemon.json, socket: $DEMO/$host/docker.sock, reload: none}
   containerd: {certsDir: $DEMO/$host/certs.d}
+  crio: {registriesConf: $DEMO/$host/registries.conf, reload: none}
 events: {journalUnits: [], files: [$DEMO/$host/kubelet.log]}
 YAML
   # Each agent reads its own copy of the runtimes' mirror configuration.
@@ -62,6 +68,8 @@ YAML
   mkdir -p "$DEMO/$host/certs.d/docker.io"
   printf 'server = "http://127.0.0.1:15000"\n\n[host."http://127.0.0.1:15001"]\n  capabilities = ["pull", "resolve"]\n\n[host."http://127.0.0.1:15002"]\n  capabilities = ["pull", "resolve"]\n' \
     > "$DEMO/$host/certs.d/docker.io/hosts.toml"
+  printf 'unqualified-search-registries = ["docker.io"]\n\n[[registry]]\nprefix = "docker.io"\nlocation = "127.0.0.1:15000"\ninsecure = true\n\n[[registry.mirror]]\nlocation = "127.0.0.1:15001"\ninsecure = true\n\n[[registry.mirror]]\nlocation = "127.0.0.1:15002"\ninsecure = true\n' \
+    > "$DEMO/$host/registries.conf"
   : > "$DEMO/$host/kubelet.log"
   agg keys accept --config "$DEMO/aggregator.yaml" --host "$host" --key "$DEMO/$host/agent.pub"
 done
@@ -92,11 +100,11 @@ echo "exit code: $rc"
 echo
 echo "== real registries on loopback: an upstream and two pull-through mirrors (CNCF distribution)"
 registry() { # name port [remote]
-  local proxy=""
-  [ -n "${3:-}" ] && proxy="proxy: {remoteurl: \"http://127.0.0.1:$3\"}"
-  printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: "%s"}}\nhttp: {addr: "127.0.0.1:%s"}\n%s\n' \
-    "$DEMO/$1-data" "$2" "$proxy" > "$DEMO/$1.yml"
-  docker-registry serve "$DEMO/$1.yml" >"$DEMO/$1.log" 2>&1 &
+  local proxy="" level=error
+  [ -n "${3:-}" ] && proxy="proxy: {remoteurl: \"http://127.0.0.1:$3\"}" && level=info
+  printf 'version: 0.1\nlog: {level: %s}\nstorage: {filesystem: {rootdirectory: "%s"}}\nhttp: {addr: "127.0.0.1:%s"}\n%s\n' \
+    "$level" "$DEMO/$1-data" "$2" "$proxy" > "$DEMO/$1.yml"
+  docker-registry serve "$DEMO/$1.yml" >>"$DEMO/$1.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$2/v2/" >/dev/null && return 0; sleep 0.1; done
   echo "registry $1 did not start (see $DEMO/$1.log)" >&2; return 1
@@ -145,7 +153,55 @@ sleep 2
 curl -s http://127.0.0.1:17451/metrics | grep '^regwatch_pulls_total' || true
 
 echo
+# The aggregator's failover events (generations planned, directives sent, acks, stages) since the last call.
+follow() {
+  python3 - "$DEMO/aggregator.log" "$DEMO/.follow" <<'PY'
+import re, sys
+log, state = sys.argv[1], sys.argv[2]
+try: start = int(open(state).read())
+except Exception: start = 0
+lines = open(log, errors="replace").read().split("\n")
+keys = r"(generation|host\.id|outcome|state|canaries|kind|rollback|by)=(\S+)"
+for line in lines[start:-1]:
+    m = re.search(r"\] (failover [^\n]*)$", line)
+    if not m: continue
+    fields = dict(re.findall(keys, line))
+    mirrors = re.search(r"mirrors=(docker\.io=\[[^\]]*\])", line)
+    reason = re.search(r"reason=(.*?) (?:\w[\w.]*=|\[)", line)
+    parts = [f"{k}={fields[k]}" for k in ("generation", "kind", "state", "host.id", "outcome", "canaries", "rollback") if k in fields]
+    if mirrors: parts.append(mirrors.group(1))
+    if reason and fields.get("outcome") not in (None, "applied", "ignored"): parts.append("reason=" + reason.group(1))
+    print(f"   {line[11:19]}  {m.group(1):34} {' '.join(parts)}")
+open(state, "w").write(str(len(lines) - 1))
+PY
+}
+# Waits (printing events) until a generation with docker.io mirrors $1 is complete on every host.
+await_generation() {
+  for _ in $(seq 120); do
+    follow
+    if agg failovers --config "$DEMO/aggregator.yaml" --json | python3 -c "
+import json, sys
+want = json.loads(sys.argv[1])
+sys.exit(0 if any(p['state'] == 'complete' and p['mirrors'].get('docker.io') == want for p in json.load(sys.stdin)) else 1)" "$1"; then
+      follow; return 0
+    fi
+    sleep 1
+  done
+  echo "no complete generation with docker.io mirrors $1 (see $DEMO/aggregator.log)" >&2; return 1
+}
+show_files() { # host
+  python3 - "$DEMO/$1" <<'PY'
+import json, re, sys
+d = sys.argv[1]
+print("   daemon.json registry-mirrors:", json.load(open(f"{d}/daemon.json"))["registry-mirrors"])
+print("   certs.d/docker.io/hosts.toml:", re.findall(r'\[host\."([^"]+)"\]', open(f"{d}/certs.d/docker.io/hosts.toml").read()))
+print("   registries.conf mirrors:     ", re.findall(r'\[\[registry\.mirror\]\]\s*location = "([^"]+)"', open(f"{d}/registries.conf").read()))
+PY
+}
+manifest_gets() { grep -c 'http.request.method=GET.*manifests/1' "$DEMO/$1.log" || true; }
+
 echo "== mirror-a dies"
+follow >/dev/null
 kill "${PIDS[1]}"
 died=$(date +%s)
 for _ in $(seq 40); do
@@ -162,24 +218,44 @@ import json, sys
 for e in json.load(open(sys.argv[1])):
     print(f"{e['endpoint']:28} {e['role']:9} reporting={e['hostsReporting']} failing={e['hostsFailing']} class={e['errorClass']}")
 PY
-echo
-echo "-- regwatch-agent diagnose on node-1 follows the pull path and says what to do"
-set +e; agent diagnose demo/app:1 --config "$DEMO/node-1/agent.yaml"; rc=$?; set -e
-echo "exit code: $rc (1: a problem was found)"
 
 echo
-echo "== mirror-a comes back; the outage closes after its 9 s recovery hold"
+echo "== failover: a signed generation goes to one canary per zone; once they ack and their next probe of"
+echo "   mirror-b is healthy, the other hosts follow (each agent checks signature, generation, expiry, allowlist)"
+await_generation '["http://127.0.0.1:15002"]'
+echo
+agg failovers --config "$DEMO/aggregator.yaml"
+echo
+agg hosts --config "$DEMO/aggregator.yaml"
+echo
+echo "-- node-3's runtime files now (written atomically, every other key kept, backups next to them):"
+show_files node-3
+agent failover status --config "$DEMO/node-3/agent.yaml"
+
+echo
+echo "== a real pull on node-1 (skopeo reading node-1's registries.conf) goes through mirror-b"
+before_b=$(manifest_gets mirror-b)
+skopeo --registries-conf "$DEMO/node-1/registries.conf" --insecure-policy copy -q docker://docker.io/demo/app:1 "dir:$DEMO/pulled"
+echo "-- manifest GETs served: mirror-b +$(( $(manifest_gets mirror-b) - before_b )), mirror-a: it is down and no longer asked"
+echo
+echo "-- regwatch-agent diagnose on node-1 follows the new pull path"
+set +e; agent diagnose demo/app:1 --config "$DEMO/node-1/agent.yaml"; rc=$?; set -e
+echo "exit code: $rc"
+
+echo
+echo "== mirror-a comes back; after the 9 s recovery hold the outage closes and the preferred order returns"
 registry mirror-a 15001 15000
 back=$(date +%s)
-for _ in $(seq 60); do
-  [ "$(curl -s http://127.0.0.1:17451/api/v1/outages)" = "[]" ] && break
-  sleep 0.5
-done
-echo "-- closed $(( $(date +%s) - back )) s after the mirror returned:"
+await_generation '["http://127.0.0.1:15001", "http://127.0.0.1:15002"]'
+echo "-- failback complete $(( $(date +%s) - back )) s after the mirror returned"
 agg outages --config "$DEMO/aggregator.yaml" --all
+echo
+agg failovers --config "$DEMO/aggregator.yaml"
+echo
+show_files node-3
 
 echo
-echo "The fleet is running: HTTP API http://127.0.0.1:17451 (/api/v1/hosts, /api/v1/endpoints, /api/v1/outages, /metrics),"
+echo "The fleet is running: HTTP API http://127.0.0.1:17451 (/api/v1/hosts, /api/v1/endpoints, /api/v1/outages, /api/v1/failovers, /metrics),"
 echo "database $DEMO/regwatch.db (regwatch-aggregator status --config $DEMO/aggregator.yaml)."
 if [ -t 0 ] && [ -z "${DEMO_NO_HOLD:-}" ]; then
   echo "Press Ctrl-C to stop everything."

@@ -24,6 +24,7 @@ public struct AggregatorServer {
             throw ConfigError(file: configFile, key: "listen.http", message: "expected HOST:PORT, got \"\(config.httpAddress)\"")
         }
         try EndpointCheck.validateBindEndpoint(config.zmqEndpoint, configFile: configFile, key: "listen.zmq")
+        let apiToken = try APIToken.load(config.apiToken, configFile: configFile)
         let store = try FleetStore(path: config.database)
         try store.setAllDisconnected()
 
@@ -45,15 +46,15 @@ public struct AggregatorServer {
         let router = RouterServer(
             configuration: .init(endpoint: config.zmqEndpoint, security: security, limits: config.transport),
             authenticator: authenticator, logger: logger)
-        let bound = try router.start()
         let enrolled = authenticator
         if signer == nil, let key = try? KeyFiles.readSigningKey("\(config.keysDir)/\(KeyFiles.signingSecret)") {
             signer = CommandSigner(key: key)
         }
-        let apiToken = try APIToken.load(config.apiToken, configFile: configFile)
         let failover = try FailoverService(
             store: store, settings: FailoverSettings(config.failover, correlation: config.correlation), signer: signer, router: router,
             interval: config.correlation.window, staleAfter: config.correlation.staleAfter, logger: logger)
+        // Everything that can fail is done before the router's I/O thread starts.
+        let bound = try router.start()
         let ingest = IngestService(
             router: router, store: store, isEnrolled: { enrolled?.isEnrolled(host: $0) ?? true },
             failoverAcks: { host, ack in failover.receive(ack: ack, from: host) }, logger: logger)

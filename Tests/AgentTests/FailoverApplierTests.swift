@@ -113,6 +113,19 @@ struct FailoverApplierTests {
         #expect(host.contents() == before)
     }
 
+    @Test("reload: none writes daemon.json without reloading or verifying dockerd (the operator reloads)")
+    func reloadNone() async throws {
+        let host = try Host()
+        var config = host.config
+        config.runtime.docker?.reload = .none
+        let reloader = Reloader()
+        let outcome = await FailoverApplier(config: config, reloader: reloader, dockerMirrors: { ["https://mirror-a:5000"] }, verifyAttempts: 2).apply(directive)
+        #expect(outcome.applied, "\(outcome.detail)")
+        #expect(outcome.detail.contains { $0.contains("dockerd not reloaded") }, "\(outcome.detail)")
+        #expect(!reloader.calls.withLock { $0 }.contains(.docker))
+        #expect(try DockerDaemonConfig.parse([UInt8](host.contents()[host.daemonJSON]!), path: host.daemonJSON).mirrors == ["https://mirror-b:5000"])
+    }
+
     @Test("an unparseable daemon.json is never overwritten and nothing else is written either")
     func brokenFile() async throws {
         let host = try Host()

@@ -237,12 +237,7 @@ final class FailoverLab: @unchecked Sendable {
     }
 
     func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(250_000)
-        }
-        return try condition()
+        try pollUntil(seconds, condition)
     }
 
     func tearDown() {

@@ -103,12 +103,7 @@ final class Fleet: @unchecked Sendable {
 
     /// Polls until `condition` holds or `seconds` pass.
     func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(200_000)
-        }
-        return try condition()
+        try pollUntil(seconds, condition)
     }
 
     deinit {
@@ -116,4 +111,14 @@ final class Fleet: @unchecked Sendable {
         if let a = aggregator, a.isRunning { kill(a.processIdentifier, SIGKILL) }
         h.stopAll()
     }
+}
+
+/// Polls `condition` every 200 ms until it holds or `seconds` pass; the last answer decides.
+func pollUntil(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(200_000)
+    }
+    return try condition()
 }

@@ -68,7 +68,7 @@ public struct FailoverApplier: Sendable {
         var touched = Set(writes.map(\.runtime))
         // daemon.json may already hold the new list while dockerd runs the old one (an apply cut short
         // between the rename and the reload, or an operator's edit): reload and verify it all the same.
-        if !touched.contains(.docker), config.runtime.docker != nil, let wanted = directive.mirrors["docker.io"], let dockerMirrors,
+        if !touched.contains(.docker), reloadMode(.docker) != .none, let wanted = directive.mirrors["docker.io"], let dockerMirrors,
            (try? await dockerMirrors()) != wanted.map(DockerDaemonConfig.normalized) {
             touched.insert(.docker)
         }
@@ -81,7 +81,8 @@ public struct FailoverApplier: Sendable {
                 return await rollBack(done, reason: "\(runtime.rawValue) reload failed: \(error)")
             }
         }
-        if runtimes.contains(.docker), let wanted = directive.mirrors["docker.io"], let dockerMirrors {
+        // With `reload: none` the operator reloads dockerd: there is nothing to verify yet.
+        if runtimes.contains(.docker), reloadMode(.docker) != .none, let wanted = directive.mirrors["docker.io"], let dockerMirrors {
             let expected = wanted.map(DockerDaemonConfig.normalized)
             var effective: [String] = []
             // dockerd applies a SIGHUP asynchronously: give it a moment before calling it a failure.
@@ -98,7 +99,7 @@ public struct FailoverApplier: Sendable {
         return Outcome(applied: true, detail: runtimes.map { r in
             let paths = writes.filter { $0.runtime == r }.map(\.path)
             return "\(r.rawValue): " + (paths.isEmpty ? "file already current" : paths.joined(separator: ", "))
-                + (r == .docker && dockerMirrors != nil ? " (dockerd verified)" : " (read back)")
+                + (r != .docker ? " (read back)" : reloadMode(.docker) == .none ? " (reload: none, dockerd not reloaded)" : dockerMirrors != nil ? " (dockerd verified)" : " (read back)")
         })
     }
 
