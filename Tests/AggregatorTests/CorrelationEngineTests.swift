@@ -44,6 +44,28 @@ struct CorrelationEngineTests {
         #expect(e.evaluate(candidates: [Self.mirrorDown], now: Self.at(2)).isEmpty)
     }
 
+    @Test("dated from when the quorum was reported: opens openAfter - 1 windows after it, at the evaluation nextDecision asks for")
+    func opensFromObservation() throws {
+        var e = Self.engine(openAfter: 3)
+        var seen = Self.mirrorDown
+        // The report completing the quorum arrived 20 s before the evaluation that first sees it.
+        seen.observedAt = Self.at(1).addingTimeInterval(-20)
+        #expect(e.evaluate(candidates: [seen], now: Self.at(1)).isEmpty)
+        let due = try #require(e.nextDecision)
+        #expect(abs(due.timeIntervalSince(Self.at(1).addingTimeInterval(-20 + 2 * Self.window))) <= Self.window / 20 + 0.001)
+        // Evaluating more often than once per window does not open it early.
+        #expect(e.evaluate(candidates: [seen], now: Self.at(1).addingTimeInterval(15)).isEmpty)
+        #expect(e.evaluate(candidates: [seen], now: due.addingTimeInterval(-2)).isEmpty)
+        #expect(e.evaluate(candidates: [seen], now: due) == [.opened(seen, at: seen.observedAt!)])
+        #expect(e.nextDecision == nil)
+        // A time after the evaluation (a clock step) is not believed: the start is the evaluation.
+        var f = Self.engine(openAfter: 2)
+        var future = Self.mirrorDown
+        future.observedAt = Self.at(5)
+        #expect(f.evaluate(candidates: [future], now: Self.at(0)).isEmpty)
+        #expect(f.evaluate(candidates: [future], now: Self.at(1)) == [.opened(future, at: Self.at(0))])
+    }
+
     @Test("an absence resets the streak; openAfter 3 needs three in a row", arguments: [1, 2, 3, 5])
     func streakResets(openAfter: Int) {
         var e = Self.engine(openAfter: openAfter)

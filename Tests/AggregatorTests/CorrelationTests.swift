@@ -156,6 +156,19 @@ struct CorrelationTests {
         F.mirrorA, .timeout, detail: "HEAD manifest library/alpine:latest: Operation timed out after 10001 milliseconds with 0 bytes received")
     static let mirrorPing503 = F.probe(F.mirrorA, .serverError, detail: "GET /v2/ answered 503")
 
+    @Test("an endpoint candidate is dated by the report that completed its quorum (the k-th counted failure)")
+    func quorumTime() throws {
+        // Failing reports arrive at +1..+5 s; quorum (minHosts 3, half of 6 reporters = 3) completes at +3 s.
+        var rows: [LatestStateRow] = []
+        for (i, (id, zone)) in [("a1", "z1"), ("b1", "z2"), ("a2", "z1"), ("b2", "z2"), ("a3", "z1")].enumerated() {
+            rows += F.host(id, zone: zone, at: F.t0.addingTimeInterval(Double(i + 1)), failing: [F.mirrorA: .tcpRefused])
+        }
+        rows += F.host("b3", zone: "z2", at: F.t0)
+        let candidate = try #require(F.detect(rows).first { $0.key == F.endpointDown(F.mirrorA) })
+        #expect(candidate.affectedHosts == 5)
+        #expect(candidate.observedAt == F.t0.addingTimeInterval(3))
+    }
+
     @Test("scenario", arguments: scenarios)
     func scenario(_ s: Scenario) {
         #expect(F.detect(s.rows).map(\.key) == s.expected.sorted())

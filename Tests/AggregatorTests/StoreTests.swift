@@ -8,7 +8,7 @@ private typealias F = StoreFixture
 
 @Suite("Fleet store: opening and schema")
 struct StoreSchemaTests {
-    @Test("v1 creates every table and index, in WAL mode with foreign keys on")
+    @Test("migrations create every table and index, in WAL mode with foreign keys on")
     func tables() throws {
         let store = try F.open()
         let (tables, indexes, journal, foreignKeys, appID) = try store.pool.read { db in
@@ -19,7 +19,7 @@ struct StoreSchemaTests {
              try Int32.fetchOne(db, sql: "PRAGMA application_id"))
         }
         #expect(tables == ["grdb_migrations", "store_meta", "host", "endpoint_state", "probe_sample", "probe_minute", "runtime_state",
-                           "pull_event", "outage", "failover_plan", "failover_ack"])
+                           "pull_event", "outage", "failover_plan", "failover_ack", "failover_state", "failover_last_ack"])
         #expect(indexes.isSuperset(of: ["probe_sample_observedAt", "pull_event_at", "probe_minute_minute", "host_zone", "host_egress"]))
         #expect(journal == "wal")
         #expect(foreignKeys == true)

@@ -2,15 +2,18 @@ import Foundation
 
 /// Turns the candidates of successive windows into outages that open and close, with Prometheus `for` /
 /// `keep_firing_for` semantics, so that noise neither opens outages nor makes them flap:
-/// - a candidate opens only after it is present in `openAfter` consecutive evaluations (one bad window
-///   is not an outage; an absence resets the count);
+/// - a candidate opens only after it has been present for `openAfter - 1` windows of time, in every
+///   evaluation since it was first seen (one bad window is not an outage; an absence resets it). Its
+///   start is when its evidence became sufficient (``OutageCandidate/observedAt``) or the evaluation that
+///   first saw it. Evaluated once per window that is `openAfter` consecutive windows; ``nextDecision``
+///   says when to evaluate so an outage opens the moment it has held long enough;
 /// - an open outage closes only after it has been absent for `recoveryHold`; if it comes back during the
 ///   hold, the hold resets and it stays the same outage. Input flapping every other window therefore
 ///   yields at most one outage, open until the flapping has stopped for a whole hold.
 ///
 /// A value type with no clock and no I/O: the caller passes the rows and the time, persists `active`,
 /// and can rebuild the engine from it after a restart (`init(settings:active:)`). Only the
-/// pending streaks (at most `openAfter - 1` windows of history) are lost in a restart.
+/// pending candidates (at most `openAfter - 1` windows of history) are lost in a restart.
 public struct CorrelationEngine: Sendable, Equatable {
     /// A candidate on its way to opening.
     struct Pending: Sendable, Equatable {
@@ -38,6 +41,19 @@ public struct CorrelationEngine: Sendable, Equatable {
     /// Keys of candidates counted toward opening, with their streak lengths.
     public var pendingStreaks: [OutageKey: Int] { pending.mapValues(\.streak) }
 
+    /// How long a candidate must hold before it opens.
+    var holdBeforeOpen: TimeInterval { Double(max(settings.openAfter, 1) - 1) * settings.windowSeconds }
+
+    /// Timers fire a little early or late and reports are jittered: a candidate within this margin of
+    /// its hold counts as having held.
+    var holdTolerance: TimeInterval { settings.windowSeconds / 20 }
+
+    /// When a pending candidate will have held long enough to open (nil: none pending). The caller
+    /// evaluates then instead of waiting for the next window.
+    public var nextDecision: Date? {
+        pending.values.map { $0.since.addingTimeInterval(holdBeforeOpen - holdTolerance) }.min()
+    }
+
     /// Detects the candidates in `rows` and advances the state to `now`.
     public mutating func evaluate(rows: [LatestStateRow], now: Date) -> [OutageTransition] {
         evaluate(candidates: OutageDetector.detect(rows: rows, settings: settings), now: now)
@@ -62,9 +78,9 @@ public struct CorrelationEngine: Sendable, Equatable {
                 if changed { transitions.append(.updated(candidate, at: now)) }
                 continue
             }
-            var streak = pending[key] ?? Pending(streak: 0, since: now)
+            var streak = pending[key] ?? Pending(streak: 0, since: min(now, candidate.observedAt ?? now))
             streak.streak += 1
-            if streak.streak >= max(settings.openAfter, 1) {
+            if now.timeIntervalSince(streak.since) >= holdBeforeOpen - holdTolerance {
                 active[key] = ActiveOutage(candidate: candidate, startedAt: streak.since, openedAt: now, lastSeenAt: now)
                 transitions.append(.opened(candidate, at: streak.since))
             } else {

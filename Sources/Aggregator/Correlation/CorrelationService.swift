@@ -37,10 +37,19 @@ public final class CorrelationService: Service, Sendable {
         }
         publish(engine)
         var lastReminder = Date()
+        // Every window, and in between when a pending candidate is due to open (so an outage opens as
+        // soon as it has held, not at the next window after that).
+        var nextWindow = Date().addingTimeInterval(settings.windowSeconds)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: settings.window)
+            let wake = min(nextWindow, engine.nextDecision.map { max($0, Date()) } ?? nextWindow)
+            let wait = wake.timeIntervalSinceNow
+            if wait > 0 { try? await Task.sleep(for: .milliseconds(Int((wait * 1000).rounded(.up)))) }
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
             let now = Date()
+            if now >= nextWindow {
+                nextWindow = nextWindow.addingTimeInterval(settings.windowSeconds)
+                if nextWindow < now { nextWindow = now.addingTimeInterval(settings.windowSeconds) }
+            }
             evaluate(&engine, now: now)
             if now.timeIntervalSince(lastReminder) >= alertReminder, let alerts, !engine.active.isEmpty {
                 lastReminder = now

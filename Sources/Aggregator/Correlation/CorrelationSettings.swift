@@ -69,4 +69,10 @@ public struct CorrelationSettings: Sendable, Equatable {
         let c = recoveryHold.components
         return Double(c.seconds) + Double(c.attoseconds) / 1e18
     }
+
+    /// `window` in seconds.
+    var windowSeconds: Double {
+        let c = window.components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import RegwatchShared
 
 /// An outage as found in one evaluation window, before the engine decides whether it has held long
@@ -13,8 +14,16 @@ public struct OutageCandidate: Codable, Sendable, Hashable {
     public var totalHosts: Int
     /// Up to ``CorrelationSettings/evidenceLimit`` samples, ordered by host then endpoint.
     public var evidence: [OutageEvidence]
+    /// When the evidence became sufficient, as far as the latest reports tell (aggregator clock): the
+    /// arrival of the report that completed the quorum, or later. The engine dates a new candidate from
+    /// it instead of from the evaluation that first saw it, so a window's wait between a report and the
+    /// next evaluation does not delay the opening. Nil: from the evaluation.
+    public var observedAt: Date?
 
-    public init(key: OutageKey, errorClass: ErrorClass?, affectedHosts: Int, totalHosts: Int, evidence: [OutageEvidence] = []) {
+    public init(
+        key: OutageKey, errorClass: ErrorClass?, affectedHosts: Int, totalHosts: Int, evidence: [OutageEvidence] = [], observedAt: Date? = nil
+    ) {
+        self.observedAt = observedAt
         self.key = key
         self.errorClass = errorClass
         self.affectedHosts = affectedHosts

@@ -121,12 +121,17 @@ public enum OutageDetector {
                 else if dominant == .dnsNXDomain || dominant == .dnsFailure { .dnsOutage }
                 else if dominant == .authFailed || dominant == .accessDenied { .authBroken }
                 else { .endpointDown }
+            // The quorum was complete once the k-th counted host had reported its failure; each host's
+            // latest report is no earlier than its first failing one, so this never dates it too early.
+            let needed = max(s.minHosts, Int((s.endpointFailShare * Double(reporters.count)).rounded(.up)), 1)
+            let times = counted.compactMap { $0.host.observedAt[ref] }.sorted()
             candidates.append(OutageCandidate(
                 key: OutageKey(kind: kind, endpoint: ref.url, registry: ref.registry),
                 errorClass: dominant, affectedHosts: counted.count, totalHosts: reporters.count,
                 evidence: counted.prefix(s.evidenceLimit).map {
                     OutageEvidence(host: $0.host.id, zone: $0.host.zone, endpoint: ref.url, errorClass: $0.probe.errorClass, detail: $0.probe.detail)
-                }))
+                },
+                observedAt: times.count == counted.count ? times[min(needed, times.count) - 1] : nil))
         }
         return candidates
     }
