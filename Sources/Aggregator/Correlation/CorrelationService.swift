@@ -41,7 +41,10 @@ public final class CorrelationService: Service, Sendable {
         // soon as it has held, not at the next window after that).
         var nextWindow = Date().addingTimeInterval(settings.windowSeconds)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let wake = min(nextWindow, engine.nextDecision.map { max($0, Date()) } ?? nextWindow)
+            // Never sooner than a tenth of a window after the last evaluation (a failing database would
+            // otherwise leave a due decision in the past and spin).
+            let earliest = Date().addingTimeInterval(settings.windowSeconds / 10)
+            let wake = min(nextWindow, engine.nextDecision.map { max($0, earliest) } ?? nextWindow)
             let wait = wake.timeIntervalSinceNow
             if wait > 0 { try? await Task.sleep(for: .milliseconds(Int((wait * 1000).rounded(.up)))) }
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
