@@ -131,3 +131,57 @@ struct FailoverSafetyTests {
         #expect(mirrors == old || mirrors == new, "registries.conf after a kill at \(point): \(mirrors)")
     }
 }
+
+/// Lost messages and restarts heal by themselves: an agent frozen through the rollout and an aggregator
+/// killed with -9 in the middle of it, and still every host converges on the failover, with the
+/// generation counter continuing where it was.
+@Suite("failover convergence", .serialized)
+struct FailoverConvergenceTests {
+    @Test("aggregator kill -9 mid-rollout and an agent frozen through it: every host converges, generations never reused")
+    func healsAfterRestarts() throws {
+        let lab = try FailoverLab(
+            mirrorNames: ["mirrorA", "mirrorB"],
+            correlation: "{window: 2s, openAfter: 2, recoveryHold: 60s, minHosts: 2, minZones: 2, staleAfter: 4}",
+            failover: "{mode: auto, canaryShare: 0.1, maxChangesPerHostPerHour: 20, resendInterval: 3s, canaryTimeout: 90s}")
+        defer { lab.tearDown() }
+        let b = lab.url("mirrorB")
+        for (id, zone) in [("z1-a", "z1"), ("z1-b", "z1"), ("z1-c", "z1"), ("z2-a", "z2"), ("z2-b", "z2"), ("z2-c", "z2")] {
+            try lab.addHost(id, zone: zone, docker: false)
+        }
+        try lab.startAggregator()
+        for host in lab.hosts { try lab.startAgent(host.id) }
+        #expect(lab.eventually(30) { lab.appliedGenerations().count == 6 }, "not every agent reported")
+
+        // z2-c freezes (its messages are lost while it is stopped), then mirror A dies.
+        let frozen = try #require(lab.agents["z2-c"])
+        kill(frozen.processIdentifier, SIGSTOP)
+        lab.h.stop(name: "mirrorA")
+        var first: FailoverLab.Plan?
+        #expect(lab.eventually(60) {
+            first = lab.failovers().first { $0.mirrors == [b] && $0.acked >= 1 }
+            return first != nil
+        }, "no failover acked by a canary: \(lab.failovers())")
+        let g = try #require(first).generation
+
+        // The aggregator dies mid-rollout and comes back with its state from SQLite.
+        let aggregator = try #require(lab.aggregator)
+        kill(aggregator.processIdentifier, SIGKILL)
+        for _ in 0..<100 where !Fleet.exited(aggregator) { usleep(20_000) }
+        try lab.startAggregator()
+        kill(frozen.processIdentifier, SIGCONT)
+
+        let converged = lab.eventually(90) {
+            lab.hosts.allSatisfy { host in ((try? lab.fileMirrors(host))?.containerd ?? []) == [b] }
+                && lab.appliedGenerations().values.allSatisfy { $0 >= g }
+                && lab.failovers().allSatisfy { $0.pending == 0 || !["canary", "rolling"].contains($0.state) }
+        }
+        #expect(converged, "not converged: \(lab.failovers()) applied \(lab.appliedGenerations())")
+        for host in lab.hosts {
+            let files = try lab.fileMirrors(host)
+            #expect(files.containerd == [b] && files.crio == [b], "\(host.id): \(files)")
+        }
+        let generations = lab.failovers().map(\.generation)
+        #expect(Set(generations).count == generations.count, "a generation was issued twice: \(generations)")
+        #expect(generations.contains(g))
+    }
+}
