@@ -99,6 +99,36 @@ struct FailoverCommandServiceTests {
         #expect(try AppliedGenerationFile(stateDir: "\(host.dir)/state").read() == 0)
     }
 
+    @Test("the hostile corpus (1,000+ commands) through the service: every one acked as refused with a reason, not a byte written")
+    func corpusWritesNothing() async throws {
+        let host = try Host()
+        try AppliedGenerationFile(stateDir: "\(host.dir)/state").write(7)
+        let config = Self.config(host)
+        let reloader = FailoverApplierTests.Reloader()
+        let service = try FailoverCommandService(
+            config: config, gate: CommandGate(verifier: CommandVerifier(key: CommandGateTests.signingKey.publicKey), config: CommandGateTests.config),
+            applier: FailoverApplier(config: config, reloader: reloader, dockerMirrors: nil),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), acknowledge: { _ in })
+        func snapshot() throws -> [String: Data] {
+            var out: [String: Data] = [:]
+            for path in try FileManager.default.subpathsOfDirectory(atPath: host.dir) {
+                out[path] = FileManager.default.contents(atPath: "\(host.dir)/\(path)") ?? Data("<dir>".utf8)
+            }
+            return out
+        }
+        let before = try snapshot()
+        let corpus = try CommandGateTests.corpus()
+        #expect(corpus.count >= 1000)
+        for (name, command) in corpus {
+            let ack = await service.handle(command, now: CommandGateTests.now)
+            #expect(ack.outcome == .rejected || ack.outcome == .ignored, "\(name): \(ack.outcome)")
+            #expect(!ack.reason.isEmpty && ack.appliedGeneration == 7, "\(name)")
+        }
+        #expect(try snapshot() == before, "a refused command changed a file")
+        #expect(reloader.calls.withLock { $0 }.isEmpty)
+        #expect(service.appliedGeneration == 7)
+    }
+
     @Test("an unreadable applied-generation file stops the agent instead of starting from 0")
     func unreadableGeneration() throws {
         let host = try Host()
