@@ -128,7 +128,7 @@ echo "== regwatch-agent check on node-1: every endpoint probed, the runtime's mi
 agent check --config "$DEMO/node-1/agent.yaml" || true
 
 echo
-echo "== the live fleet: regwatch-aggregator serve (CURVE ROUTER, SQLite, HTTP API) and four agents"
+echo "== the live fleet: regwatch-aggregator serve (CURVE ROUTER, SQLite, HTTP API, dashboard at http://127.0.0.1:17451/) and four agents"
 "$BIN/regwatch-aggregator" serve --config "$DEMO/aggregator.yaml" >"$DEMO/aggregator.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do curl -sf http://127.0.0.1:17451/healthz >/dev/null && break; sleep 0.1; done
@@ -255,7 +255,7 @@ echo
 show_files node-3
 
 echo
-echo "The fleet is running: HTTP API http://127.0.0.1:17451 (/api/v1/hosts, /api/v1/endpoints, /api/v1/outages, /api/v1/failovers, /metrics),"
+echo "The fleet is running: dashboard http://127.0.0.1:17451/ ; HTTP API (/api/v1/hosts, /api/v1/endpoints, /api/v1/outages, /api/v1/failovers, /metrics),"
 echo "database $DEMO/regwatch.db (regwatch-aggregator status --config $DEMO/aggregator.yaml)."
 if [ -t 0 ] && [ -z "${DEMO_NO_HOLD:-}" ]; then
   echo "Press Ctrl-C to stop everything."

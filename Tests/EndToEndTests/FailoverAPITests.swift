@@ -54,6 +54,13 @@ struct FailoverAPITests {
         #expect(listed.first?["generation"] as? Int == plan["generation"] as? Int)
         #expect(Set(listed.first?.keys.map { $0 } ?? []) == ["generation", "state", "reason", "mirrors", "acked", "pending", "rejected"])
 
+        // The dashboard shows the grid, the outage and the advised generation.
+        let page = try f.get("/")
+        #expect(page.contains("<h1>regwatch fleet</h1>") && ["n1", "n2", "n3", "n4"].allSatisfy { page.contains("<td>\($0)</td>") })
+        #expect(page.contains("endpoint_down") && page.contains("advised") && page.contains(mirror), "\(page)")
+        let headers = try f.h.run("/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "http://127.0.0.1:\(f.httpPort)/"])
+        #expect(headers.lowercased().contains("content-security-policy: default-src 'none'"), "\(headers)")
+
         // Freeze and thaw need the token.
         #expect(try post(f, "/api/v1/failovers/freeze", token: nil).status == 401)
         #expect(try post(f, "/api/v1/failovers/freeze", token: Self.token + "x").status == 401)

@@ -55,6 +55,8 @@ public final class FailoverService: Service, Sendable {
     public var summaries: [FailoverPlan.Summary] { controller.withLock { $0.summaries } }
     public var plans: [FailoverPlan] { controller.withLock { $0.plans } }
     public var isFrozen: Bool { controller.withLock { $0.isFrozen } }
+    /// The operator's freeze, if any.
+    public var freezeState: FailoverState.Freeze? { controller.withLock { $0.state.frozen } }
 
     /// Operator freeze: no new generations, no sends. Persisted at once.
     public func freeze(reason: String, at now: Date = Date()) throws(StoreError) {

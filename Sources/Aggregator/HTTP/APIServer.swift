@@ -3,7 +3,8 @@ import Hummingbird
 import Logging
 import RegwatchShared
 
-/// The aggregator's HTTP API (DESIGN.md contract): health, Prometheus metrics and fleet state as JSON.
+/// The aggregator's HTTP API (DESIGN.md contract): health, Prometheus metrics, fleet state as JSON, the
+/// failover controls and the dashboard (`GET /`).
 ///
 /// Read routes are open on the bound address (loopback by default); mutating routes, added by later
 /// features, go through ``BearerTokenMiddleware``. JSON uses RFC 3339 UTC times and explicit `null`s.
@@ -58,6 +59,21 @@ public enum APIServer {
                 return text("state must be active or all, got \"\(state.prefix(40))\"\n", status: .badRequest)
             }
             return try json(store.outages(activeOnly: state == "active"))
+        }
+        router.get("/") { _, _ -> Response in
+            let now = Date()
+            let persisted = options.failover == nil ? try store.failoverState() : nil
+            let page = DashboardPage(
+                now: now, hosts: try store.hosts(now: now, staleAfter: options.staleAfter),
+                endpoints: try store.endpoints(now: now, staleAfter: options.staleAfter),
+                states: try store.latestStates(now: now, staleAfter: options.staleAfter),
+                outages: try store.outages(activeOnly: true),
+                failovers: options.failover?.plans ?? persisted.map { FailoverController(settings: .init(), state: $0).plans } ?? [],
+                frozen: options.failover?.freezeState ?? persisted?.frozen)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/html; charset=utf-8", .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'"],
+                body: .init(byteBuffer: ByteBuffer(string: page.render())))
         }
         router.get("/api/v1/failovers") { _, _ -> Response in
             if let failover = options.failover { return try json(failover.summaries) }
