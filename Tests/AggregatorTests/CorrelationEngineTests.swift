@@ -66,6 +66,17 @@ struct CorrelationEngineTests {
         #expect(f.evaluate(candidates: [future], now: Self.at(1)) == [.opened(future, at: Self.at(0))])
     }
 
+    @Test("a new candidate is never dated before the previous evaluation, which did not see it")
+    func notBeforeAbsence() {
+        var e = Self.engine(openAfter: 2)
+        #expect(e.evaluate(candidates: [], now: Self.at(0)).isEmpty)
+        var late = Self.mirrorDown
+        late.observedAt = Self.at(0).addingTimeInterval(-600)  // quorum reported long ago, but absent at at(0)
+        #expect(e.evaluate(candidates: [late], now: Self.at(0).addingTimeInterval(10)).isEmpty)
+        #expect(e.nextDecision.map { $0 >= Self.at(1).addingTimeInterval(-Self.window / 20 - 0.001) } == true)
+        #expect(e.evaluate(candidates: [late], now: Self.at(1)) == [.opened(late, at: Self.at(0))])
+    }
+
     @Test("an absence resets the streak; openAfter 3 needs three in a row", arguments: [1, 2, 3, 5])
     func streakResets(openAfter: Int) {
         var e = Self.engine(openAfter: openAfter)

@@ -24,7 +24,7 @@ struct StoreSchemaTests {
         #expect(journal == "wal")
         #expect(foreignKeys == true)
         #expect(appID == StoreSchema.applicationID)
-        #expect(try store.status(now: F.t0, staleAfter: 3).schemaVersion == "v3-failover-state")
+        #expect(try store.status(now: F.t0, staleAfter: 3).schemaVersion == "v4-class-since")
     }
 
     @Test("reopening an existing database keeps its data; a read-only open works on it")
@@ -120,6 +120,21 @@ struct StoreIngestTests {
 
     private func count(_ table: String, _ filter: String = "1") throws -> Int {
         try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table) WHERE \(filter)") ?? 0 }
+    }
+
+    @Test("classSince keeps the time of the first report with the current class, and moves when the class changes")
+    func classSince() throws {
+        func since(_ url: String) throws -> Date? {
+            try store.latestStates(now: F.t0.addingTimeInterval(100), staleAfter: 100).first { $0.probe.endpoint.url == url }?.classSince
+        }
+        let t1 = F.t0, t2 = F.t0.addingTimeInterval(30), t3 = F.t0.addingTimeInterval(60)
+        try F.ingest(store, [F.report("a1", at: t1, probes: [F.probe(F.mirrorA, .tcpTimeout, at: t1), F.probe(F.hub, at: t1)])])
+        #expect(try since(F.mirrorA) == t1)
+        try F.ingest(store, [F.report("a1", at: t2, probes: [F.probe(F.mirrorA, .tcpTimeout, at: t2), F.probe(F.hub, at: t2)])])
+        #expect(try since(F.mirrorA) == t1, "same class: the first report's time stays")
+        #expect(try since(F.hub) == t1)
+        try F.ingest(store, [F.report("a1", at: t3, probes: [F.probe(F.mirrorA, at: t3), F.probe(F.hub, .tcpRefused, at: t3)])])
+        #expect(try since(F.mirrorA) == t3 && since(F.hub) == t3, "a class change restarts it")
     }
 
     @Test("a report fills host, endpoint_state, runtime_state and probe_sample; labels and probes round-trip")

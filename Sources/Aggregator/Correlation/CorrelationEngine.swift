@@ -5,7 +5,8 @@ import Foundation
 /// - a candidate opens only after it has been present for `openAfter - 1` windows of time, in every
 ///   evaluation since it was first seen (one bad window is not an outage; an absence resets it). Its
 ///   start is when its evidence became sufficient (``OutageCandidate/observedAt``) or the evaluation that
-///   first saw it. Evaluated once per window that is `openAfter` consecutive windows; ``nextDecision``
+///   first saw it, never before the previous evaluation (when it was absent). Evaluated once per window
+///   that is `openAfter` consecutive windows; ``nextDecision``
 ///   says when to evaluate so an outage opens the moment it has held long enough;
 /// - an open outage closes only after it has been absent for `recoveryHold`; if it comes back during the
 ///   hold, the hold resets and it stays the same outage. Input flapping every other window therefore
@@ -26,6 +27,8 @@ public struct CorrelationEngine: Sendable, Equatable {
     public private(set) var active: [OutageKey: ActiveOutage]
     /// Candidates present in the last evaluation that have not opened yet.
     private(set) var pending: [OutageKey: Pending] = [:]
+    /// The previous evaluation: a new candidate is never dated before it (it was absent then).
+    private(set) var lastEvaluation: Date?
 
     /// An engine resuming `active` outages (from the database after a restart), or a fresh one.
     public init(settings: CorrelationSettings, active: [ActiveOutage] = []) {
@@ -78,7 +81,8 @@ public struct CorrelationEngine: Sendable, Equatable {
                 if changed { transitions.append(.updated(candidate, at: now)) }
                 continue
             }
-            var streak = pending[key] ?? Pending(streak: 0, since: min(now, candidate.observedAt ?? now))
+            let observed = max(min(now, candidate.observedAt ?? now), lastEvaluation ?? .distantPast)
+            var streak = pending[key] ?? Pending(streak: 0, since: observed)
             streak.streak += 1
             if now.timeIntervalSince(streak.since) >= holdBeforeOpen - holdTolerance {
                 active[key] = ActiveOutage(candidate: candidate, startedAt: streak.since, openedAt: now, lastSeenAt: now)
@@ -88,6 +92,7 @@ public struct CorrelationEngine: Sendable, Equatable {
             }
         }
         pending = nextPending
+        lastEvaluation = now
 
         let hold = settings.recoveryHoldSeconds
         for key in active.keys.sorted() where present[key] == nil {

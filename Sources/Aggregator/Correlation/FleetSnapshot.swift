@@ -27,6 +27,8 @@ struct FleetSnapshot: Sendable {
         var probes: [EndpointRef: ProbeResult]
         /// When the aggregator received each probe (aggregator clock, unlike the probe's `checkedAt`).
         var observedAt: [EndpointRef: Date]
+        /// Since when each probe has had its current class (the first report of it), where known.
+        var classSince: [EndpointRef: Date] = [:]
 
         var endpoints: Set<EndpointRef> { Set(probes.keys) }
 
@@ -72,6 +74,7 @@ struct FleetSnapshot: Sendable {
             if let seen = host.observedAt[ref], seen > row.observedAt { continue }
             host.probes[ref] = row.probe
             host.observedAt[ref] = row.observedAt
+            host.classSince[ref] = row.classSince.map { min($0, row.observedAt) }
             hosts[row.hostID] = host
         }
         self.hosts = hosts

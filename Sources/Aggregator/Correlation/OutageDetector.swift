@@ -121,10 +121,10 @@ public enum OutageDetector {
                 else if dominant == .dnsNXDomain || dominant == .dnsFailure { .dnsOutage }
                 else if dominant == .authFailed || dominant == .accessDenied { .authBroken }
                 else { .endpointDown }
-            // The quorum was complete once the k-th counted host had reported its failure; each host's
-            // latest report is no earlier than its first failing one, so this never dates it too early.
+            // The quorum was complete once the k-th counted host had reported its failure: when each
+            // host first reported its current class (or, unknown, its latest report, which is later).
             let needed = max(s.minHosts, Int((s.endpointFailShare * Double(reporters.count)).rounded(.up)), 1)
-            let times = counted.compactMap { $0.host.observedAt[ref] }.sorted()
+            let times = counted.compactMap { $0.host.classSince[ref] ?? $0.host.observedAt[ref] }.sorted()
             candidates.append(OutageCandidate(
                 key: OutageKey(kind: kind, endpoint: ref.url, registry: ref.registry),
                 errorClass: dominant, affectedHosts: counted.count, totalHosts: reporters.count,

@@ -97,19 +97,21 @@ private final class Ingester {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
             """, arena: arena)
         // Same parameter order for update and insert: values, then the key (hostId, registry, endpoint).
+        // `classSince` keeps its time while the class stays the same (the class compared is the old one).
         updateEndpoint = try BoundStatement(db, sql: """
             UPDATE endpoint_state SET
                 role = ?, class = ?, detail = ?, dnsMs = ?, connectMs = ?, tlsMs = ?, ttfbMs = ?, totalMs = ?,
                 tlsTrusted = ?, tlsDaysLeft = ?, tlsExpiresAt = ?, rateLimitLimit = ?, rateLimitRemaining = ?,
                 rateLimitWindowSeconds = ?, rateLimitSource = ?, manifestReference = ?, manifestStatus = ?, manifestDigest = ?,
-                checkedAt = ?, observedAt = ?, cycleStartedAt = ?
+                checkedAt = ?, observedAt = ?, cycleStartedAt = ?,
+                classSince = CASE WHEN class = ? AND classSince IS NOT NULL THEN classSince ELSE ? END
             WHERE hostId = ? AND registry = ? AND endpoint = ?
             """, arena: arena)
         insertEndpoint = try BoundStatement(db, sql: """
             INSERT INTO endpoint_state (role, class, detail, dnsMs, connectMs, tlsMs, ttfbMs, totalMs,
                 tlsTrusted, tlsDaysLeft, tlsExpiresAt, rateLimitLimit, rateLimitRemaining, rateLimitWindowSeconds, rateLimitSource,
-                manifestReference, manifestStatus, manifestDigest, checkedAt, observedAt, cycleStartedAt, hostId, registry, endpoint)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                manifestReference, manifestStatus, manifestDigest, checkedAt, observedAt, cycleStartedAt, classSince, hostId, registry, endpoint)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE ? END, ?, ?, ?)
             """, arena: arena)
         deleteOtherEndpoints = try BoundStatement(db, sql: "DELETE FROM endpoint_state WHERE hostId = ? AND cycleStartedAt <> ?", arena: arena)
         refreshRuntime = try BoundStatement(db, sql: """
@@ -181,7 +183,7 @@ private final class Ingester {
                     p.tls?.trusted, p.tls?.daysLeft, p.tls?.expiresAt?.unixSeconds,
                     p.rateLimit?.limit, p.rateLimit?.remaining, p.rateLimit?.windowSeconds, p.rateLimit?.source,
                     p.manifest?.reference, p.manifest?.status, p.manifest?.digest,
-                    p.checkedAt.unixSeconds, received, cycle, host, ep.registry, ep.url)
+                    p.checkedAt.unixSeconds, received, cycle, cls, received, host, ep.registry, ep.url)
             }
             if endpointsUpdateFirst {
                 try write(updateEndpoint)

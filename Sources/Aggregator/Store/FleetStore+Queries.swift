@@ -105,7 +105,7 @@ extension FleetStore {
                        e.dnsMs, e.connectMs, e.tlsMs, e.ttfbMs, e.totalMs,
                        e.tlsTrusted, e.tlsDaysLeft, e.tlsExpiresAt,
                        e.rateLimitLimit, e.rateLimitRemaining, e.rateLimitWindowSeconds, e.rateLimitSource,
-                       e.manifestReference, e.manifestStatus, e.manifestDigest, e.checkedAt, e.observedAt
+                       e.manifestReference, e.manifestStatus, e.manifestDigest, e.checkedAt, e.observedAt, e.classSince
                 FROM endpoint_state e JOIN host h ON h.id = e.hostId
                 ORDER BY e.hostId, e.registry, e.endpoint
                 """)
@@ -136,7 +136,8 @@ extension FleetStore {
                 out.append(LatestStateRow(
                     hostID: host, labels: labels, probe: probe, observedAt: Date(unixSeconds: row[25]),
                     hostLastSeen: Date(unixSeconds: lastSeen),
-                    stale: HostRow.isStale(now: t, lastSeen: lastSeen, intervalSeconds: row[3], staleAfter: staleAfter)))
+                    stale: HostRow.isStale(now: t, lastSeen: lastSeen, intervalSeconds: row[3], staleAfter: staleAfter),
+                    classSince: (row[26] as Double?).map(Date.init(unixSeconds:))))
             }
             return out
         }

@@ -15,8 +15,14 @@ public struct LatestStateRow: Codable, Sendable, Equatable {
     public var hostLastSeen: Date
     /// The host has not reported for more than `staleAfter` of its intervals.
     public var stale: Bool
+    /// When the first report with this probe's current class arrived (nil: unknown, `observedAt` is the
+    /// best guess): how long this host has been seeing what it sees now.
+    public var classSince: Date?
 
-    public init(hostID: String, labels: [String: String], probe: ProbeResult, observedAt: Date, hostLastSeen: Date, stale: Bool) {
+    public init(
+        hostID: String, labels: [String: String], probe: ProbeResult, observedAt: Date, hostLastSeen: Date, stale: Bool, classSince: Date? = nil
+    ) {
+        self.classSince = classSince
         self.hostID = hostID
         self.labels = labels
         self.probe = probe

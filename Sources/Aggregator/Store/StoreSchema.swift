@@ -23,6 +23,7 @@ enum StoreSchema {
         m.registerMigration("v1", migrate: v1)
         m.registerMigration("v2-outage-registry", migrate: v2)
         m.registerMigration("v3-failover-state", migrate: v3)
+        m.registerMigration("v4-class-since", migrate: v4)
         return m
     }
 
@@ -58,6 +59,12 @@ enum StoreSchema {
             );
             ALTER TABLE failover_plan ADD COLUMN kind TEXT NOT NULL DEFAULT 'failover';
             """)
+    }
+
+    /// When each latest state's class was first reported (aggregator clock): correlation dates an
+    /// outage from the report that completed its quorum, not from whichever report came last.
+    private static func v4(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE endpoint_state ADD COLUMN classSince REAL")
     }
 
     private static func v1(_ db: Database) throws {
