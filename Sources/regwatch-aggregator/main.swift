@@ -246,8 +246,11 @@ extension AggregatorCommand {
                 }
             }
             try EndpointCheck.validateBindEndpoint(config.zmqEndpoint, configFile: file, key: "listen.zmq")
+            let token = try APIToken.load(config.apiToken, configFile: file)
             let enrolled = try EnrollmentStore(keysDir: config.keysDir).records().filter(\.isActive).count
-            print("\(file): ok (zmq \(config.zmqEndpoint)\(config.insecure ? " INSECURE" : " CURVE"), http \(config.httpAddress), \(enrolled) agents enrolled)")
+            let signing = (try? KeyFiles.readSigningKey("\(config.keysDir)/\(KeyFiles.signingSecret)")) != nil
+            let failover = signing ? "failover \(config.failover.mode.rawValue)" : "failover advise only (no signing key)"
+            print("\(file): ok (zmq \(config.zmqEndpoint)\(config.insecure ? " INSECURE" : " CURVE"), http \(config.httpAddress), \(enrolled) agents enrolled, \(failover), \(token == nil ? "no API token: freeze/thaw disabled" : "API token set"))")
         }
     }
 }
