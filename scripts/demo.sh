@@ -208,7 +208,7 @@ for _ in $(seq 40); do
   [ "$(curl -s http://127.0.0.1:17451/api/v1/outages)" != "[]" ] && break
   sleep 0.5
 done
-echo "-- $(( $(date +%s) - died )) s later the aggregator opens an outage (two 3 s windows of agreement from both zones):"
+echo "-- $(( $(date +%s) - died )) s later the aggregator opens an outage (the hosts of both zones agreed for one 3 s window):"
 agg outages --config "$DEMO/aggregator.yaml"
 echo
 echo "-- endpoints now: every host sees mirror-a refusing connections"
