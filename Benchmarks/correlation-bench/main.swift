@@ -38,7 +38,8 @@ for h in 0..<hosts {
         return probe(e, cls, h)
     }
     reports.append(Report(host: HostIdentity(id: "host-\(h)", labels: ["zone": zone, "egress": "198.51.100.\(h % 20)"]), agentVersion: "bench",
-                          cycleStartedAt: now, intervalSeconds: 30, probes: probes))
+                          cycleStartedAt: now, intervalSeconds: 30, probes: probes,
+                          mirrorPools: ["docker.io": endpoints.dropFirst().map { MirrorSpec(url: $0.url, trusted: true) }]))
 }
 
 let dir = NSTemporaryDirectory() + "rw-corr-bench-\(UUID().uuidString)"
@@ -75,3 +76,27 @@ print("correlation window: \(hosts) hosts x \(endpointCount) endpoints = \(rows.
 print(String(format: "  store query (latest state)   %8.1f ms", q * 1000))
 print(String(format: "  detection + engine           %8.1f ms   %.1fx the reference grouping pass (%.1f ms)", d * 1000, d / r, r * 1000))
 print(String(format: "  whole window                 %8.1f ms   = %.2f%% of a 30 s window (goal: well under it)", (q + d) * 1000, (q + d) / 30 * 100))
+
+// The failover controller's step on the same fleet, with the outages the engine opened: the inputs read
+// from the store (hosts with their pools, latest probes) and the controller's decision (plan, canaries,
+// sends). The first step plans the generation; the later ones are the steady state (re-send checks).
+let settings = FailoverSettings()
+var controller = FailoverController(settings: settings)
+var gather: [Double] = [], decide: [Double] = []
+var sends = 0
+for round in 0..<5 {
+    var inputs = FailoverInputs(hosts: [])
+    gather.append(try seconds {
+        inputs = FailoverInputs(
+            hosts: try store.failoverHosts(now: now, staleAfter: 3, acks: [:]), outages: Array(engine.active.values),
+            probes: try store.latestStates(now: now, staleAfter: 3).map(FailoverInputs.Probe.init))
+    })
+    decide.append(seconds {
+        sends += controller.step(inputs, now: now.addingTimeInterval(Double(round) * 30)).filter { $0.sent != nil }.count
+    })
+}
+let (g, f) = (median(gather), median(decide))
+print(String(format: "  failover inputs from store   %8.1f ms", g * 1000))
+print(String(format: "  failover controller step     %8.1f ms   (generation %llu, %d directives over 5 steps; first step %.1f ms)",
+             f * 1000, controller.generation, sends, decide[0] * 1000))
+print(String(format: "  correlation + failover       %8.1f ms   = %.2f%% of a 30 s window", (q + d + g + f) * 1000, (q + d + g + f) / 30 * 100))

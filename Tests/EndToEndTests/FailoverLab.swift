@@ -19,11 +19,12 @@ final class FailoverLab: @unchecked Sendable {
     let h = RegistryHarness("fo")
     let ns = "rw-fo\(UInt32.random(in: 0...UInt32.max) % 1_000_000)"
     var dir: String { h.dir }
-    let upstream = 16_000 + Int.random(in: 0..<500)
+    // Fixed ports: the namespace is this lab's alone, so nothing else can hold them (random ones collided).
+    let upstream = 5000
     /// Mirror name -> port, in the hosts' preferred order.
     var mirrors: [(name: String, port: Int)] = []
-    let zmqPort = 16_600 + Int.random(in: 0..<300)
-    let httpPort = 16_900 + Int.random(in: 0..<300)
+    let zmqPort = 7450
+    let httpPort = 7451
     var hosts: [Host] = []
     var aggregator: Process?
     var agents: [String: Process] = [:]
@@ -47,7 +48,7 @@ final class FailoverLab: @unchecked Sendable {
         h.stop(name: "upstream")
         try h.startRegistry(name: "upstream", netns: ns, port: upstream)
         for (i, name) in mirrorNames.enumerated() {
-            let port = upstream + 500 + i * 7
+            let port = upstream + 1 + i
             mirrors.append((name, port))
             try h.startRegistry(name: name, netns: ns, port: port, extra: "proxy: {remoteurl: \"http://127.0.0.1:\(upstream)\"}",
                                 accessLog: "\(dir)/\(name).access.log")

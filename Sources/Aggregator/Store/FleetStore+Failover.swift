@@ -68,12 +68,20 @@ extension FleetStore {
         let t = now.unixSeconds
         return try read { db in
             let decoder = JSONDecoder()
+            // A fleet shares a handful of distinct pools and label sets: each distinct text is decoded once.
+            var labelsByText: [String: [String: String]] = [:]
+            var poolsByText: [String: [String: [MirrorSpec]]] = [:]
             return try Row.fetchAll(db, sql: "SELECT id, labels, mirrorPools, appliedGeneration, lastSeen, intervalSeconds FROM host ORDER BY id").map { row in
                 let id: String = row[0]
                 let lastSeen: Double = row[4]
+                let labelsText: String = row[1], poolsText: String = row[2]
+                let labels = labelsByText[labelsText] ?? StoreJSON.decode([String: String].self, labelsText, default: [:], decoder: decoder)
+                let pools = poolsByText[poolsText] ?? StoreJSON.decode([String: [MirrorSpec]].self, poolsText, default: [:], decoder: decoder)
+                labelsByText[labelsText] = labels
+                poolsByText[poolsText] = pools
                 return FailoverInputs.Host(
-                    id: id, labels: StoreJSON.decode([String: String].self, row[1], default: [:], decoder: decoder),
-                    mirrorPools: StoreJSON.decode([String: [MirrorSpec]].self, row[2], default: [:], decoder: decoder),
+                    id: id, labels: labels,
+                    mirrorPools: pools,
                     appliedGeneration: UInt64(bitPattern: row[3]), reportedAt: Date(unixSeconds: lastSeen), lastAck: acks[id],
                     stale: HostRow.isStale(now: t, lastSeen: lastSeen, intervalSeconds: row[5], staleAfter: staleAfter))
             }

@@ -99,6 +99,8 @@ extension FleetStore {
         return try read { db in
             let decoder = JSONDecoder()
             var labelsByHost: [String: [String: String]] = [:]
+            // Hosts share a handful of distinct label sets: each distinct text is decoded once.
+            var labelsByText: [String: [String: String]] = [:]
             let rows = try Row.fetchCursor(db, sql: """
                 SELECT e.hostId, h.labels, h.lastSeen, h.intervalSeconds,
                        e.registry, e.endpoint, e.role, e.class, e.detail,
@@ -116,7 +118,9 @@ extension FleetStore {
                 if let cached = labelsByHost[host] {
                     labels = cached
                 } else {
-                    labels = StoreJSON.decode([String: String].self, row[1], default: [:], decoder: decoder)
+                    let text: String = row[1]
+                    labels = labelsByText[text] ?? StoreJSON.decode([String: String].self, text, default: [:], decoder: decoder)
+                    labelsByText[text] = labels
                     labelsByHost[host] = labels
                 }
                 let lastSeen: Double = row[2]
