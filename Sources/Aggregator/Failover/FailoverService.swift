@@ -45,10 +45,18 @@ public final class FailoverService: Service, Sendable {
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// Acks kept between two steps; more are dropped (an agent flooding acks cannot grow memory, and a
+    /// host's later ack or report tells the same).
+    static let maxPendingAcks = 10_000
+
     /// Called by ingest for every `failover_ack`; the step that follows reads it.
     public func receive(ack: FailoverAck, from host: String, at: Date = Date()) {
-        pendingAcks.withLock { $0.append((host, ack, at)) }
-        wake.yield()
+        let kept = pendingAcks.withLock { pending in
+            guard pending.count < Self.maxPendingAcks else { return false }
+            pending.append((host, ack, at))
+            return true
+        }
+        if kept { wake.yield() }
     }
 
     public var generation: UInt64 { controller.withLock { $0.generation } }
