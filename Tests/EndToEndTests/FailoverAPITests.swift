@@ -95,3 +95,50 @@ struct FailoverAPITests {
         }
     }
 }
+
+/// An egress whose Docker Hub quota is exhausted gets its authenticated mirror first; hosts behind other
+/// egress IPs keep their order.
+@Suite("failover for an exhausted quota", .serialized)
+struct FailoverQuotaTests {
+    @Test("429 for the hosts behind one egress: those hosts, and only those, get the authenticated mirror first")
+    func authenticatedMirrorFirst() throws {
+        let f = try Fleet(correlation: "{window: 1s, openAfter: 2, recoveryHold: 60s, minHosts: 2, minZones: 2, staleAfter: 5}",
+                          extra: "failover: {resendInterval: 3s}")
+        let limited = try f.h.startFaultProxy(upstream: f.upstream, mode: "ratelimit")
+        let auth = try f.h.startRegistry(name: "auth-mirror", extra: "proxy: {remoteurl: \"http://127.0.0.1:\(f.upstream)\"}")
+        let plain = "http://127.0.0.1:\(f.mirror)", authURL = "http://127.0.0.1:\(auth)"
+        func config(_ id: String, upstream: Int) -> String {
+            """
+            registries:
+              - name: docker.io
+                upstream: "http://127.0.0.1:\(upstream)"
+                rateLimit: true
+                probeImage: library/alpine:3.20
+                mirrors: [{url: "\(plain)", insecure: true, trusted: true}, {url: "\(authURL)", insecure: true, trusted: true, authenticated: true}]
+            runtime:
+              containerd: {certsDir: \(f.dir)/\(id)/certs.d}
+            """
+        }
+        try f.addAgent("nat-1", zone: "z1", egress: "203.0.113.7", registries: config("nat-1", upstream: limited))
+        try f.addAgent("nat-2", zone: "z2", egress: "203.0.113.7", registries: config("nat-2", upstream: limited))
+        try f.addAgent("free-1", zone: "z1", egress: "198.51.100.9", registries: config("free-1", upstream: f.upstream))
+        try f.addAgent("free-2", zone: "z2", egress: "198.51.100.9", registries: config("free-2", upstream: f.upstream))
+        try f.startAggregator()
+        for id in ["nat-1", "nat-2", "free-1", "free-2"] { try f.startAgent(id) }
+
+        var plan: [String: Any]?
+        let done = try f.eventually(45) {
+            plan = try f.json("/api/v1/failovers").first { ($0["mirrors"] as? [String: [String]])?["docker.io"] == [authURL, plain] }
+            return plan?["state"] as? String == "complete"
+        }
+        #expect(done, "no complete failover to the authenticated mirror: \((try? f.get("/api/v1/failovers")) ?? "")")
+        let g = plan?["generation"] as? Int ?? -1
+        #expect((plan?["reason"] as? String)?.contains("rate_limit_exhausted") == true, "\(String(describing: plan))")
+        let applied = Dictionary(uniqueKeysWithValues: try f.json("/api/v1/hosts").map { ($0["id"] as! String, $0["appliedGeneration"] as? Int ?? -1) })
+        #expect(applied["nat-1"] == g && applied["nat-2"] == g && applied["free-1"] == 0 && applied["free-2"] == 0, "\(applied)")
+        let toml = try String(contentsOfFile: "\(f.dir)/nat-1/certs.d/docker.io/hosts.toml", encoding: .utf8)
+        let first = try #require(toml.range(of: authURL)), second = try #require(toml.range(of: plain))
+        #expect(first.lowerBound < second.lowerBound, "\(toml)")
+        #expect(!FileManager.default.fileExists(atPath: "\(f.dir)/free-1/certs.d/docker.io/hosts.toml"))
+    }
+}
