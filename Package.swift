@@ -128,14 +128,14 @@ let package = Package(
         .testTarget(
             name: "SharedTests",
             dependencies: [
-                "RegwatchShared", "CZeroMQ",
+                "RegwatchShared", "CZeroMQ", "RegwatchTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl", "RegwatchTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared", "RegwatchTestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         // Runs the built executables; `swift build --build-tests` builds them first.
         .testTarget(
             name: "EndToEndTests",

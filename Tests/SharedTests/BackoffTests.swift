@@ -1,24 +1,13 @@
 @testable import RegwatchShared
 import Testing
-
-/// A deterministic generator so jitter is testable.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import RegwatchTestSupport
 
 @Suite("Reconnect backoff")
 struct BackoffTests {
     @Test("delays double up to the cap, each drawn from [d/2, d]")
     func growth() {
         var b = ReconnectBackoff(initialMs: 500, maxMs: 30_000)
-        var rng = SplitMix(state: 1)
+        var rng = SplitMix(seed: 1)
         let ceilings = [500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]
         for ceiling in ceilings {
             let d = b.next(using: &rng)
@@ -30,7 +19,7 @@ struct BackoffTests {
 
     @Test("10,000 agents cut off together do not retry in lockstep")
     func spread() {
-        var rng = SplitMix(state: 42)
+        var rng = SplitMix(seed: 42)
         var firsts: [Int] = []
         for _ in 0..<10_000 {
             var b = ReconnectBackoff(initialMs: 1000, maxMs: 30_000)
@@ -46,7 +35,7 @@ struct BackoffTests {
     @Test("a huge attempt count never overflows")
     func noOverflow() {
         var b = ReconnectBackoff(initialMs: 500, maxMs: 30_000)
-        var rng = SplitMix(state: 7)
+        var rng = SplitMix(seed: 7)
         for _ in 0..<200 { _ = b.next(using: &rng) }
         #expect(b.next(using: &rng) <= 30_000)
     }

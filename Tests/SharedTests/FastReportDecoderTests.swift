@@ -1,6 +1,7 @@
 import Foundation
 @testable import RegwatchShared
 import Testing
+import RegwatchTestSupport
 
 /// The fast report decoder must decode exactly what `JSONDecoder` decodes, or decline (nil) and let it.
 @Suite("Fast report decoder")
@@ -125,17 +126,6 @@ struct FastReportDecoderTests {
 
     // MARK: Random values
 
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     func randomDate(_ rng: inout SplitMix) -> Date {
         // Millisecond times as agents send them; a few near the 2001 epoch, where the fast path declines.

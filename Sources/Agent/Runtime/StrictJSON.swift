@@ -24,16 +24,8 @@ struct StrictJSON {
     private(set) var objectRange: Range<Int>?
 
     static func check(_ bytes: [UInt8]) -> Violation? {
-        var p = StrictJSON(b: bytes)
-        do throws(Violation) {
-            p.skipSpace()
-            try p.value(depth: 0)
-            p.skipSpace()
-            if p.i < bytes.count { throw Violation(offset: p.i, message: "invalid character \(p.describe()) after top-level value") }
-            return nil
-        } catch {
-            return error
-        }
+        if case .failure(let violation) = topLevelMembers(bytes) { return violation }
+        return nil
     }
 
     private init(b: [UInt8]) { self.b = b }
