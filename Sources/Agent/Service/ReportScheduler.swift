@@ -47,7 +47,7 @@ public struct ReportScheduler: Service {
 
     private func loop() async {
         let interval = config.interval
-        let intervalSeconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let intervalSeconds = interval.seconds
         var seq: UInt64 = 0
         let codec = WireCodec()
         try? await Task.sleep(for: .milliseconds(Int.random(in: 0...max(1, Int(intervalSeconds * 100)))))

@@ -65,14 +65,8 @@ public struct CorrelationSettings: Sendable, Equatable {
     }
 
     /// `recoveryHold` in seconds, for arithmetic with `Date`.
-    var recoveryHoldSeconds: Double {
-        let c = recoveryHold.components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
-    }
+    var recoveryHoldSeconds: Double { recoveryHold.seconds }
 
     /// `window` in seconds.
-    var windowSeconds: Double {
-        let c = window.components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
-    }
+    var windowSeconds: Double { window.seconds }
 }

@@ -47,12 +47,11 @@ public struct FailoverSettings: Sendable, Equatable {
 
     /// The settings of a configuration file: `failover:` plus `correlation.recoveryHold`.
     public init(_ failover: AggregatorConfig.Failover, correlation: AggregatorConfig.Correlation) {
-        func seconds(_ d: Duration) -> TimeInterval { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
         self.init(
             mode: failover.mode, canaryShare: failover.canaryShare,
             maxChangesPerHostPerHour: failover.maxChangesPerHostPerHour,
-            recoveryHold: seconds(correlation.recoveryHold), resendInterval: seconds(failover.resendInterval),
-            canaryTimeout: seconds(failover.canaryTimeout), commandTTL: seconds(failover.commandTTL))
+            recoveryHold: correlation.recoveryHold.seconds, resendInterval: failover.resendInterval.seconds,
+            canaryTimeout: failover.canaryTimeout.seconds, commandTTL: failover.commandTTL.seconds)
     }
 
     /// The hourly budget as used: at least one change.
