@@ -23,15 +23,22 @@ struct FailoverSafetyTests {
         for (id, zone) in [("z1-a", "z1"), ("z1-b", "z1"), ("z2-a", "z2"), ("z2-b", "z2")] {
             try lab.addHost(id, zone: zone, docker: false)
         }
+        // An empty registry (answers /v2/, has no manifests) waits on another port of the namespace.
+        let emptyPort = lab.port("mirrorC") + 100
+        try lab.h.startRegistry(name: "mirrorCempty", netns: lab.ns, port: emptyPort)
         try lab.startAggregator()
         for host in lab.hosts { try lab.startAgent(host.id) }
         #expect(lab.eventually(30) { lab.appliedGenerations().count == 4 }, "not every agent reported")
 
         lab.h.stop(name: "mirrorA")
         #expect(lab.eventually(60) { lab.activeOutages().contains { ($0["endpoint"] as? String) == a } }, "mirror A's outage did not open")
-        // C turns into a registry that answers /v2/ but has nothing: the failover target is bad.
-        lab.h.stop(name: "mirrorC")
-        try lab.h.startRegistry(name: "mirrorCempty", netns: lab.ns, port: lab.port("mirrorC"))
+        // C turns into a registry that answers /v2/ but has nothing: the failover target is bad. A NAT
+        // redirect switches C's port to the empty registry at once (a restart would leave a gap in which C
+        // refuses connections, and a canary probing then would fail for that instead).
+        try lab.inside(["/usr/sbin/nft", "add table ip rwswap"])
+        try lab.inside(["/usr/sbin/nft", "add chain ip rwswap out { type nat hook output priority -100 ; }"])
+        let redirect = try lab.inside(["/usr/sbin/nft", "add rule ip rwswap out tcp dport \(lab.port("mirrorC")) redirect to :\(emptyPort)"])
+        try #require(redirect.status == 0, "nft redirect: \(redirect.output)")
 
         var bad: FailoverLab.Plan?
         let halted = lab.eventually(90) {
