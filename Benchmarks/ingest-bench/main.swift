@@ -150,7 +150,7 @@ func rfc3339(ms: Int64) -> [UInt8] {
 
 /// What one emulated host reports every time (only times and seq change): 5 probes over three
 /// registries, labels, a mirror pool and an event source; no runtimes, so the rows written are exactly
-/// the host row, 5 endpoint_state rows and 5 probe_sample rows.
+/// the host row (with 5 latest endpoint states) and one probe_report row (5 samples).
 func makeReport(host: String, index: Int, cycle: Date) -> Report {
     let expires = Date(timeIntervalSince1970: 1_800_000_000)
     let tls = TLSState(trusted: true, daysLeft: 60, expiresAt: expires)
@@ -251,7 +251,7 @@ final class EmulatedFleet: @unchecked Sendable {
 
 // MARK: Store progress
 
-/// Polls how many reports the aggregator has stored: every stored report added 5 `probe_sample` rows
+/// Polls how many reports the aggregator has stored: every stored report added one `probe_report` row
 /// (ids are rowids, never reused while the bench runs), read through a read-only connection so polling
 /// costs the aggregator nothing but a WAL read lock.
 final class StoredCounter: @unchecked Sendable {
@@ -263,14 +263,14 @@ final class StoredCounter: @unchecked Sendable {
     init(path: String) {
         guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { fail("cannot open \(path) read-only") }
         sqlite3_busy_timeout(db, 1000)
-        guard sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM probe_sample", -1, &statement, nil) == SQLITE_OK else {
+        guard sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM probe_report", -1, &statement, nil) == SQLITE_OK else {
             fail("cannot query \(path): \(String(cString: sqlite3_errmsg(db)))")
         }
     }
 
     func poll() -> Int {
         var n = 0
-        if sqlite3_step(statement) == SQLITE_ROW { n = Int(sqlite3_column_int64(statement, 0)) / probesPerReport }
+        if sqlite3_step(statement) == SQLITE_ROW { n = Int(sqlite3_column_int64(statement, 0)) }
         sqlite3_reset(statement)
         stored.store(n, ordering: .releasing)
         return n
@@ -331,9 +331,10 @@ func send(_ count: Int, fleet: EmulatedFleet, dealers: [DealerClient], counter: 
 // MARK: Raw reference
 
 
-/// The same rows the aggregator writes per report (host upsert, 5 endpoint_state upserts, 5 probe_sample
-/// inserts), the same values, with the sqlite3 C API: statements prepared once, one transaction per
-/// `rawBatch` reports, WAL, synchronous=NORMAL, foreign keys on, into a fresh file with the same schema.
+/// The same rows the aggregator writes per report (the host row with its latest probe states, one
+/// probe_report row of samples), the same values, with the sqlite3 C API: statements prepared once, one
+/// transaction per `rawBatch` reports, WAL, synchronous=NORMAL, foreign keys on, into a fresh file with
+/// the same schema.
 func rawRun(dir: String, fleet: EmulatedFleet, count: Int) throws -> Double {
     let path = "\(dir)/raw.db"
     // The schema exactly as the aggregator creates it.
@@ -353,24 +354,14 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int) throws -> Double {
     }
     let host = prepare("""
         INSERT INTO host (id, labels, zone, egress, agentVersion, intervalSeconds, appliedGeneration, mirrorPools, eventSources,
-                          firstSeen, lastSeen, lastCycleStartedAt, connected, lastReportSeq, endpointCount, runtimeCount)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, 1, ?12, ?13, 0)
+                          firstSeen, lastSeen, lastCycleStartedAt, connected, lastReportSeq, endpointCount, runtimeCount, probes, probesObservedAt)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, 1, ?12, ?13, 0, ?14, ?10)
         ON CONFLICT (id) DO UPDATE SET labels = ?2, zone = ?3, egress = ?4, agentVersion = ?5, intervalSeconds = ?6,
             appliedGeneration = ?7, mirrorPools = ?8, eventSources = ?9, lastSeen = ?10, lastCycleStartedAt = ?11, connected = 1,
-            lastReportSeq = ?12, endpointCount = ?13, runtimeCount = 0
+            lastReportSeq = ?12, endpointCount = ?13, runtimeCount = 0, probes = ?14, probesObservedAt = ?10
         """)
-    let endpoint = prepare("""
-        INSERT INTO endpoint_state (hostId, registry, endpoint, role, class, detail, dnsMs, connectMs, tlsMs, ttfbMs, totalMs,
-            tlsTrusted, tlsDaysLeft, tlsExpiresAt, rateLimitLimit, rateLimitRemaining, rateLimitWindowSeconds, rateLimitSource,
-            manifestReference, manifestStatus, manifestDigest, checkedAt, observedAt, cycleStartedAt)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
-        ON CONFLICT (hostId, registry, endpoint) DO UPDATE SET role = ?4, class = ?5, detail = ?6, dnsMs = ?7, connectMs = ?8,
-            tlsMs = ?9, ttfbMs = ?10, totalMs = ?11, tlsTrusted = ?12, tlsDaysLeft = ?13, tlsExpiresAt = ?14, rateLimitLimit = ?15,
-            rateLimitRemaining = ?16, rateLimitWindowSeconds = ?17, rateLimitSource = ?18, manifestReference = ?19,
-            manifestStatus = ?20, manifestDigest = ?21, checkedAt = ?22, observedAt = ?23, cycleStartedAt = ?24
-        """)
-    let sample = prepare("INSERT INTO probe_sample (hostId, registry, endpoint, class, totalMs, bucket, observedAt) VALUES (?, ?, ?, ?, ?, ?, ?)")
-    defer { for s in [host, endpoint, sample] { sqlite3_finalize(s) } }
+    let sample = prepare("INSERT INTO probe_report (hostId, observedAt, probes) VALUES (?, ?, ?)")
+    defer { for s in [host, sample] { sqlite3_finalize(s) } }
 
     let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
     func text(_ s: OpaquePointer?, _ i: Int32, _ v: String?) {
@@ -390,12 +381,13 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int) throws -> Double {
         if sqlite3_step(s) != SQLITE_DONE { fail("raw insert: \(String(cString: sqlite3_errmsg(db)))") }
         sqlite3_reset(s)
     }
-    // Per host: the JSON columns, as the aggregator would write them (computed once: the reference is SQLite's cost).
-    let json = fleet.reports.map { r -> (String, String, String) in
+    // Per host: the JSON columns, as the aggregator would write them (made once: the reference is SQLite's cost).
+    let json = fleet.reports.map { r -> (String, String, String, String, String) in
         let labels = "{" + r.host.labels.keys.sorted().map { "\"\($0)\":\"\(r.host.labels[$0]!)\"" }.joined(separator: ",") + "}"
         let pools = "{\"docker.io\":[{\"authenticated\":false,\"insecure\":false,\"trusted\":true,\"url\":\"https://mirror-a.internal:5000\"},{\"authenticated\":false,\"insecure\":false,\"trusted\":false,\"url\":\"https://mirror-b.internal:5000\"}]}"
         let sources = "[{\"detail\":\"streaming /var/run/docker.sock\",\"name\":\"docker-events\",\"state\":\"active\"}]"
-        return (labels, pools, sources)
+        let latest = ProbeStateText.Latest(r.probes).text(receivedAt: Date().timeIntervalSince1970)
+        return (labels, pools, sources, latest, ProbeStateText.samples(r.probes))
     }
     var cycles = Array(repeating: Int64(1_000_000), count: fleet.hosts.count)
     let start = now()
@@ -412,24 +404,10 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int) throws -> Double {
             text(host, 1, fleet.hosts[h]); text(host, 2, json[h].0); text(host, 3, r.host.zone); text(host, 4, r.host.egress)
             text(host, 5, r.agentVersion); real(host, 6, r.intervalSeconds); int(host, 7, Int(r.appliedGeneration))
             text(host, 8, json[h].1); text(host, 9, json[h].2); real(host, 10, received); real(host, 11, cycle)
-            int(host, 12, Int(cycles[h])); int(host, 13, r.probes.count)
+            int(host, 12, Int(cycles[h])); int(host, 13, r.probes.count); text(host, 14, json[h].3)
             step(host)
-            for p in r.probes {
-                text(endpoint, 1, fleet.hosts[h]); text(endpoint, 2, p.endpoint.registry); text(endpoint, 3, p.endpoint.url)
-                text(endpoint, 4, p.endpoint.role.rawValue); text(endpoint, 5, p.errorClass.rawValue); text(endpoint, 6, p.detail)
-                real(endpoint, 7, p.phases.dnsMs); real(endpoint, 8, p.phases.connectMs); real(endpoint, 9, p.phases.tlsMs)
-                real(endpoint, 10, p.phases.ttfbMs); real(endpoint, 11, p.phases.totalMs)
-                int(endpoint, 12, p.tls.map { $0.trusted ? 1 : 0 }); int(endpoint, 13, p.tls?.daysLeft)
-                real(endpoint, 14, p.tls?.expiresAt?.timeIntervalSince1970)
-                int(endpoint, 15, p.rateLimit?.limit); int(endpoint, 16, p.rateLimit?.remaining); int(endpoint, 17, p.rateLimit?.windowSeconds)
-                text(endpoint, 18, p.rateLimit?.source); text(endpoint, 19, p.manifest?.reference); int(endpoint, 20, p.manifest?.status)
-                text(endpoint, 21, p.manifest?.digest); real(endpoint, 22, cycle); real(endpoint, 23, received); real(endpoint, 24, cycle)
-                step(endpoint)
-                text(sample, 1, fleet.hosts[h]); text(sample, 2, p.endpoint.registry); text(sample, 3, p.endpoint.url)
-                text(sample, 4, p.errorClass.rawValue); real(sample, 5, p.phases.totalMs)
-                int(sample, 6, p.phases.totalMs.map(LatencyHistogram.bucket(forMs:))); real(sample, 7, received)
-                step(sample)
-            }
+            text(sample, 1, fleet.hosts[h]); real(sample, 2, received); text(sample, 3, json[h].4)
+            step(sample)
         }
         exec("COMMIT")
         done = end

@@ -85,19 +85,24 @@ struct AgentDeliveryTests {
         }
     }
 
+    /// Takes whole inbound batches until `done`: stopping inside a batch would drop the rest of it (the
+    /// next call starts a new iterator), and under load an unacknowledged event lost that way is never
+    /// sent again while the agent runs.
     func consume(_ router: RouterServer, _ consumer: Consumer, ack: Bool, until done: @escaping @Sendable (Consumer) async -> Bool) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await message in router.inbound {
-                    switch try WireCodec().decode(message.payload) {
-                    case .pullEvents(let env):
-                        #expect(message.authenticatedHost == "node-spool")
-                        let seqs = await consumer.take(env.body)
-                        if ack {
-                            _ = router.trySend(to: message.peer, payload: try WireCodec().encode(Envelope(host: "aggregator", seq: 0, sentAt: Date(), body: EventsAck(seqs: seqs))))
+                for await batch in router.inbound.batched {
+                    for message in batch {
+                        switch try WireCodec().decode(message.payload) {
+                        case .pullEvents(let env):
+                            #expect(message.authenticatedHost == "node-spool")
+                            let seqs = await consumer.take(env.body)
+                            if ack {
+                                _ = router.trySend(to: message.peer, payload: try WireCodec().encode(Envelope(host: "aggregator", seq: 0, sentAt: Date(), body: EventsAck(seqs: seqs))))
+                            }
+                        case .report(let env): await consumer.report(env.body)
+                        default: break
                         }
-                    case .report(let env): await consumer.report(env.body)
-                    default: break
                     }
                     if await done(consumer) { return }
                 }

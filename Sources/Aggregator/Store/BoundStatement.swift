@@ -87,6 +87,11 @@ struct BoundStatement {
         func double(_ i: Int32) -> Double { sqlite3_column_double(handle, i) }
         func int(_ i: Int32) -> Int { Int(sqlite3_column_int64(handle, i)) }
         func isNull(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_NULL }
+        /// The UTF-8 bytes of a text column (empty for NULL), valid only inside `body`.
+        func withText<T>(_ i: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+            guard let p = sqlite3_column_text(handle, i) else { return body(UnsafeBufferPointer(start: nil, count: 0)) }
+            return body(UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, i))))
+        }
         /// Compares a text column with `value` without building a String.
         func text(_ i: Int32, equals value: String?) -> Bool {
             guard let value else { return isNull(i) }

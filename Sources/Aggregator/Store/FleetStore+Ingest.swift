@@ -5,9 +5,10 @@ import RegwatchShared
 extension FleetStore {
     /// Writes a batch of reports and pull events in one transaction and returns what is now committed.
     ///
-    /// Reports: the host row is upserted (`lastSeen = receivedAt`, connected), its latest endpoint and
-    /// runtime states are replaced by the report's (rows for endpoints or runtimes the report no longer
-    /// has are deleted) and every probe is appended to `probe_sample`. Newest wins: a report whose
+    /// Reports: the host row is upserted (`lastSeen = receivedAt`, connected) with its latest endpoint
+    /// states (`host.probes`, see ``ProbeStateText``), its runtime states are replaced by the report's
+    /// (rows for runtimes the report no longer has are deleted) and its probes are appended to history
+    /// as one `probe_report` row. Newest wins: a report whose
     /// `cycleStartedAt` is not after the host's stored one (reordered or resent) only refreshes
     /// `lastSeen`; its probes are not added to history either, so a resent report is not counted twice.
     ///
@@ -47,10 +48,11 @@ extension FleetStore {
 
 /// The prepared statements of one `commit`, looked up once and reused for every row of the batch.
 ///
-/// Steady state is "the host and its endpoints exist": rows are written with `UPDATE … WHERE key`
-/// first and inserted only when that touched nothing (one B-tree seek instead of an upsert's two), and
-/// the `DELETE` of endpoints or runtimes a host stopped reporting runs only when `host.endpointCount` /
-/// `runtimeCount` say some stored row was not rewritten. Values are bound in place (`BoundStatement`).
+/// A report is two row writes in steady state: the host row (with every endpoint's latest state) and
+/// one `probe_report` row; runtime states are rewritten only when their hash changed. Rows are written
+/// with `UPDATE … WHERE key` first and inserted only when that touched nothing (one B-tree seek instead
+/// of an upsert's two), and the `DELETE` of runtimes a host stopped reporting runs only when
+/// `host.runtimeCount` says some stored row was not rewritten. Values are bound in place (`BoundStatement`).
 private final class Ingester {
     let db: Database
     let selectHost: BoundStatement
@@ -58,12 +60,7 @@ private final class Ingester {
     let updateHost: BoundStatement
     let updateHostSameZone: BoundStatement
     let insertHost: BoundStatement
-    let updateEndpoint: BoundStatement
-    let insertEndpoint: BoundStatement
-    let deleteOtherEndpoints: BoundStatement
-    /// `INSERT INTO probe_sample` of 1...maxSampleRows rows at once, by row count, prepared on first use.
-    private var insertSamples: [BoundStatement?] = Array(repeating: nil, count: Ingester.maxSampleRows + 1)
-    static let maxSampleRows = 16
+    let insertReport: BoundStatement
     let refreshRuntime: BoundStatement
     let updateRuntime: BoundStatement
     let insertRuntime: BoundStatement
@@ -75,12 +72,12 @@ private final class Ingester {
     init(_ db: Database, arena: BindArena) throws {
         self.db = db
         self.arena = arena
-        selectHost = try BoundStatement(db, sql: "SELECT lastCycleStartedAt, endpointCount, runtimeCount, zone, egress FROM host WHERE id = ?", arena: arena)
+        selectHost = try BoundStatement(db, sql: "SELECT lastCycleStartedAt, runtimeCount, zone, egress, probes FROM host WHERE id = ?", arena: arena)
         touchHost = try BoundStatement(db, sql: "UPDATE host SET lastSeen = max(lastSeen, ?), connected = 1 WHERE id = ?", arena: arena)
         updateHost = try BoundStatement(db, sql: """
             UPDATE host SET labels = ?, zone = ?, egress = ?, agentVersion = ?, intervalSeconds = ?, appliedGeneration = ?,
                 mirrorPools = ?, eventSources = ?, lastSeen = max(lastSeen, ?), lastCycleStartedAt = ?, connected = 1, lastReportSeq = ?,
-                endpointCount = ?, runtimeCount = ?
+                endpointCount = ?, runtimeCount = ?, probes = ?, probesObservedAt = ?
             WHERE id = ?
             """, arena: arena)
         // The usual case: zone and egress unchanged, so their indexes are not rewritten (SQLite updates
@@ -88,32 +85,16 @@ private final class Ingester {
         updateHostSameZone = try BoundStatement(db, sql: """
             UPDATE host SET labels = ?, agentVersion = ?, intervalSeconds = ?, appliedGeneration = ?,
                 mirrorPools = ?, eventSources = ?, lastSeen = max(lastSeen, ?), lastCycleStartedAt = ?, connected = 1, lastReportSeq = ?,
-                endpointCount = ?, runtimeCount = ?
+                endpointCount = ?, runtimeCount = ?, probes = ?, probesObservedAt = ?
             WHERE id = ?
             """, arena: arena)
         insertHost = try BoundStatement(db, sql: """
             INSERT INTO host (labels, zone, egress, agentVersion, intervalSeconds, appliedGeneration, mirrorPools, eventSources,
-                              lastSeen, lastCycleStartedAt, connected, lastReportSeq, endpointCount, runtimeCount, id, firstSeen)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
+                              lastSeen, lastCycleStartedAt, connected, lastReportSeq, endpointCount, runtimeCount, probes, probesObservedAt,
+                              id, firstSeen)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
             """, arena: arena)
-        // Same parameter order for update and insert: values, then the key (hostId, registry, endpoint).
-        // `classSince` keeps its time while the class stays the same (the class compared is the old one).
-        updateEndpoint = try BoundStatement(db, sql: """
-            UPDATE endpoint_state SET
-                role = ?, class = ?, detail = ?, dnsMs = ?, connectMs = ?, tlsMs = ?, ttfbMs = ?, totalMs = ?,
-                tlsTrusted = ?, tlsDaysLeft = ?, tlsExpiresAt = ?, rateLimitLimit = ?, rateLimitRemaining = ?,
-                rateLimitWindowSeconds = ?, rateLimitSource = ?, manifestReference = ?, manifestStatus = ?, manifestDigest = ?,
-                checkedAt = ?, observedAt = ?, cycleStartedAt = ?,
-                classSince = CASE WHEN class = ? AND classSince IS NOT NULL THEN classSince ELSE ? END
-            WHERE hostId = ? AND registry = ? AND endpoint = ?
-            """, arena: arena)
-        insertEndpoint = try BoundStatement(db, sql: """
-            INSERT INTO endpoint_state (role, class, detail, dnsMs, connectMs, tlsMs, ttfbMs, totalMs,
-                tlsTrusted, tlsDaysLeft, tlsExpiresAt, rateLimitLimit, rateLimitRemaining, rateLimitWindowSeconds, rateLimitSource,
-                manifestReference, manifestStatus, manifestDigest, checkedAt, observedAt, cycleStartedAt, classSince, hostId, registry, endpoint)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE ? END, ?, ?, ?)
-            """, arena: arena)
-        deleteOtherEndpoints = try BoundStatement(db, sql: "DELETE FROM endpoint_state WHERE hostId = ? AND cycleStartedAt <> ?", arena: arena)
+        insertReport = try BoundStatement(db, sql: "INSERT INTO probe_report (hostId, observedAt, probes) VALUES (?, ?, ?)", arena: arena)
         refreshRuntime = try BoundStatement(db, sql: """
             UPDATE runtime_state SET valid = ?, detail = ?, observedAt = ?, cycleStartedAt = ?
             WHERE hostId = ? AND runtime = ? AND hash = ? AND hash <> ''
@@ -140,8 +121,9 @@ private final class Ingester {
         let cycle = r.cycleStartedAt.unixSeconds
         let received = entry.receivedAt.unixSeconds
         let stored = try selectHost.fetchOne(host) { row in
-            (cycle: row.double(0), endpoints: row.int(1), runtimes: row.int(2),
-             sameZone: row.text(3, equals: r.host.zone) && row.text(4, equals: r.host.egress))
+            (cycle: row.double(0), runtimes: row.int(1),
+             sameZone: row.text(2, equals: r.host.zone) && row.text(3, equals: r.host.egress),
+             previous: row.withText(4, ProbeStateText.previous))
         }
         if let stored, cycle <= stored.cycle {
             try touchHost.execute(received, host)
@@ -149,62 +131,30 @@ private final class Ingester {
         }
         let exists = stored != nil
 
-        let endpointCount = Self.distinctCount(r.probes) { $0.endpoint.registry == $1.endpoint.registry && $0.endpoint.url == $1.endpoint.url }
         let runtimeCount = Self.distinctCount(r.runtimes) { $0.runtime == $1.runtime }
-        // A report that names one endpoint (or runtime) twice must not fail the batch on the primary
-        // key: then even a new host's rows are written update-first, and the last one wins.
-        let endpointsUpdateFirst = exists || endpointCount != r.probes.count
+        // A report that names a runtime twice must not fail the batch on the primary key: then even a
+        // new host's rows are written update-first, and the last one wins.
         let runtimesUpdateFirst = exists || runtimeCount != r.runtimes.count
         let json = entry.hostJSON ?? IngestBatch.HostJSON(r)
         let labels = json.labels, pools = json.mirrorPools, sources = json.eventSources
         let generation = Int64(bitPattern: r.appliedGeneration), seq = Int64(bitPattern: entry.seq)
+        let pieces = entry.latest ?? ProbeStateText.Latest(r.probes)
+        let latest = (text: pieces.text(receivedAt: received, previous: stored?.previous ?? []), count: pieces.count)
         if let stored, stored.sameZone {
             try updateHostSameZone.execute(
                 labels, r.agentVersion, r.intervalSeconds, generation, pools, sources,
-                received, cycle, seq, endpointCount, runtimeCount, host)
+                received, cycle, seq, latest.count, runtimeCount, latest.text, received, host)
         } else if exists {
             try updateHost.execute(
                 labels, r.host.zone, r.host.egress, r.agentVersion, r.intervalSeconds, generation, pools, sources,
-                received, cycle, seq, endpointCount, runtimeCount, host)
+                received, cycle, seq, latest.count, runtimeCount, latest.text, received, host)
         } else {
             try insertHost.execute(
                 labels, r.host.zone, r.host.egress, r.agentVersion, r.intervalSeconds, generation, pools, sources,
-                received, cycle, seq, endpointCount, runtimeCount, host, received)
+                received, cycle, seq, latest.count, runtimeCount, latest.text, received, host, received)
         }
-
-        var endpointsInserted = 0
-        for p in r.probes {
-            let ep = p.endpoint
-            let cls = p.errorClass.rawValue
-            func write(_ statement: BoundStatement) throws {
-                try statement.execute(
-                    ep.role.rawValue, cls, p.detail,
-                    p.phases.dnsMs, p.phases.connectMs, p.phases.tlsMs, p.phases.ttfbMs, p.phases.totalMs,
-                    p.tls?.trusted, p.tls?.daysLeft, p.tls?.expiresAt?.unixSeconds,
-                    p.rateLimit?.limit, p.rateLimit?.remaining, p.rateLimit?.windowSeconds, p.rateLimit?.source,
-                    p.manifest?.reference, p.manifest?.status, p.manifest?.digest,
-                    p.checkedAt.unixSeconds, received, cycle, cls, received, host, ep.registry, ep.url)
-            }
-            if endpointsUpdateFirst {
-                try write(updateEndpoint)
-            }
-            if !endpointsUpdateFirst || db.changesCount == 0 {
-                try write(insertEndpoint)
-                endpointsInserted += 1
-            }
-        }
-        // The probe history, a few rows per statement: one execution instead of one per probe.
-        var rest = r.probes[...]
-        while !rest.isEmpty {
-            let rows = rest.prefix(Self.maxSampleRows)
-            rest = rest.dropFirst(rows.count)
-            try samples(rows.count).execute { bind in
-                for p in rows {
-                    let total = p.phases.totalMs
-                    try bind(host); try bind(p.endpoint.registry); try bind(p.endpoint.url); try bind(p.errorClass.rawValue)
-                    try bind(total); try bind(total.map(LatencyHistogram.bucket(forMs:))); try bind(received)
-                }
-            }
+        if !r.probes.isEmpty {
+            try insertReport.execute(host, received, entry.samplesText ?? ProbeStateText.samples(r.probes))
         }
 
         var runtimesInserted = 0
@@ -225,25 +175,12 @@ private final class Ingester {
             }
         }
 
-        if let stored {
-            // Rows not rewritten by this report exist only if something was inserted (the stored set
-            // lacked it) or the stored set was larger than this report's.
-            if endpointsInserted > 0 || stored.endpoints != endpointCount {
-                try deleteOtherEndpoints.execute(host, cycle)
-            }
-            if runtimesInserted > 0 || stored.runtimes != runtimeCount {
-                try deleteOtherRuntimes.execute(host, cycle)
-            }
+        // Rows not rewritten by this report exist only if something was inserted (the stored set lacked
+        // it) or the stored set was larger than this report's.
+        if let stored, runtimesInserted > 0 || stored.runtimes != runtimeCount {
+            try deleteOtherRuntimes.execute(host, cycle)
         }
         return true
-    }
-
-    private func samples(_ rows: Int) throws -> BoundStatement {
-        if let statement = insertSamples[rows] { return statement }
-        let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
-        let statement = try BoundStatement(db, sql: "INSERT INTO probe_sample (hostId, registry, endpoint, class, totalMs, bucket, observedAt) VALUES \(values)", arena: arena)
-        insertSamples[rows] = statement
-        return statement
     }
 
     /// Distinct elements by `same`, quadratic: reports carry a handful of probes and runtimes.

@@ -34,7 +34,7 @@ extension FleetStore {
             let currentMinute = Self.minuteStart(now.unixSeconds)
             var rolledUntil = try Double.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = ?", arguments: [Self.rolledUntilKey])
             if rolledUntil == nil {
-                rolledUntil = try Double.fetchOne(db, sql: "SELECT MIN(observedAt) FROM probe_sample").map(Self.minuteStart)
+                rolledUntil = try Double.fetchOne(db, sql: "SELECT MIN(observedAt) FROM probe_report").map(Self.minuteStart)
             }
             let from = rolledUntil ?? currentMinute
             if from < currentMinute {
@@ -46,8 +46,10 @@ extension FleetStore {
             }
 
             let rawCutoff = min(now.unixSeconds - rawRetention, rolledUntil ?? currentMinute)
-            try db.execute(sql: "DELETE FROM probe_sample WHERE observedAt < ?", arguments: [rawCutoff])
-            result.samplesDeleted = db.changesCount
+            // Counted in samples (probes), as the roll-up counts them; a report row holds several.
+            result.samplesDeleted = try Int.fetchOne(
+                db, sql: "SELECT coalesce(sum(json_array_length(probes)), 0) FROM probe_report WHERE observedAt < ?", arguments: [rawCutoff]) ?? 0
+            try db.execute(sql: "DELETE FROM probe_report WHERE observedAt < ?", arguments: [rawCutoff])
             try db.execute(sql: "DELETE FROM probe_minute WHERE minute < ?", arguments: [now.unixSeconds - minuteRetention])
             result.minutesDeleted = db.changesCount
             try db.execute(sql: "DELETE FROM pull_event WHERE at < ?", arguments: [now.unixSeconds - eventRetention])

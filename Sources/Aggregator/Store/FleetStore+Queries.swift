@@ -15,7 +15,7 @@ extension FleetStore {
             let rows = try Row.fetchCursor(db, sql: """
                 SELECT h.id, h.labels, h.lastSeen, h.firstSeen, h.appliedGeneration, h.agentVersion, h.intervalSeconds, h.connected,
                        h.eventSources,
-                       EXISTS (SELECT 1 FROM endpoint_state e WHERE e.hostId = h.id AND e.class <> 'ok')
+                       EXISTS (SELECT 1 FROM json_each(h.probes) p WHERE p.value ->> \(ProbeStateText.latestColumns.firstIndex(of: "class")!) <> 'ok')
                        OR EXISTS (SELECT 1 FROM runtime_state r WHERE r.hostId = h.id AND r.valid = 0)
                 FROM host h ORDER BY h.id
                 """)
@@ -56,24 +56,23 @@ extension FleetStore {
         let t = now.unixSeconds
         let acc = try read { db in
             var acc: [Key: Acc] = [:]
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT e.registry, e.endpoint, e.role, e.class, e.totalMs, e.rateLimitRemaining, h.lastSeen, h.intervalSeconds
-                FROM endpoint_state e JOIN host h ON h.id = e.hostId
-                """)
+            let rows = try Row.fetchCursor(db, sql: "SELECT probes, lastSeen, intervalSeconds FROM host")
             while let row = try rows.next() {
-                let key = Key(registry: row[0], endpoint: row[1])
-                var a = acc[key] ?? Acc(role: Endpoint.Role(rawValue: row[2]) ?? .mirror)
-                if !HostRow.isStale(now: t, lastSeen: row[6], intervalSeconds: row[7], staleAfter: staleAfter) {
-                    a.reporting += 1
-                    let cls: String = row[3]
-                    if cls != ErrorClass.ok.rawValue {
-                        a.failing += 1
-                        a.classes[cls, default: 0] += 1
+                let fresh = !HostRow.isStale(now: t, lastSeen: row[1], intervalSeconds: row[2], staleAfter: staleAfter)
+                ProbeStateText.forEachLatest(row[0]) { probe, _ in
+                    let key = Key(registry: probe.endpoint.registry, endpoint: probe.endpoint.url)
+                    var a = acc[key] ?? Acc(role: probe.endpoint.role)
+                    if fresh {
+                        a.reporting += 1
+                        if probe.errorClass != .ok {
+                            a.failing += 1
+                            a.classes[probe.errorClass.rawValue, default: 0] += 1
+                        }
+                        if let ms = probe.phases.totalMs { a.latencies.append(ms) }
+                        if let remaining = probe.rateLimit?.remaining { a.lowestRemaining = min(a.lowestRemaining ?? remaining, remaining) }
                     }
-                    if let ms: Double = row[4] { a.latencies.append(ms) }
-                    if let remaining: Int = row[5] { a.lowestRemaining = min(a.lowestRemaining ?? remaining, remaining) }
+                    acc[key] = a
                 }
-                acc[key] = a
             }
             return acc
         }
@@ -98,50 +97,27 @@ extension FleetStore {
         let t = now.unixSeconds
         return try read { db in
             let decoder = JSONDecoder()
-            var labelsByHost: [String: [String: String]] = [:]
             // Hosts share a handful of distinct label sets: each distinct text is decoded once.
             var labelsByText: [String: [String: String]] = [:]
+            // Elements are stored ordered by registry and endpoint, so host order is the whole order.
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT e.hostId, h.labels, h.lastSeen, h.intervalSeconds,
-                       e.registry, e.endpoint, e.role, e.class, e.detail,
-                       e.dnsMs, e.connectMs, e.tlsMs, e.ttfbMs, e.totalMs,
-                       e.tlsTrusted, e.tlsDaysLeft, e.tlsExpiresAt,
-                       e.rateLimitLimit, e.rateLimitRemaining, e.rateLimitWindowSeconds, e.rateLimitSource,
-                       e.manifestReference, e.manifestStatus, e.manifestDigest, e.checkedAt, e.observedAt, e.classSince
-                FROM endpoint_state e JOIN host h ON h.id = e.hostId
-                ORDER BY e.hostId, e.registry, e.endpoint
+                SELECT id, labels, lastSeen, intervalSeconds, probes, probesObservedAt FROM host ORDER BY id
                 """)
             var out: [LatestStateRow] = []
             while let row = try rows.next() {
                 let host: String = row[0]
-                let labels: [String: String]
-                if let cached = labelsByHost[host] {
-                    labels = cached
-                } else {
-                    let text: String = row[1]
-                    labels = labelsByText[text] ?? StoreJSON.decode([String: String].self, text, default: [:], decoder: decoder)
-                    labelsByText[text] = labels
-                    labelsByHost[host] = labels
-                }
+                let text: String = row[1]
+                let labels = labelsByText[text] ?? StoreJSON.decode([String: String].self, text, default: [:], decoder: decoder)
+                labelsByText[text] = labels
                 let lastSeen: Double = row[2]
-                let tls: TLSState? = (row[14] as Bool?).map { trusted in
-                    TLSState(trusted: trusted, daysLeft: row[15], expiresAt: (row[16] as Double?).map(Date.init(unixSeconds:)))
+                let stale = HostRow.isStale(now: t, lastSeen: lastSeen, intervalSeconds: row[3], staleAfter: staleAfter)
+                let observedAt = Date(unixSeconds: (row[5] as Double?) ?? lastSeen)
+                ProbeStateText.forEachLatest(row[4]) { probe, since in
+                    out.append(LatestStateRow(
+                        hostID: host, labels: labels, probe: probe, observedAt: observedAt,
+                        hostLastSeen: Date(unixSeconds: lastSeen), stale: stale,
+                        classSince: since.map(Date.init(unixSeconds:))))
                 }
-                var rateLimit: RateLimitState?
-                if let limit: Int = row[17], let remaining: Int = row[18], let window: Int = row[19] {
-                    rateLimit = RateLimitState(limit: limit, remaining: remaining, windowSeconds: window, source: row[20])
-                }
-                let manifest: ManifestState? = (row[21] as String?).map { ManifestState(reference: $0, status: row[22], digest: row[23]) }
-                let probe = ProbeResult(
-                    endpoint: Endpoint(registry: row[4], url: row[5], role: Endpoint.Role(rawValue: row[6]) ?? .mirror),
-                    errorClass: ErrorClass(rawValue: row[7]) ?? .unknown, detail: row[8],
-                    phases: PhaseTimings(dnsMs: row[9], connectMs: row[10], tlsMs: row[11], ttfbMs: row[12], totalMs: row[13]),
-                    tls: tls, rateLimit: rateLimit, manifest: manifest, checkedAt: Date(unixSeconds: row[24]))
-                out.append(LatestStateRow(
-                    hostID: host, labels: labels, probe: probe, observedAt: Date(unixSeconds: row[25]),
-                    hostLastSeen: Date(unixSeconds: lastSeen),
-                    stale: HostRow.isStale(now: t, lastSeen: lastSeen, intervalSeconds: row[3], staleAfter: staleAfter),
-                    classSince: (row[26] as Double?).map(Date.init(unixSeconds:))))
             }
             return out
         }
@@ -198,8 +174,8 @@ extension FleetStore {
                 hosts: try count("SELECT COUNT(*) FROM host"),
                 hostsStale: try count("SELECT COUNT(*) FROM host WHERE ? - lastSeen > ? * intervalSeconds", [t, Double(staleAfter)]),
                 hostsConnected: try count("SELECT COUNT(*) FROM host WHERE connected <> 0"),
-                endpointStates: try count("SELECT COUNT(*) FROM endpoint_state"),
-                probeSamples: try count("SELECT COUNT(*) FROM probe_sample"),
+                endpointStates: try count("SELECT coalesce(sum(json_array_length(probes)), 0) FROM host"),
+                probeSamples: try count("SELECT coalesce(sum(json_array_length(probes)), 0) FROM probe_report"),
                 probeMinutes: try count("SELECT COUNT(*) FROM probe_minute"),
                 pullEvents: try count("SELECT COUNT(*) FROM pull_event"),
                 activeOutages: try count("SELECT COUNT(*) FROM outage WHERE endedAt IS NULL"),

@@ -15,13 +15,17 @@ public struct IngestBatch: Sendable {
         /// The transport sequence number of the report, kept as `host.lastReportSeq` for debugging.
         public var seq: UInt64
         public var report: Report {
-            didSet { hostJSON = nil }
+            didSet { hostJSON = nil; samplesText = nil; latest = nil }
         }
         /// Aggregator clock: staleness and probe history use it, so agent clock skew cannot hide a host.
         public var receivedAt: Date
         /// The host row's JSON columns, encoded when the entry is made (ingest makes it on the decoding
         /// task, so the single committing thread does not spend time on it); nil once `report` changes.
         var hostJSON: HostJSON?
+        /// `probe_report.probes` (``ProbeStateText/samples(_:)``), made with `hostJSON` for the same reason.
+        var samplesText: String?
+        /// `host.probes` but for each class's since (``ProbeStateText/Latest``), made with `hostJSON` too.
+        var latest: ProbeStateText.Latest?
 
         public init(hostID: String, seq: UInt64, report: Report, receivedAt: Date) {
             self.hostID = hostID
@@ -29,6 +33,8 @@ public struct IngestBatch: Sendable {
             self.report = report
             self.receivedAt = receivedAt
             hostJSON = HostJSON(report)
+            samplesText = ProbeStateText.samples(report.probes)
+            latest = ProbeStateText.Latest(report.probes)
         }
     }
 

@@ -24,6 +24,7 @@ enum StoreSchema {
         m.registerMigration("v2-outage-registry", migrate: v2)
         m.registerMigration("v3-failover-state", migrate: v3)
         m.registerMigration("v4-class-since", migrate: v4)
+        m.registerMigration("v5-one-row-per-report", migrate: v5)
         return m
     }
 
@@ -65,6 +66,70 @@ enum StoreSchema {
     /// outage from the report that completed its quorum, not from whichever report came last.
     private static func v4(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE endpoint_state ADD COLUMN classSince REAL")
+    }
+
+    /// One row per report instead of one per probe (see ``ProbeStateText``): a host's latest probe
+    /// states move into `host.probes` and each report's samples into one `probe_report` row. The old
+    /// tables' rows are carried over, and views with the old names and columns read the new ones, so
+    /// every query and an operator's `sqlite3` session see the same `endpoint_state` and `probe_sample`.
+    /// The element positions are ``ProbeStateText``'s (StoreTests checks both agree).
+    private static func v5(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE host ADD COLUMN probes TEXT NOT NULL DEFAULT '[]';
+            ALTER TABLE host ADD COLUMN probesObservedAt REAL; -- aggregator clock: when host.probes was written
+            UPDATE host SET
+                probes = coalesce((
+                    SELECT json_group_array(json_array(registry, endpoint, role, class, classSince, detail, dnsMs, connectMs, tlsMs, ttfbMs, totalMs, tlsTrusted, tlsDaysLeft, tlsExpiresAt, rateLimitLimit, rateLimitRemaining, rateLimitWindowSeconds, rateLimitSource, manifestReference, manifestStatus, manifestDigest, checkedAt))
+                    FROM (SELECT * FROM endpoint_state e WHERE e.hostId = host.id ORDER BY e.registry, e.endpoint)), '[]'),
+                probesObservedAt = (SELECT max(observedAt) FROM endpoint_state e WHERE e.hostId = host.id);
+            DROP TABLE endpoint_state;
+            CREATE VIEW endpoint_state AS
+                SELECT h.id AS hostId,
+                       p.value ->> 0 AS registry,
+                       p.value ->> 1 AS endpoint,
+                       p.value ->> 2 AS role,
+                       p.value ->> 3 AS class,
+                       p.value ->> 4 AS classSince,
+                       p.value ->> 5 AS detail,
+                       p.value ->> 6 AS dnsMs,
+                       p.value ->> 7 AS connectMs,
+                       p.value ->> 8 AS tlsMs,
+                       p.value ->> 9 AS ttfbMs,
+                       p.value ->> 10 AS totalMs,
+                       p.value ->> 11 AS tlsTrusted,
+                       p.value ->> 12 AS tlsDaysLeft,
+                       p.value ->> 13 AS tlsExpiresAt,
+                       p.value ->> 14 AS rateLimitLimit,
+                       p.value ->> 15 AS rateLimitRemaining,
+                       p.value ->> 16 AS rateLimitWindowSeconds,
+                       p.value ->> 17 AS rateLimitSource,
+                       p.value ->> 18 AS manifestReference,
+                       p.value ->> 19 AS manifestStatus,
+                       p.value ->> 20 AS manifestDigest,
+                       p.value ->> 21 AS checkedAt,
+                       h.probesObservedAt AS observedAt,
+                       h.lastCycleStartedAt AS cycleStartedAt
+                FROM host h, json_each(h.probes) p;
+
+            CREATE TABLE probe_report (
+                id INTEGER PRIMARY KEY,
+                hostId TEXT NOT NULL,
+                observedAt REAL NOT NULL,     -- aggregator clock, so roll-up minutes are never late
+                probes TEXT NOT NULL          -- [[registry, endpoint, class, totalMs, bucket], ...]
+            );
+            CREATE INDEX probe_report_observedAt ON probe_report(observedAt);
+            INSERT INTO probe_report (hostId, observedAt, probes)
+                SELECT hostId, observedAt, json_group_array(json_array(registry, endpoint, class, totalMs, bucket))
+                FROM (SELECT * FROM probe_sample ORDER BY id)
+                GROUP BY hostId, observedAt
+                ORDER BY min(id);
+            DROP TABLE probe_sample;
+            CREATE VIEW probe_sample AS
+                SELECT r.id AS reportId, r.hostId,
+                       s.value ->> 0 AS registry, s.value ->> 1 AS endpoint, s.value ->> 2 AS class,
+                       s.value ->> 3 AS totalMs, s.value ->> 4 AS bucket, r.observedAt
+                FROM probe_report r, json_each(r.probes) s;
+            """)
     }
 
     private static func v1(_ db: Database) throws {

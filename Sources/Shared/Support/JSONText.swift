@@ -4,7 +4,11 @@ public enum JSONText {
     /// Appends `s` as a quoted JSON string; the common case without escapes is one append.
     public static func appendQuoted(_ s: String, to out: inout String) {
         out += "\""
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        var copy = s
+        let plain = copy.withUTF8 { bytes in
+            !bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+        }
+        if plain {
             out += s
         } else {
             for scalar in s.unicodeScalars {

@@ -22,15 +22,18 @@ enum FastReportDecoder {
 }
 
 /// Thrown to abandon the fast path; never escapes ``FastReportDecoder``.
-struct FastPathBail: Error {}
+package struct FastPathBail: Error {
+    package init() {}
+}
 
 /// A forward-only reader over one JSON document: validates as it goes, builds nothing it does not return.
-struct JSONReader {
-    typealias Bail = FastPathBail
-    let bytes: UnsafeBufferPointer<UInt8>
-    var i = 0
+/// The aggregator's store reads its own JSON columns with it too (package access).
+package struct JSONReader {
+    package typealias Bail = FastPathBail
+    package let bytes: UnsafeBufferPointer<UInt8>
+    package var i = 0
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    package init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
     }
 
@@ -47,7 +50,7 @@ struct JSONReader {
 
     /// The next non-whitespace byte, not consumed.
     @inline(__always)
-    mutating func peek() throws(Bail) -> UInt8 {
+    package mutating func peek() throws(Bail) -> UInt8 {
         skipWhitespace()
         guard i < bytes.count else { throw Bail() }
         return bytes[i]
@@ -77,7 +80,7 @@ struct JSONReader {
     }
 
     /// Walks an array: `body` consumes one element per call.
-    mutating func array(_ body: (inout JSONReader) throws(Bail) -> Void) throws(Bail) {
+    package mutating func array(_ body: (inout JSONReader) throws(Bail) -> Void) throws(Bail) {
         try expect(UInt8(ascii: "["))
         if try peek() == UInt8(ascii: "]") { i += 1; return }
         while true {
@@ -125,7 +128,7 @@ struct JSONReader {
         return true
     }
 
-    mutating func literal(_ word: StaticString) throws(Bail) {
+    package mutating func literal(_ word: StaticString) throws(Bail) {
         let n = word.utf8CodeUnitCount
         guard bytes.count - i >= n, memcmp(bytes.baseAddress! + i, word.utf8Start, n) == 0 else { throw Bail() }
         i += n
@@ -133,7 +136,7 @@ struct JSONReader {
 
     // MARK: Values
 
-    mutating func string() throws(Bail) -> String {
+    package mutating func string() throws(Bail) -> String {
         try expect(UInt8(ascii: "\""))
         let start = i
         var ascii = true
@@ -245,7 +248,7 @@ struct JSONReader {
         return (start, i, integer)
     }
 
-    mutating func double() throws(Bail) -> Double {
+    package mutating func double() throws(Bail) -> Double {
         let t = try numberToken()
         // Most values on the wire are short decimals (`95.4`, `3000`): with at most 15 significant
         // digits and 22 decimals, mantissa and power of ten are exact Doubles, so one division is the
@@ -309,7 +312,7 @@ struct JSONReader {
         return v
     }
 
-    mutating func bool() throws(Bail) -> Bool {
+    package mutating func bool() throws(Bail) -> Bool {
         switch try peek() {
         case UInt8(ascii: "t"): try literal("true"); return true
         case UInt8(ascii: "f"): try literal("false"); return false
@@ -385,7 +388,7 @@ struct JSONReader {
     }
 
     /// Skips any value, checking its syntax (JSONDecoder rejects a document with a malformed unknown field).
-    mutating func skipValue(depth: Int = 0) throws(Bail) {
+    package mutating func skipValue(depth: Int = 0) throws(Bail) {
         guard depth < 64 else { throw Bail() }
         switch try peek() {
         case UInt8(ascii: "{"):
@@ -416,7 +419,7 @@ struct JSONReader {
     }
 
     /// The document ends here (only whitespace follows).
-    mutating func end() throws(Bail) {
+    package mutating func end() throws(Bail) {
         skipWhitespace()
         guard i == bytes.count else { throw Bail() }
     }

@@ -1,0 +1,63 @@
+import RegwatchShared
+
+/// JSON text built as UTF-8 bytes, for the ingest path's columns (``ProbeStateText``): appending to a
+/// byte array is a copy, where appending to a `String` also updates its count and flags on every call,
+/// which profiled as most of the cost of writing a report's columns.
+struct JSONBytes {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
+
+    @inline(__always)
+    mutating func raw(_ s: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    mutating func raw(_ other: [UInt8]) { bytes.append(contentsOf: other) }
+
+    /// A quoted JSON string (the same escapes as `JSONText.appendQuoted`).
+    mutating func quoted(_ s: String) {
+        var s = s
+        let plain = s.withUTF8 { utf8 in
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return true
+        }
+        if !plain {
+            var text = ""
+            JSONText.appendQuoted(s, to: &text)
+            text.withUTF8 { bytes.append(contentsOf: $0) }
+        }
+    }
+
+    mutating func quoted(_ s: String?) {
+        if let s { quoted(s) } else { raw("null") }
+    }
+
+    /// JSON has no infinities or NaN, so those are written as null like a missing value.
+    mutating func number(_ v: Double?) {
+        guard let v, v.isFinite else { raw("null"); return }
+        var text = v.description  // shortest round-trip form; short enough to stay a small string
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func number(_ v: Int?) {
+        guard let v else { raw("null"); return }
+        if v < 0 { bytes.append(UInt8(ascii: "-")) }
+        var m = v.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for 20 digits
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            var n = 0
+            repeat {
+                scratch[23 - n] = UInt8(ascii: "0") + UInt8(m % 10)
+                m /= 10
+                n += 1
+            } while m > 0
+            bytes.append(contentsOf: scratch[(24 - n)...])
+        }
+    }
+}
