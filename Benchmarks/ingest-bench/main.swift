@@ -354,11 +354,11 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int) throws -> Double {
     }
     let host = prepare("""
         INSERT INTO host (id, labels, zone, egress, agentVersion, intervalSeconds, appliedGeneration, mirrorPools, eventSources,
-                          firstSeen, lastSeen, lastCycleStartedAt, connected, lastReportSeq, endpointCount, runtimeCount, probes, probesObservedAt)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, 1, ?12, ?13, 0, ?14, ?10)
+                          firstSeen, lastSeen, lastCycleStartedAt, connected, lastReportSeq, runtimeCount, probes, probesObservedAt)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, 1, ?12, 0, ?13, ?10)
         ON CONFLICT (id) DO UPDATE SET labels = ?2, zone = ?3, egress = ?4, agentVersion = ?5, intervalSeconds = ?6,
             appliedGeneration = ?7, mirrorPools = ?8, eventSources = ?9, lastSeen = ?10, lastCycleStartedAt = ?11, connected = 1,
-            lastReportSeq = ?12, endpointCount = ?13, runtimeCount = 0, probes = ?14, probesObservedAt = ?10
+            lastReportSeq = ?12, runtimeCount = 0, probes = ?13, probesObservedAt = ?10
         """)
     let sample = prepare("INSERT INTO probe_report (hostId, observedAt, probes) VALUES (?, ?, ?)")
     defer { for s in [host, sample] { sqlite3_finalize(s) } }
@@ -404,7 +404,7 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int) throws -> Double {
             text(host, 1, fleet.hosts[h]); text(host, 2, json[h].0); text(host, 3, r.host.zone); text(host, 4, r.host.egress)
             text(host, 5, r.agentVersion); real(host, 6, r.intervalSeconds); int(host, 7, Int(r.appliedGeneration))
             text(host, 8, json[h].1); text(host, 9, json[h].2); real(host, 10, received); real(host, 11, cycle)
-            int(host, 12, Int(cycles[h])); int(host, 13, r.probes.count); text(host, 14, json[h].3)
+            int(host, 12, Int(cycles[h])); text(host, 13, json[h].3)
             step(host)
             text(sample, 1, fleet.hosts[h]); real(sample, 2, received); text(sample, 3, json[h].4)
             step(sample)

@@ -77,7 +77,7 @@ private final class Ingester {
         updateHost = try BoundStatement(db, sql: """
             UPDATE host SET labels = ?, zone = ?, egress = ?, agentVersion = ?, intervalSeconds = ?, appliedGeneration = ?,
                 mirrorPools = ?, eventSources = ?, lastSeen = max(lastSeen, ?), lastCycleStartedAt = ?, connected = 1, lastReportSeq = ?,
-                endpointCount = ?, runtimeCount = ?, probes = ?, probesObservedAt = ?
+                runtimeCount = ?, probes = ?, probesObservedAt = ?
             WHERE id = ?
             """, arena: arena)
         // The usual case: zone and egress unchanged, so their indexes are not rewritten (SQLite updates
@@ -85,14 +85,14 @@ private final class Ingester {
         updateHostSameZone = try BoundStatement(db, sql: """
             UPDATE host SET labels = ?, agentVersion = ?, intervalSeconds = ?, appliedGeneration = ?,
                 mirrorPools = ?, eventSources = ?, lastSeen = max(lastSeen, ?), lastCycleStartedAt = ?, connected = 1, lastReportSeq = ?,
-                endpointCount = ?, runtimeCount = ?, probes = ?, probesObservedAt = ?
+                runtimeCount = ?, probes = ?, probesObservedAt = ?
             WHERE id = ?
             """, arena: arena)
         insertHost = try BoundStatement(db, sql: """
             INSERT INTO host (labels, zone, egress, agentVersion, intervalSeconds, appliedGeneration, mirrorPools, eventSources,
-                              lastSeen, lastCycleStartedAt, connected, lastReportSeq, endpointCount, runtimeCount, probes, probesObservedAt,
+                              lastSeen, lastCycleStartedAt, connected, lastReportSeq, runtimeCount, probes, probesObservedAt,
                               id, firstSeen)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
             """, arena: arena)
         insertReport = try BoundStatement(db, sql: "INSERT INTO probe_report (hostId, observedAt, probes) VALUES (?, ?, ?)", arena: arena)
         refreshRuntime = try BoundStatement(db, sql: """
@@ -135,26 +135,25 @@ private final class Ingester {
         // A report that names a runtime twice must not fail the batch on the primary key: then even a
         // new host's rows are written update-first, and the last one wins.
         let runtimesUpdateFirst = exists || runtimeCount != r.runtimes.count
-        let json = entry.hostJSON ?? IngestBatch.HostJSON(r)
-        let labels = json.labels, pools = json.mirrorPools, sources = json.eventSources
+        let columns = entry.columns ?? IngestBatch.Columns(r)
+        let labels = columns.labels, pools = columns.mirrorPools, sources = columns.eventSources
         let generation = Int64(bitPattern: r.appliedGeneration), seq = Int64(bitPattern: entry.seq)
-        let pieces = entry.latest ?? ProbeStateText.Latest(r.probes)
-        let latest = (text: pieces.text(receivedAt: received, previous: stored?.previous ?? []), count: pieces.count)
+        let latest = columns.latest.text(receivedAt: received, previous: stored?.previous ?? [])
         if let stored, stored.sameZone {
             try updateHostSameZone.execute(
                 labels, r.agentVersion, r.intervalSeconds, generation, pools, sources,
-                received, cycle, seq, latest.count, runtimeCount, latest.text, received, host)
+                received, cycle, seq, runtimeCount, latest, received, host)
         } else if exists {
             try updateHost.execute(
                 labels, r.host.zone, r.host.egress, r.agentVersion, r.intervalSeconds, generation, pools, sources,
-                received, cycle, seq, latest.count, runtimeCount, latest.text, received, host)
+                received, cycle, seq, runtimeCount, latest, received, host)
         } else {
             try insertHost.execute(
                 labels, r.host.zone, r.host.egress, r.agentVersion, r.intervalSeconds, generation, pools, sources,
-                received, cycle, seq, latest.count, runtimeCount, latest.text, received, host, received)
+                received, cycle, seq, runtimeCount, latest, received, host, received)
         }
         if !r.probes.isEmpty {
-            try insertReport.execute(host, received, entry.samplesText ?? ProbeStateText.samples(r.probes))
+            try insertReport.execute(host, received, columns.samples)
         }
 
         var runtimesInserted = 0

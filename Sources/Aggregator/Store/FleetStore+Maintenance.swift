@@ -19,26 +19,32 @@ extension FleetStore {
     /// touches only the minutes since the previous one, so it stays cheap at any database size.
     ///
     /// - Roll-up: every complete minute (before `now`'s minute) not yet rolled is aggregated from
-    ///   `probe_sample` (samples, failures, failing classes, sum/min/max, latency buckets) and written with
+    ///   `probe_report` (samples, failures, failing classes, sum/min/max, latency buckets) and written with
     ///   `INSERT OR REPLACE`. A watermark in `store_meta` makes each minute roll once; re-running with the
     ///   same `now` changes nothing. Samples are stamped with the aggregator's receive time, so none can
-    ///   arrive for a minute already rolled (unless the wall clock steps back).
+    ///   arrive for a minute already rolled (unless the wall clock steps back). The aggregation reads a
+    ///   snapshot, outside the write transaction: a minute of 100k agents is 200k reports to read, and
+    ///   ingest must not wait for that; the write then checks that the watermark did not move meanwhile.
     /// - Retention: raw samples older than `rawRetention` (but never ones not yet rolled), minutes older
     ///   than `minuteRetention`, pull events whose time is older than `eventRetention`.
     @discardableResult
     public func maintain(
         now: Date, rawRetention: TimeInterval, minuteRetention: TimeInterval, eventRetention: TimeInterval
     ) throws(StoreError) -> MaintenanceResult {
+        let currentMinute = Self.minuteStart(now.unixSeconds)
+        let (watermark, minutes) = try read { db -> (Double?, [MinuteKey: MinuteAggregate]?) in
+            let watermark = try Self.watermark(db)
+            let from = try watermark ?? Double.fetchOne(db, sql: "SELECT MIN(observedAt) FROM probe_report").map(Self.minuteStart)
+            guard let from, from < currentMinute else { return (watermark, nil) }
+            return (watermark, try Self.rollUp(db, from: from, until: currentMinute))
+        }
         let result = try write { db in
             var result = MaintenanceResult()
-            let currentMinute = Self.minuteStart(now.unixSeconds)
-            var rolledUntil = try Double.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = ?", arguments: [Self.rolledUntilKey])
-            if rolledUntil == nil {
-                rolledUntil = try Double.fetchOne(db, sql: "SELECT MIN(observedAt) FROM probe_report").map(Self.minuteStart)
-            }
-            let from = rolledUntil ?? currentMinute
-            if from < currentMinute {
-                result.minutesWritten = try Self.rollUp(db, from: from, until: currentMinute)
+            var rolledUntil = try Self.watermark(db)
+            // Another run rolled these minutes since the snapshot was read: its rows stand.
+            if let minutes, rolledUntil == watermark {
+                try Self.insert(minutes, db)
+                result.minutesWritten = minutes.count
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)",
                     arguments: [Self.rolledUntilKey, currentMinute])
@@ -47,9 +53,9 @@ extension FleetStore {
 
             let rawCutoff = min(now.unixSeconds - rawRetention, rolledUntil ?? currentMinute)
             // Counted in samples (probes), as the roll-up counts them; a report row holds several.
-            result.samplesDeleted = try Int.fetchOne(
-                db, sql: "SELECT coalesce(sum(json_array_length(probes)), 0) FROM probe_report WHERE observedAt < ?", arguments: [rawCutoff]) ?? 0
-            try db.execute(sql: "DELETE FROM probe_report WHERE observedAt < ?", arguments: [rawCutoff])
+            let deleted = try Int.fetchCursor(
+                db, sql: "DELETE FROM probe_report WHERE observedAt < ? RETURNING json_array_length(probes)", arguments: [rawCutoff])
+            while let samples = try deleted.next() { result.samplesDeleted += samples }
             try db.execute(sql: "DELETE FROM probe_minute WHERE minute < ?", arguments: [now.unixSeconds - minuteRetention])
             result.minutesDeleted = db.changesCount
             try db.execute(sql: "DELETE FROM pull_event WHERE at < ?", arguments: [now.unixSeconds - eventRetention])
@@ -61,58 +67,53 @@ extension FleetStore {
         return result
     }
 
+    private static func watermark(_ db: Database) throws -> Double? {
+        try Double.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = ?", arguments: [rolledUntilKey])
+    }
+
     static func minuteStart(_ t: Double) -> Double {
         (t / 60).rounded(.down) * 60
     }
 
-    /// Aggregates samples in `[from, until)` per registry x endpoint x minute; returns rows written.
-    private static func rollUp(_ db: Database, from: Double, until: Double) throws -> Int {
-        struct Key: Hashable {
-            var registry: String
-            var endpoint: String
-            var minute: Int64
-        }
-        struct Aggregate {
-            var samples = 0
-            var failures = 0
-            var timed = 0
-            var sumMs = 0.0
-            var minMs: Double?
-            var maxMs: Double?
-            var histogram = LatencyHistogram()
-            var classCounts: [String: Int] = [:]
-        }
-        var minutes: [Key: Aggregate] = [:]
-        // Grouped in SQL down to (class, bucket) so Swift sees a few rows per endpoint-minute, not every sample.
+    struct MinuteKey: Hashable {
+        var registry: String
+        var endpoint: String
+        var minute: Int64
+    }
+
+    struct MinuteAggregate {
+        var samples = 0
+        var failures = 0
+        var timed = 0
+        var sumMs = 0.0
+        var minMs: Double?
+        var maxMs: Double?
+        var histogram = LatencyHistogram()
+        var classCounts: [String: Int] = [:]
+    }
+
+    /// Aggregates the samples of reports received in `[from, until)` per registry x endpoint x minute,
+    /// reading each report's `probes` text in Swift (``CompactJSONReader``): 200k reports (a minute of
+    /// 100k agents) took 0.96 s here and 5.7 s through the `probe_sample` view, whose `->>` parses
+    /// every element once per column.
+    private static func rollUp(_ db: Database, from: Double, until: Double) throws -> [MinuteKey: MinuteAggregate] {
+        var minutes: [MinuteKey: MinuteAggregate] = [:]
         let rows = try Row.fetchCursor(db, sql: """
-            SELECT registry, endpoint, CAST(observedAt / 60 AS INTEGER) * 60 AS minute, class, bucket,
-                   COUNT(*), COUNT(totalMs), TOTAL(totalMs), MIN(totalMs), MAX(totalMs)
-            FROM probe_sample
-            WHERE observedAt >= ? AND observedAt < ?
-            GROUP BY registry, endpoint, minute, class, bucket
+            SELECT CAST(observedAt / 60 AS INTEGER) * 60, probes FROM probe_report WHERE observedAt >= ? AND observedAt < ?
             """, arguments: [from, until])
         while let row = try rows.next() {
-            let key = Key(registry: row[0], endpoint: row[1], minute: row[2])
-            let cls: String = row[3]
-            let bucket: Int? = row[4]
-            let count: Int = row[5]
-            let timed: Int = row[6]
-            var agg = minutes[key] ?? Aggregate()
-            agg.samples += count
-            if cls != "ok" {
-                agg.failures += count
-                agg.classCounts[cls, default: 0] += count
+            let minute: Int64 = row[0]
+            let text: String = row[1]
+            CompactJSONReader.forEachRow(text) { v in
+                guard v.count == 5, let registry = v[0].string, let endpoint = v[1].string, let cls = v[2].string else { return }
+                let key = MinuteKey(registry: registry, endpoint: endpoint, minute: minute)
+                minutes[key, default: MinuteAggregate()].add(errorClass: cls, totalMs: v[3].double, bucket: v[4].int)
             }
-            if timed > 0 {
-                agg.timed += timed
-                agg.sumMs += row[7] as Double
-                let lo: Double = row[8], hi: Double = row[9]
-                agg.minMs = min(agg.minMs ?? lo, lo)
-                agg.maxMs = max(agg.maxMs ?? hi, hi)
-                if let bucket { agg.histogram.add(bucket: bucket, count: timed) }
-            }
-            minutes[key] = agg
         }
+        return minutes
+    }
+
+    private static func insert(_ minutes: [MinuteKey: MinuteAggregate], _ db: Database) throws {
         let insert = try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO probe_minute
                 (registry, endpoint, minute, samples, failures, timedSamples, sumMs, minMs, maxMs, buckets, failureClasses)
@@ -124,6 +125,22 @@ extension FleetStore {
                 agg.histogram.json, StoreJSON.object(agg.classCounts),
             ])
         }
-        return minutes.count
+    }
+}
+
+extension FleetStore.MinuteAggregate {
+    mutating func add(errorClass cls: String, totalMs: Double?, bucket: Int?) {
+        samples += 1
+        if cls != "ok" {
+            failures += 1
+            classCounts[cls, default: 0] += 1
+        }
+        if let ms = totalMs {
+            timed += 1
+            sumMs += ms
+            minMs = min(minMs ?? ms, ms)
+            maxMs = max(maxMs ?? ms, ms)
+            if let bucket { histogram.add(bucket: bucket, count: 1) }
+        }
     }
 }

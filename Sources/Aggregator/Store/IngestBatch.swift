@@ -15,39 +15,39 @@ public struct IngestBatch: Sendable {
         /// The transport sequence number of the report, kept as `host.lastReportSeq` for debugging.
         public var seq: UInt64
         public var report: Report {
-            didSet { hostJSON = nil; samplesText = nil; latest = nil }
+            didSet { columns = nil }
         }
         /// Aggregator clock: staleness and probe history use it, so agent clock skew cannot hide a host.
         public var receivedAt: Date
-        /// The host row's JSON columns, encoded when the entry is made (ingest makes it on the decoding
+        /// The report's column texts, encoded when the entry is made (ingest makes it on the decoding
         /// task, so the single committing thread does not spend time on it); nil once `report` changes.
-        var hostJSON: HostJSON?
-        /// `probe_report.probes` (``ProbeStateText/samples(_:)``), made with `hostJSON` for the same reason.
-        var samplesText: String?
-        /// `host.probes` but for each class's since (``ProbeStateText/Latest``), made with `hostJSON` too.
-        var latest: ProbeStateText.Latest?
+        var columns: Columns?
 
         public init(hostID: String, seq: UInt64, report: Report, receivedAt: Date) {
             self.hostID = hostID
             self.seq = seq
             self.report = report
             self.receivedAt = receivedAt
-            hostJSON = HostJSON(report)
-            samplesText = ProbeStateText.samples(report.probes)
-            latest = ProbeStateText.Latest(report.probes)
+            columns = Columns(report)
         }
     }
 
-    /// `host.labels`, `host.mirrorPools` and `host.eventSources` as stored (``StoreJSON``).
-    struct HostJSON: Sendable {
+    /// A report's text columns as stored: `host.labels`, `host.mirrorPools` and `host.eventSources`
+    /// (``StoreJSON``), `host.probes` but for each class's since (``ProbeStateText/Latest``) and
+    /// `probe_report.probes` (``ProbeStateText/samples(_:)``).
+    struct Columns: Sendable {
         var labels: String
         var mirrorPools: String
         var eventSources: String
+        var latest: ProbeStateText.Latest
+        var samples: String
 
         init(_ r: Report) {
             labels = StoreJSON.object(r.host.labels)
             mirrorPools = StoreJSON.object(r.mirrorPools)
             eventSources = StoreJSON.array(r.eventSources)
+            latest = ProbeStateText.Latest(r.probes)
+            samples = ProbeStateText.samples(r.probes)
         }
     }
 

@@ -17,22 +17,8 @@ struct JSONBytes {
 
     mutating func raw(_ other: [UInt8]) { bytes.append(contentsOf: other) }
 
-    /// A quoted JSON string (the same escapes as `JSONText.appendQuoted`).
-    mutating func quoted(_ s: String) {
-        var s = s
-        let plain = s.withUTF8 { utf8 in
-            guard !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
-            bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: utf8)
-            bytes.append(UInt8(ascii: "\""))
-            return true
-        }
-        if !plain {
-            var text = ""
-            JSONText.appendQuoted(s, to: &text)
-            text.withUTF8 { bytes.append(contentsOf: $0) }
-        }
-    }
+    /// A quoted JSON string (`JSONText.appendQuoted`).
+    mutating func quoted(_ s: String) { JSONText.appendQuoted(s, to: &bytes) }
 
     mutating func quoted(_ s: String?) {
         if let s { quoted(s) } else { raw("null") }

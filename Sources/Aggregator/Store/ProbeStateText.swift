@@ -7,9 +7,9 @@ import RegwatchShared
 /// eleven rows per report (host, five endpoint states, five samples) capped ingest near 20k reports/s
 /// on two cores; two rows per report do not.
 ///
-/// Both are arrays of positional arrays, written here without an encoder and read back by SQL through
-/// the `endpoint_state` and `probe_sample` views (``StoreSchema``), whose column positions come from
-/// ``latestColumns`` and ``sampleColumns``.
+/// Both are arrays of positional arrays, written here without an encoder and read back in Swift
+/// (``forEachLatest(_:_:)``) and by SQL through the `endpoint_state` and `probe_sample` views
+/// (``StoreSchema``), which use the positions of ``latestColumns`` and of ``samples(_:)``.
 public enum ProbeStateText {
     /// Positions in a `host.probes` element.
     static let latestColumns = [
@@ -17,8 +17,6 @@ public enum ProbeStateText {
         "tlsTrusted", "tlsDaysLeft", "tlsExpiresAt", "rateLimitLimit", "rateLimitRemaining", "rateLimitWindowSeconds",
         "rateLimitSource", "manifestReference", "manifestStatus", "manifestDigest", "checkedAt",
     ]
-    /// Positions in a `probe_report.probes` element.
-    static let sampleColumns = ["registry", "endpoint", "class", "totalMs", "bucket"]
 
     /// A previous state's class and since when, by endpoint.
     public struct Previous: Sendable {
@@ -54,7 +52,6 @@ public enum ProbeStateText {
         }
 
         var elements: [Element] = []
-        public var count: Int { elements.count }
 
         public init(_ probes: [ProbeResult]) {
             var chosen: [Int] = []

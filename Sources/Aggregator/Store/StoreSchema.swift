@@ -77,6 +77,7 @@ enum StoreSchema {
         try db.execute(sql: """
             ALTER TABLE host ADD COLUMN probes TEXT NOT NULL DEFAULT '[]';
             ALTER TABLE host ADD COLUMN probesObservedAt REAL; -- aggregator clock: when host.probes was written
+            ALTER TABLE host DROP COLUMN endpointCount; -- json_array_length(probes) now
             UPDATE host SET
                 probes = coalesce((
                     SELECT json_group_array(json_array(registry, endpoint, role, class, classSince, detail, dnsMs, connectMs, tlsMs, ttfbMs, totalMs, tlsTrusted, tlsDaysLeft, tlsExpiresAt, rateLimitLimit, rateLimitRemaining, rateLimitWindowSeconds, rateLimitSource, manifestReference, manifestStatus, manifestDigest, checkedAt))

@@ -4,11 +4,7 @@ public enum JSONText {
     /// Appends `s` as a quoted JSON string; the common case without escapes is one append.
     public static func appendQuoted(_ s: String, to out: inout String) {
         out += "\""
-        var copy = s
-        let plain = copy.withUTF8 { bytes in
-            !bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
-        }
-        if plain {
+        if isPlain(s) {
             out += s
         } else {
             for scalar in s.unicodeScalars {
@@ -26,6 +22,33 @@ public enum JSONText {
             }
         }
         out += "\""
+    }
+
+    /// Appends `s` quoted to UTF-8 bytes: a copy when nothing needs escaping.
+    public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        var s = s
+        let copied = s.withUTF8 { utf8 in
+            guard isPlain(utf8) else { return false }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: utf8)
+            out.append(UInt8(ascii: "\""))
+            return true
+        }
+        if !copied {
+            var text = ""
+            appendQuoted(s, to: &text)
+            text.withUTF8 { out.append(contentsOf: $0) }
+        }
+    }
+
+    /// Whether `s` needs no escape inside a JSON string.
+    static func isPlain(_ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { isPlain($0) }
+    }
+
+    static func isPlain(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        !utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
     }
 
     public static func quoted(_ s: String) -> String {
