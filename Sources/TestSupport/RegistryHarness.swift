@@ -14,7 +14,30 @@ public final class RegistryHarness: @unchecked Sendable {
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 
-    deinit { stopAll() }
+    /// Stops what the test started and removes its directory; `REGWATCH_KEEP_TEST_DIRS=1` keeps the
+    /// directories (logs, databases) to look at after a failure.
+    deinit {
+        stopAll()
+        guard unmountAll(), ProcessInfo.processInfo.environment["REGWATCH_KEEP_TEST_DIRS"] != "1" else { return }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// Detaches every mount left under the directory (dockerd bind-mounts its data root onto itself and
+    /// leaves it behind when killed). Returns whether none is left.
+    @discardableResult
+    public func unmountAll() -> Bool {
+        func mounted() -> [String] {
+            guard let info = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+            return info.split(separator: "\n").compactMap { line in
+                let fields = line.split(separator: " ")
+                guard fields.count > 4 else { return nil }
+                let point = String(fields[4])
+                return point == dir || point.hasPrefix(dir + "/") ? point : nil
+            }
+        }
+        for point in mounted().sorted(by: >) { umount2(point, Int32(MNT_DETACH)) }
+        return mounted().isEmpty
+    }
 
     public func stopAll() {
         for p in processes { Self.stop(p) }
@@ -29,18 +52,34 @@ public final class RegistryHarness: @unchecked Sendable {
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
     }
 
-    /// A port nobody listens on right now.
+    /// A port nobody listens on right now, below the kernel's ephemeral range (32768 and up).
+    ///
+    /// Ports handed out by `bind(0)` come from the range outgoing connections use as source ports, and
+    /// a second test could be handed the same one between our close and the server's bind. Counting up
+    /// from a base in 20000–31999 gives every caller in this process a different port, and one no
+    /// client connection takes.
     public static func freePort() -> Int {
+        portLock.lock()
+        defer { portLock.unlock() }
+        for _ in 0..<12_000 {
+            let port = 20_000 + nextPort % 12_000
+            nextPort += 1
+            if canBind(port) { return port }
+        }
+        fatalError("no free port in 20000-31999")
+    }
+
+    private static let portLock = NSLock()
+    nonisolated(unsafe) private static var nextPort = Int(getpid()) * 37 % 12_000
+
+    private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = bind(fd, $0, len) } }
-        withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
     }
 
     public static func waitForPort(_ port: Int, seconds: Double = 15) -> Bool {

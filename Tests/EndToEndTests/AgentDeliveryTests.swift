@@ -7,7 +7,7 @@ import Testing
 /// At-least-once pull-event delivery and fail-static behaviour of `regwatch-agent run` as a real
 /// process against a real ROUTER over CURVE. The consumer here deduplicates by (host, seq) as the
 /// aggregator does, so "exactly once" means: every event the agent saw, no event twice, none lost.
-@Suite("agent delivery", .serialized)
+@Suite("agent delivery", .serialized, .ownThread)
 struct AgentDeliveryTests {
     /// Keys, config, a log file the agent tails, and a ROUTER that can be stopped and restarted on one port.
     final class Fixture: @unchecked Sendable {

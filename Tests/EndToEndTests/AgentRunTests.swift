@@ -6,7 +6,7 @@ import Testing
 
 /// `regwatch-agent run` as a real process: reports every interval over CURVE to a real ROUTER, and a
 /// clean exit on SIGTERM.
-@Suite("agent run", .serialized)
+@Suite("agent run", .serialized, .ownThread)
 struct AgentRunTests {
     @Test("reports arrive every interval, authenticated, with increasing sequence numbers; SIGTERM stops it cleanly")
     func reports() async throws {
@@ -42,7 +42,7 @@ struct AgentRunTests {
         kill(agent.processIdentifier, SIGTERM)
         var exited = false
         for _ in 0..<100 where !exited {
-            exited = !agent.isRunning
+            exited = Fleet.exited(agent)
             if !exited { try await Task.sleep(for: .milliseconds(50)) }
         }
         #expect(exited, "agent did not stop on SIGTERM")

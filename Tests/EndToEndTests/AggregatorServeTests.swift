@@ -6,7 +6,7 @@ import Testing
 
 /// `regwatch-aggregator serve` and `regwatch-agent run` as real processes over CURVE on loopback,
 /// against real registries (an upstream and a pull-through mirror), with the embedded SQLite file.
-@Suite("aggregator serve", .serialized)
+@Suite("aggregator serve", .serialized, .ownThread)
 struct AggregatorServeTests {
     @Test("three agents in two zones: hosts with labels, healthy endpoints, Prometheus text that promtool accepts, the CLI reads the live database")
     func fleet() throws {

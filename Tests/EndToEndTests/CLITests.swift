@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The executables as users run them: exit codes and one-line errors (DESIGN.md CLI contract).
-@Suite("CLI")
+@Suite("CLI", .ownThread)
 struct CLITests {
     let dir = CLI.tempDir("cli")
 

@@ -3,7 +3,7 @@ import RegwatchTestSupport
 import Testing
 
 /// `regwatch-agent check` as an operator runs it, against real registries on loopback.
-@Suite("check command", .serialized)
+@Suite("check command", .serialized, .ownThread)
 struct CheckCommandTests {
     @Test("healthy fleet view exits 0 with the contract JSON; a dead mirror and a broken daemon.json exit 1")
     func check() throws {

@@ -6,7 +6,7 @@ import Testing
 /// Correlation with real processes: agents probing real registries report to `regwatch-aggregator
 /// serve`, which opens and closes outages, serves them on the API and alerts a real Alertmanager.
 /// Windows are 1 s here (agents report every second) so the hold-downs play out in seconds.
-@Suite("correlation end to end", .serialized)
+@Suite("correlation end to end", .serialized, .ownThread)
 struct CorrelationEndToEndTests {
     static let fastCorrelation = "{window: 1s, openAfter: 2, recoveryHold: 3s, minHosts: 3, minZones: 2, staleAfter: 5}"
 
@@ -166,6 +166,7 @@ struct CorrelationEndToEndTests {
         #expect(open.first?["egress"] as? String == "203.0.113.7")
         #expect(open.first?["affectedHosts"] as? Int == 2)
         #expect(open.first?["errorClass"] as? String == "rate_limited")
-        #expect(try f.get("/metrics").contains("regwatch_ratelimit_remaining{egress=\"203.0.113.7\"} 0"))
+        // The fleet gauges refresh every 5 s, independently of correlation windows.
+        #expect(try f.eventually(15) { try f.get("/metrics").contains("regwatch_ratelimit_remaining{egress=\"203.0.113.7\"} 0") })
     }
 }

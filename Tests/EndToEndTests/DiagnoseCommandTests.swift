@@ -3,7 +3,7 @@ import RegwatchTestSupport
 import Testing
 
 /// `regwatch-agent diagnose` end to end against real registries.
-@Suite("diagnose command", .serialized)
+@Suite("diagnose command", .serialized, .ownThread)
 struct DiagnoseCommandTests {
     func config(_ h: RegistryHarness, upstream: Int, mirrors: [Int], credentials: String? = nil) throws -> String {
         let path = "\(h.dir)/agent-\(UUID().uuidString).yaml"

@@ -6,7 +6,7 @@ import Testing
 /// The operator's side of failover on a running aggregator: `advise` mode plans and shows but sends
 /// nothing; freeze/thaw need the bearer token (HTTP and CLI); `failovers` and `failover plan` read the
 /// database; a token file others can read keeps `serve` from starting.
-@Suite("failover API and CLI", .serialized)
+@Suite("failover API and CLI", .serialized, .ownThread)
 struct FailoverAPITests {
     static let token = "0123456789abcdef-operator"
 
@@ -98,7 +98,7 @@ struct FailoverAPITests {
 
 /// An egress whose Docker Hub quota is exhausted gets its authenticated mirror first; hosts behind other
 /// egress IPs keep their order.
-@Suite("failover for an exhausted quota", .serialized)
+@Suite("failover for an exhausted quota", .serialized, .ownThread)
 struct FailoverQuotaTests {
     @Test("429 for the hosts behind one egress: those hosts, and only those, get the authenticated mirror first")
     func authenticatedMirrorFirst() throws {

@@ -8,7 +8,7 @@ import Testing
 /// `skopeo copy`). Mirror A dies: the outage opens, the canaries (one per zone) switch, then the rest;
 /// pulls go through mirror B without touching A; A comes back and after the recovery hold the
 /// preferred order returns everywhere.
-@Suite("failover end to end", .serialized)
+@Suite("failover end to end", .serialized, .ownThread)
 struct FailoverEndToEndTests {
     static let manyKeys = """
     ,

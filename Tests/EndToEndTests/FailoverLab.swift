@@ -249,7 +249,6 @@ final class FailoverLab: @unchecked Sendable {
         h.stopAll()
         usleep(300_000)
         _ = try? h.run("/usr/sbin/ip", ["netns", "del", ns])
-        // dockerd leaves its mounts under the data root.
-        _ = try? RegistryHarness.spawnAndWait("/bin/sh", ["-c", "grep -o '\(dir)[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"])
+        h.unmountAll()
     }
 }

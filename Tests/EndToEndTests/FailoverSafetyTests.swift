@@ -9,7 +9,7 @@ import Testing
 /// nothing halts the rollout at the canaries, which are rolled back; an agent killed at every step of an
 /// apply leaves runtime files that parse and hold the old or the new order, and a real dockerd that ends
 /// up on the new order once the command is applied again.
-@Suite("failover safety", .serialized)
+@Suite("failover safety", .serialized, .ownThread)
 struct FailoverSafetyTests {
     @Test("a bad mirror as the target: canaries apply it, their probes fail, the rollout halts and they roll back; the rest never get it")
     func badMirrorHaltsAtCanaries() throws {
@@ -142,7 +142,7 @@ struct FailoverSafetyTests {
 /// Lost messages and restarts heal by themselves: an agent frozen through the rollout and an aggregator
 /// killed with -9 in the middle of it, and still every host converges on the failover, with the
 /// generation counter continuing where it was.
-@Suite("failover convergence", .serialized)
+@Suite("failover convergence", .serialized, .ownThread)
 struct FailoverConvergenceTests {
     @Test("aggregator kill -9 mid-rollout and an agent frozen through it: every host converges, generations never reused")
     func healsAfterRestarts() throws {

@@ -48,6 +48,7 @@ struct DockerNamespace {
     func tearDown() {
         _ = try? h.run("/usr/bin/pkill", ["-9", "-f", h.dir])
         h.stopAll()
+        h.unmountAll()
         _ = try? h.run("/usr/sbin/ip", ["netns", "del", name])
     }
 }
