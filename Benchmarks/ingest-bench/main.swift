@@ -56,6 +56,35 @@ func sleep(seconds: Double) {
     while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
 }
 
+// MARK: Receive floor
+
+/// `--receive-floor ENDPOINT KEYSDIR`: this binary run as a second process that only receives, through
+/// the aggregator's own transport (RouterServer, CURVE, the enrollment check), and discards. Its CPU at
+/// 3,300 reports/s is what any aggregator on this machine pays before decoding or storing anything.
+/// Prints `ready` once bound and `received N` when its stdin closes.
+if let i = arguments.firstIndex(of: "--receive-floor"), i + 2 < arguments.count {
+    let logger = Logger(label: "receive-floor", factory: { _ in SwiftLogNoOpLogHandler() })
+    do {
+        let keys = try ServerKeys.load(keysDir: arguments[i + 2])
+        let router = RouterServer(configuration: .init(endpoint: arguments[i + 1], security: .curve(serverKeys: keys.transport)),
+                                  authenticator: EnrollmentAuthenticator(store: EnrollmentStore(keysDir: arguments[i + 2]), logger: logger), logger: logger)
+        _ = try router.start()
+        let received = Atomic<Int>(0)
+        Task.detached {
+            for await batch in router.inbound.batched { received.add(batch.count, ordering: .relaxed) }
+        }
+        print("ready")
+        fflush(nil)
+        while readLine() != nil {}
+        print("received \(received.load(ordering: .relaxed))")
+        fflush(nil)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("regwatch-ingest-bench --receive-floor: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
 // MARK: Processes
 
 /// CPU seconds (user + system) a process has used, from /proc/PID/stat.
@@ -335,8 +364,8 @@ func send(_ count: Int, fleet: EmulatedFleet, dealers: [DealerClient], counter: 
 /// probe_report row of samples), the same values, with the sqlite3 C API: statements prepared once, one
 /// transaction per `rawBatch` reports, WAL, synchronous=NORMAL, foreign keys on, into a fresh file with
 /// the same schema.
-func rawRun(dir: String, fleet: EmulatedFleet, count: Int) throws -> Double {
-    let path = "\(dir)/raw.db"
+func rawRun(dir: String, fleet: EmulatedFleet, count: Int, batch: Int = rawBatch, file: String = "raw.db") throws -> Double {
+    let path = "\(dir)/\(file)"
     // The schema exactly as the aggregator creates it.
     do { _ = try FleetStore(path: path) }
     var db: OpaquePointer?
@@ -394,7 +423,7 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int) throws -> Double {
     var done = 0
     while done < count {
         exec("BEGIN IMMEDIATE")
-        let end = min(count, done + rawBatch)
+        let end = min(count, done + batch)
         let received = Date().timeIntervalSince1970
         for n in done..<end {
             let h = n % fleet.hosts.count
@@ -420,6 +449,75 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int) throws -> Double {
     sqlite3_finalize(check)
     if samples != count * probesPerReport { fail("raw reference wrote \(samples) samples, expected \(count * probesPerReport)") }
     return Double(count) / elapsed
+}
+
+// MARK: Floor
+
+/// Runs this binary with `--receive-floor` and sends it `pacedRate` reports/s for `pacedSeconds` from
+/// fresh emulated agents: the receiving process' CPU share while they were sent.
+@MainActor func measureReceiveFloor() async throws -> (share: Double, received: Int, sent: Int) {
+    let port = freePort()
+    let sink = Process()
+    sink.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    sink.arguments = ["--receive-floor", "tcp://127.0.0.1:\(port)", keysDir]
+    let input = Pipe(), output = Pipe()
+    sink.standardInput = input
+    sink.standardOutput = output
+    _ = fm.createFile(atPath: "\(dir)/receive-floor.log", contents: nil)
+    sink.standardError = FileHandle(forWritingAtPath: "\(dir)/receive-floor.log")
+    try sink.run()
+    var said = ""
+    func readUntil(_ text: String) {
+        while !said.contains(text) {
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { fail("the receive-floor process stopped; see \(dir)/receive-floor.log (run with --keep)") }
+            said += String(decoding: data, as: UTF8.self)
+        }
+    }
+    readUntil("ready\n")
+    let clients = zip(fleet.hosts, agentKeys).map { host, keys in
+        DealerClient(configuration: .init(endpoint: "tcp://127.0.0.1:\(port)", hostID: host, security: .curve(serverKey: serverKeys.transport.publicKey, clientKeys: keys)), logger: logger)
+    }
+    for c in clients { try c.start() }
+    let deadline = now() + 30
+    while clients.contains(where: { $0.statistics.state != .connected }) {
+        if now() > deadline { fail("agents did not connect to the receive-floor process") }
+        sleep(seconds: 0.01)
+    }
+    sleep(seconds: 0.5)
+    let pid = sink.processIdentifier
+    let cpu0 = cpuSeconds(pid: pid), t0 = now()
+    let sentAt = send(pacedCount, fleet: fleet, dealers: clients, counter: counter, base: 0, rate: pacedRate)
+    let share = (cpuSeconds(pid: pid) - cpu0) / (sentAt - t0)
+    sleep(seconds: 0.5)
+    for c in clients { await c.shutdown() }
+    try input.fileHandleForWriting.close()
+    readUntil("\n", after: "received ")
+    sink.waitUntilExit()
+    let received = Int(said.components(separatedBy: "received ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1
+    return (share, received, pacedCount)
+
+    func readUntil(_ end: String, after start: String) {
+        while !(said.components(separatedBy: start).count > 1 && said.components(separatedBy: start).last!.contains(end)) {
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            said += String(decoding: data, as: UTF8.self)
+        }
+    }
+}
+
+/// CPU seconds per report of `WireCodec.decode` on the bench's payloads (one thread, nothing else).
+@MainActor func measureDecode(count: Int) -> Double {
+    let payloads = (0..<fleet.hosts.count).map { fleet.templates[$0].render(seq: 1, time: rfc3339(ms: fleet.baseMs + 1)) }
+    let codec = WireCodec()
+    var probes = 0
+    let start = ownCPUSeconds()
+    for i in 0..<count {
+        if case .report(let env)? = try? codec.decode(payloads[i % payloads.count]) { probes += env.body.probes.count }
+    }
+    let seconds = ownCPUSeconds() - start
+    if probes != count * probesPerReport { fail("decoding the payloads gave \(probes) probes, expected \(count * probesPerReport)") }
+    return seconds / Double(count)
 }
 
 // MARK: Run
@@ -598,6 +696,17 @@ sync()
 let rawRate = try rawRun(dir: dir, fleet: fleet, count: burstCount)
 let ratio = storedRate / rawRate
 
+// The floor under the paced figure on this machine, measured in the same run: receiving through the
+// transport in a process that does nothing else, decoding each report, and SQLite writing its rows in
+// transactions of what the aggregator gathers at that rate (its 25 ms linger).
+progress("floor")
+let receiveFloor = try await measureReceiveFloor()
+let decodeSeconds = measureDecode(count: quick ? 20_000 : 100_000)
+let pacedBatch = Int(pacedRate * 0.025)
+let rawPacedRate = try rawRun(dir: dir, fleet: fleet, count: pacedCount, batch: pacedBatch, file: "raw-paced.db")
+let floorParts = (receive: receiveFloor.share, decode: decodeSeconds * pacedRate, sqlite: pacedRate / rawPacedRate)
+let floorShare = floorParts.receive + floorParts.decode + floorParts.sqlite
+
 func fmt(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
 let rows: [(String, String, String)] = [
     ("stored by regwatch-aggregator", "\(fmt(storedRate)) reports/s", "\(burstRun.stored) reports in \(fmt(burstRun.elapsed, 2)) s; aggregator CPU \(fmt(burstRun.cpu / burstRun.elapsed, 2)) cores, bench \(fmt(ownBurstCPU / burstRun.elapsed, 2))"),
@@ -605,6 +714,8 @@ let rows: [(String, String, String)] = [
     ("ratio stored / raw", fmt(ratio, 2), "goal >= 0.50"),
     ("stored reports/s", fmt(storedRate), "goal >= 30000"),
     ("aggregator CPU at 3300 reports/s", "\(fmt(pacedShare * 100, 1)) % of one core", "goal < 15 %; idle \(fmt(idleShare * 100, 1)) %, \(paced.stored) of \(pacedCount) stored, the last \(fmt(paced.elapsed - pacedSeconds, 1)) s after sending ended"),
+    ("floor at 3300 reports/s", "\(fmt(floorShare * 100, 1)) % of one core", "receive only \(fmt(floorParts.receive * 100, 1)) % (\(receiveFloor.received) of \(receiveFloor.sent)), decode \(fmt(floorParts.decode * 100, 1)) %, raw SQLite \(fmt(floorParts.sqlite * 100, 1)) % (\(pacedBatch) per transaction)"),
+    ("aggregator above the floor", "\(fmt((pacedShare - floorShare) * 100, 1)) % of one core", "\(fmt((pacedShare - floorShare) / pacedRate * 1e6, 1)) us per report"),
     ("aggregator peak RSS", "\(fmt(rss)) MiB", "\(sent) reports sent, \(ingested) ingested, \(dropped) counted as dropped, \(lost) lost"),
 ]
 let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!

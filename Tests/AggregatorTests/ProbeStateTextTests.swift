@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 @testable import RegwatchAggregator
 import RegwatchShared
+import RegwatchTestSupport
 import Testing
 
 private typealias F = StoreFixture
@@ -129,6 +130,54 @@ struct ProbeStateTextTests {
         #expect(rows == [[.string("aé🚀/"), .number(-150), .null, .bool(true)], []])
         for bad in ["", "[", "[[1]", "[[1],]", "[1]", "[[\"x]]", "[[\"\\ud83d\"]]", "[[nul]]", "[[1]] x", "[[{}]]", "[[\"\\q\"]]"] {
             #expect(!CompactJSONReader.forEachRow(bad) { _ in }, "\(bad)")
+        }
+    }
+
+    @Test("a kept class copies its stored since as text; a changed class, a null or an unreadable text start now")
+    func sinceCarriedAsText() {
+        let latest = ProbeStateText.Latest([F.probe(F.mirrorA, .tcpTimeout), F.probe(F.mirrorB)])
+        func since(_ stored: String) -> [String] {
+            var bytes = Array(stored.utf8)
+            let text = bytes.withUnsafeMutableBufferPointer { latest.text(receivedAt: 500.25, previous: .init(UnsafeBufferPointer($0))) }
+            var out: [String] = []
+            CompactJSONReader.forEachRow(text) { row in out.append("\(row[4].double ?? -1)") }
+            return out
+        }
+        let a = "\"docker.io\",\"\(F.mirrorA)\"", b = "\"docker.io\",\"\(F.mirrorB)\""
+        // A detail holding brackets, quotes and commas does not end its element early.
+        let stored = "[[\(b),\"mirror\",\"ok\",1700000000.123456789,\"],[\\\"x\\\",\",null], [\(a),\"mirror\",\"tcp_timeout\",120,\"\"]]"
+        #expect(since(stored) == ["120.0", "1700000000.1234567"])
+        #expect(since("[[\(a),\"mirror\",\"server_error\",120],[\(b),\"mirror\",\"ok\",null]]") == ["500.25", "500.25"])
+        for bad in ["", "[", "[[\(a),\"mirror\",\"tcp_timeout\",120]", "[[\(a),\"mirror\",\"tcp_timeout\",120]] x", "{}"] {
+            #expect(since(bad) == ["500.25", "500.25"], "\(bad)")
+        }
+        // The text is copied, not reformatted: the same bytes as stored.
+        var bytes = Array("[[\(a),\"mirror\",\"tcp_timeout\",1.0e2]]".utf8)
+        let text = bytes.withUnsafeMutableBufferPointer { latest.text(receivedAt: 1, previous: .init(UnsafeBufferPointer($0))) }
+        #expect(text.contains("\"tcp_timeout\",1.0e2,"))
+    }
+
+    @Test("numbers are written short and read back as the same value")
+    func numbers() {
+        func text(_ v: Double?) -> String {
+            var out = JSONBytes(capacity: 32)
+            out.number(v)
+            return out.string
+        }
+        #expect(text(96) == "96" && text(2.1) == "2.1" && text(0.05) == "0.05" && text(-2.1) == "-2.1" && text(0) == "0")
+        #expect(text(1_764_000_123.456) == "1764000123.456" && text(3000.2) == "3000.2" && text(-0.001) == "-0.001")
+        #expect(text(1e-7) == "1e-07" && text(.infinity) == "null" && text(nil) == "null" && text(.nan) == "null")
+        var rng = SplitMix(seed: 7)
+        for _ in 0..<20_000 {
+            let bits = rng.next()
+            let v: Double = switch bits % 4 {
+            case 0: Double(Int64(bitPattern: rng.next()) % 10_000_000) / 1000
+            case 1: Double(bitPattern: rng.next())
+            case 2: Double(rng.next() % 1_000_000_000_000) / 10
+            default: (Double(rng.next() % 1_000_000) / 1e6) * 1e12
+            }
+            guard v.isFinite else { continue }
+            #expect(Double(text(v)) == v, "\(v) written as \(text(v))")
         }
     }
 }

@@ -1,7 +1,7 @@
 import RegwatchShared
 
 /// Reads the store's own compact JSON columns (`host.probes`, `probe_report.probes`): an array of
-/// arrays of scalars. The ingest path reads a host's previous probe states once per report, so this
+/// arrays of scalars. The read path (API, correlation, roll-up) decodes these columns in bulk, so this
 /// walks the UTF-8 bytes with the wire's `JSONReader` instead of Foundation; it accepts any valid JSON
 /// of that shape (escapes and exponents included) and reports anything else as unreadable.
 enum CompactJSONReader {
@@ -23,10 +23,9 @@ enum CompactJSONReader {
         return text.withUTF8 { forEachRow(bytes: $0, body) }
     }
 
-    /// The same over UTF-8 bytes (a column SQLite holds); only the first `prefix` values of each row
-    /// reach `body`, the rest are checked, not converted.
+    /// The same over UTF-8 bytes (a column SQLite holds).
     @discardableResult
-    static func forEachRow(bytes: UnsafeBufferPointer<UInt8>, prefix: Int = .max, _ body: ([Value]) -> Void) -> Bool {
+    static func forEachRow(bytes: UnsafeBufferPointer<UInt8>, _ body: ([Value]) -> Void) -> Bool {
         guard bytes.count > 0 else { return false }
         var reader = JSONReader(bytes)
         var row: [Value] = []
@@ -34,7 +33,7 @@ enum CompactJSONReader {
             try reader.array { (r: inout JSONReader) throws(FastPathBail) in
                 row.removeAll(keepingCapacity: true)
                 try r.array { (r: inout JSONReader) throws(FastPathBail) in
-                    if row.count < prefix { row.append(try scalar(&r)) } else { try r.skipValue() }
+                    row.append(try scalar(&r))
                 }
                 body(row)
             }

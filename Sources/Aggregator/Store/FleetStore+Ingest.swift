@@ -123,7 +123,7 @@ private final class Ingester {
         let stored = try selectHost.fetchOne(host) { row in
             (cycle: row.double(0), runtimes: row.int(1),
              sameZone: row.text(2, equals: r.host.zone) && row.text(3, equals: r.host.egress),
-             previous: row.withText(4, ProbeStateText.previous))
+             previous: row.withText(4, ProbeStateText.Previous.init))
         }
         if let stored, cycle <= stored.cycle {
             try touchHost.execute(received, host)
@@ -138,7 +138,7 @@ private final class Ingester {
         let columns = entry.columns ?? IngestBatch.Columns(r)
         let labels = columns.labels, pools = columns.mirrorPools, sources = columns.eventSources
         let generation = Int64(bitPattern: r.appliedGeneration), seq = Int64(bitPattern: entry.seq)
-        let latest = columns.latest.text(receivedAt: received, previous: stored?.previous ?? [])
+        let latest = columns.latest.text(receivedAt: received, previous: stored?.previous ?? .init())
         if let stored, stored.sameZone {
             try updateHostSameZone.execute(
                 labels, r.agentVersion, r.intervalSeconds, generation, pools, sources,

@@ -18,23 +18,109 @@ public enum ProbeStateText {
         "rateLimitSource", "manifestReference", "manifestStatus", "manifestDigest", "checkedAt",
     ]
 
-    /// A previous state's class and since when, by endpoint.
+    /// A stored `host.probes`, kept as its bytes: where each element's endpoint, class and `classSince`
+    /// are. Nothing is converted: a class that stays the same keeps its `classSince` text as stored, so
+    /// the write path neither parses nor formats that number (reading it back was half the committing
+    /// thread's time).
     public struct Previous: Sendable {
-        var registry: String
-        var endpoint: String
-        var errorClass: String
-        var since: Double?
-    }
-
-    /// The classes in a stored `host.probes`; empty when it is empty or unreadable (then every class
-    /// starts now, as for a new host). Reads the first five values of each element only.
-    static func previous(_ text: UnsafeBufferPointer<UInt8>) -> [Previous] {
-        var out: [Previous] = []
-        let ok = CompactJSONReader.forEachRow(bytes: text, prefix: 5) { row in
-            guard row.count > 4, let registry = row[0].string, let endpoint = row[1].string, let cls = row[3].string else { return }
-            out.append(Previous(registry: registry, endpoint: endpoint, errorClass: cls, since: row[4].double))
+        struct Element: Sendable {
+            /// `["registry","endpoint",`
+            var key: Range<Int>
+            /// `"class"`
+            var errorClass: Range<Int>
+            /// The number, or nil when it was `null`.
+            var since: Range<Int>?
         }
-        return ok ? out : []
+
+        var bytes: [UInt8] = []
+        var elements: [Element] = []
+
+        public init() {}
+
+        /// Scans `text` as ``Latest`` writes it; an element shaped otherwise is skipped, and a text that
+        /// is not an array of arrays yields no elements (then every class starts now, as for a new host).
+        init(_ text: UnsafeBufferPointer<UInt8>) {
+            bytes = Array(text)
+            guard let found = Self.scan(bytes) else { return }
+            elements = found
+        }
+
+        private static func scan(_ b: [UInt8]) -> [Element]? {
+            var i = 0
+            func skipSpace() { while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 } }
+            func take(_ c: UInt8) -> Bool {
+                skipSpace()
+                guard i < b.count, b[i] == c else { return false }
+                i += 1
+                return true
+            }
+            /// A JSON string token from its opening quote; false when there is none.
+            func string() -> Bool {
+                skipSpace()
+                guard i < b.count, b[i] == UInt8(ascii: "\"") else { return false }
+                i += 1
+                while i < b.count {
+                    if b[i] == UInt8(ascii: "\\") { i += 2; continue }
+                    if b[i] == UInt8(ascii: "\"") { i += 1; return true }
+                    i += 1
+                }
+                return false
+            }
+            /// To the `]` that closes the current flat element, past strings; false at the end of the text.
+            func closeElement() -> Bool {
+                while i < b.count {
+                    if b[i] == UInt8(ascii: "\"") {
+                        guard string() else { return false }
+                        continue
+                    }
+                    if b[i] == UInt8(ascii: "]") { i += 1; return true }
+                    if b[i] == UInt8(ascii: "[") || b[i] == UInt8(ascii: "{") { return false }
+                    i += 1
+                }
+                return false
+            }
+            var out: [Element] = []
+            guard take(UInt8(ascii: "[")) else { return nil }
+            if take(UInt8(ascii: "]")) { return out }
+            repeat {
+                skipSpace()
+                let start = i
+                guard take(UInt8(ascii: "[")) else { return nil }
+                var element: Element?
+                if string(), take(UInt8(ascii: ",")), string(), take(UInt8(ascii: ",")) {
+                    let key = start..<i
+                    if string(), take(UInt8(ascii: ",")) {
+                        skipSpace()
+                        let cls = i
+                        if string() {
+                            let clsEnd = i
+                            if take(UInt8(ascii: ",")) {
+                                skipSpace()
+                                let since = i
+                                while i < b.count, b[i] != UInt8(ascii: ","), b[i] != UInt8(ascii: "]"), b[i] != 0x20 { i += 1 }
+                                let text = b[since..<i]
+                                let number = !text.isEmpty && !text.elementsEqual("null".utf8)
+                                element = Element(key: key, errorClass: cls..<clsEnd, since: number ? since..<i : nil)
+                            }
+                        }
+                    }
+                }
+                guard closeElement() else { return nil }
+                if let element { out.append(element) }
+            } while take(UInt8(ascii: ","))
+            guard take(UInt8(ascii: "]")) else { return nil }
+            skipSpace()
+            return i == b.count ? out : nil
+        }
+
+        /// The stored `classSince` text of the element with this key and class.
+        func since(key: ArraySlice<UInt8>, errorClass: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+            for e in elements where bytes[e.key].elementsEqual(key) {
+                guard let since = e.since, bytes[e.errorClass].elementsEqual(errorClass) else { return nil }
+                return bytes[since]
+            }
+            return nil
+        }
     }
 
     /// `host.probes` for a report, encoded where the report is decoded except each element's
@@ -43,12 +129,12 @@ public enum ProbeStateText {
     /// wins), ordered by registry and endpoint bytewise.
     public struct Latest: Sendable {
         struct Element: Sendable {
-            var registry: String
-            var endpoint: String
-            var errorClass: String
             /// `["registry","endpoint","role","class",` and `,"detail",…]`: the element around classSince.
             var head: [UInt8]
             var tail: [UInt8]
+            /// Where `["registry","endpoint",` and `"class"` are in `head`, to find the stored element.
+            var keyEnd: Int
+            var errorClass: Range<Int>
         }
 
         var elements: [Element] = []
@@ -79,9 +165,12 @@ public enum ProbeStateText {
                 head.raw(",")
                 head.quoted(p.endpoint.url)
                 head.raw(",")
+                let keyEnd = head.bytes.count
                 head.quoted(p.endpoint.role.rawValue)
                 head.raw(",")
+                let classStart = head.bytes.count
                 head.quoted(cls)
+                let classEnd = head.bytes.count
                 head.raw(",")
                 var tail = JSONBytes(capacity: 320)
                 tail.raw(",")
@@ -102,21 +191,29 @@ public enum ProbeStateText {
                 tail.raw(","); tail.quoted(p.manifest?.digest)
                 tail.raw(","); tail.number(p.checkedAt.unixSeconds)
                 tail.raw("]")
-                elements.append(Element(registry: p.endpoint.registry, endpoint: p.endpoint.url, errorClass: cls, head: head.bytes, tail: tail.bytes))
+                elements.append(Element(head: head.bytes, tail: tail.bytes, keyEnd: keyEnd, errorClass: classStart..<classEnd))
             }
         }
 
         /// The column text: each class keeps its `classSince` from `previous` while it stays the same,
         /// else starts at `receivedAt`.
-        public func text(receivedAt: Double, previous: [Previous] = []) -> String {
+        public func text(receivedAt: Double, previous: Previous = .init()) -> String {
             var out = JSONBytes(capacity: elements.reduce(2) { $0 + $1.head.count + $1.tail.count + 24 })
+            var now: [UInt8] = []
             out.raw("[")
             for (n, e) in elements.enumerated() {
                 if n > 0 { out.raw(",") }
-                let before = previous.first { $0.registry == e.registry && $0.endpoint == e.endpoint }
-                let since = before.flatMap { $0.errorClass == e.errorClass ? $0.since : nil } ?? receivedAt
                 out.raw(e.head)
-                out.number(since)
+                if let since = previous.since(key: e.head[..<e.keyEnd], errorClass: e.head[e.errorClass]) {
+                    out.bytes.append(contentsOf: since)
+                } else {
+                    if now.isEmpty {
+                        var text = JSONBytes(capacity: 24)
+                        text.number(receivedAt)
+                        now = text.bytes
+                    }
+                    out.raw(now)
+                }
                 out.raw(e.tail)
             }
             out.raw("]")
