@@ -61,7 +61,7 @@ func sleep(seconds: Double) {
 /// `--receive-floor ENDPOINT KEYSDIR`: this binary run as a second process that only receives, through
 /// the aggregator's own transport (RouterServer, CURVE, the enrollment check), and discards. Its CPU at
 /// 3,300 reports/s is what any aggregator on this machine pays before decoding or storing anything.
-/// Prints `ready` once bound and `received N` when its stdin closes.
+/// Prints `ready` once bound, then `received N` for every line read from stdin; exits when stdin closes.
 if let i = arguments.firstIndex(of: "--receive-floor"), i + 2 < arguments.count {
     let logger = Logger(label: "receive-floor", factory: { _ in SwiftLogNoOpLogHandler() })
     do {
@@ -75,9 +75,10 @@ if let i = arguments.firstIndex(of: "--receive-floor"), i + 2 < arguments.count 
         }
         print("ready")
         fflush(nil)
-        while readLine() != nil {}
-        print("received \(received.load(ordering: .relaxed))")
-        fflush(nil)
+        while readLine() != nil {
+            print("received \(received.load(ordering: .relaxed))")
+            fflush(nil)
+        }
         exit(0)
     } catch {
         FileHandle.standardError.write(Data("regwatch-ingest-bench --receive-floor: \(error)\n".utf8))
@@ -416,7 +417,7 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int, batch: Int = rawBatch
         let pools = "{\"docker.io\":[{\"authenticated\":false,\"insecure\":false,\"trusted\":true,\"url\":\"https://mirror-a.internal:5000\"},{\"authenticated\":false,\"insecure\":false,\"trusted\":false,\"url\":\"https://mirror-b.internal:5000\"}]}"
         let sources = "[{\"detail\":\"streaming /var/run/docker.sock\",\"name\":\"docker-events\",\"state\":\"active\"}]"
         let latest = ProbeStateText.Latest(r.probes).text(receivedAt: Date().timeIntervalSince1970)
-        return (labels, pools, sources, latest, ProbeStateText.samples(r.probes))
+        return (labels, pools, sources, String(decoding: latest, as: UTF8.self), String(decoding: ProbeStateText.samples(r.probes), as: UTF8.self))
     }
     var cycles = Array(repeating: Int64(1_000_000), count: fleet.hosts.count)
     let start = now()
@@ -453,9 +454,20 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int, batch: Int = rawBatch
 
 // MARK: Floor
 
-/// Runs this binary with `--receive-floor` and sends it `pacedRate` reports/s for `pacedSeconds` from
-/// fresh emulated agents: the receiving process' CPU share while they were sent.
-@MainActor func measureReceiveFloor() async throws -> (share: Double, received: Int, sent: Int) {
+/// What the transport alone costs and carries on this machine, with the same emulated agents.
+struct ReceiveFloor {
+    /// CPU share of the receiving process while `pacedRate` reports/s were sent.
+    var pacedShare: Double
+    /// Reports/s it received when sent as fast as the window allows, and its CPU in cores meanwhile.
+    var burstRate: Double
+    var burstCores: Double
+    var received: Int
+    var sent: Int
+}
+
+/// Runs this binary with `--receive-floor`, connects fresh emulated agents to it, sends `pacedRate`
+/// reports/s for `pacedSeconds`, then `burstCount` as fast as the window allows.
+@MainActor func measureReceiveFloor() async throws -> ReceiveFloor {
     let port = freePort()
     let sink = Process()
     sink.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -467,14 +479,22 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int, batch: Int = rawBatch
     sink.standardError = FileHandle(forWritingAtPath: "\(dir)/receive-floor.log")
     try sink.run()
     var said = ""
-    func readUntil(_ text: String) {
-        while !said.contains(text) {
+    /// The next line the process prints.
+    func line() -> String {
+        while !said.contains("\n") {
             let data = output.fileHandleForReading.availableData
             if data.isEmpty { fail("the receive-floor process stopped; see \(dir)/receive-floor.log (run with --keep)") }
             said += String(decoding: data, as: UTF8.self)
         }
+        let end = said.firstIndex(of: "\n")!
+        defer { said = String(said[said.index(after: end)...]) }
+        return String(said[..<end])
     }
-    readUntil("ready\n")
+    func received() -> Int {
+        input.fileHandleForWriting.write(Data("\n".utf8))
+        return Int(line().dropFirst("received ".count)) ?? -1
+    }
+    guard line() == "ready" else { fail("the receive-floor process did not start") }
     let clients = zip(fleet.hosts, agentKeys).map { host, keys in
         DealerClient(configuration: .init(endpoint: "tcp://127.0.0.1:\(port)", hostID: host, security: .curve(serverKey: serverKeys.transport.publicKey, clientKeys: keys)), logger: logger)
     }
@@ -488,22 +508,29 @@ func rawRun(dir: String, fleet: EmulatedFleet, count: Int, batch: Int = rawBatch
     let pid = sink.processIdentifier
     let cpu0 = cpuSeconds(pid: pid), t0 = now()
     let sentAt = send(pacedCount, fleet: fleet, dealers: clients, counter: counter, base: 0, rate: pacedRate)
-    let share = (cpuSeconds(pid: pid) - cpu0) / (sentAt - t0)
+    let pacedShare = (cpuSeconds(pid: pid) - cpu0) / (sentAt - t0)
     sleep(seconds: 0.5)
+
+    // As fast as the window allows, like the aggregator's burst.
+    let base = received()
+    let cpu1 = cpuSeconds(pid: pid), t1 = now()
+    for i in 0..<burstCount {
+        if i % 1024 == 0 { while i - (received() - base) > window { sleep(seconds: 0.0005) } }
+        let (h, payload) = fleet.nextPayload(burst: 32)
+        while !clients[h].trySend(payload) { sleep(seconds: 0.0001) }
+    }
+    var got = received() - base, last = now()
+    while got < burstCount && now() - last < 2 {
+        sleep(seconds: 0.001)
+        let n = received() - base
+        if n != got { got = n; last = now() }
+    }
+    let burstRate = Double(got) / (last - t1), burstCores = (cpuSeconds(pid: pid) - cpu1) / (last - t1)
+    let total = received()
     for c in clients { await c.shutdown() }
     try input.fileHandleForWriting.close()
-    readUntil("\n", after: "received ")
     sink.waitUntilExit()
-    let received = Int(said.components(separatedBy: "received ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1
-    return (share, received, pacedCount)
-
-    func readUntil(_ end: String, after start: String) {
-        while !(said.components(separatedBy: start).count > 1 && said.components(separatedBy: start).last!.contains(end)) {
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            said += String(decoding: data, as: UTF8.self)
-        }
-    }
+    return ReceiveFloor(pacedShare: pacedShare, burstRate: burstRate, burstCores: burstCores, received: total, sent: pacedCount + burstCount)
 }
 
 /// CPU seconds per report of `WireCodec.decode` on the bench's payloads (one thread, nothing else).
@@ -704,7 +731,7 @@ let receiveFloor = try await measureReceiveFloor()
 let decodeSeconds = measureDecode(count: quick ? 20_000 : 100_000)
 let pacedBatch = Int(pacedRate * 0.025)
 let rawPacedRate = try rawRun(dir: dir, fleet: fleet, count: pacedCount, batch: pacedBatch, file: "raw-paced.db")
-let floorParts = (receive: receiveFloor.share, decode: decodeSeconds * pacedRate, sqlite: pacedRate / rawPacedRate)
+let floorParts = (receive: receiveFloor.pacedShare, decode: decodeSeconds * pacedRate, sqlite: pacedRate / rawPacedRate)
 let floorShare = floorParts.receive + floorParts.decode + floorParts.sqlite
 
 func fmt(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
@@ -714,7 +741,8 @@ let rows: [(String, String, String)] = [
     ("ratio stored / raw", fmt(ratio, 2), "goal >= 0.50"),
     ("stored reports/s", fmt(storedRate), "goal >= 30000"),
     ("aggregator CPU at 3300 reports/s", "\(fmt(pacedShare * 100, 1)) % of one core", "goal < 15 %; idle \(fmt(idleShare * 100, 1)) %, \(paced.stored) of \(pacedCount) stored, the last \(fmt(paced.elapsed - pacedSeconds, 1)) s after sending ended"),
-    ("floor at 3300 reports/s", "\(fmt(floorShare * 100, 1)) % of one core", "receive only \(fmt(floorParts.receive * 100, 1)) % (\(receiveFloor.received) of \(receiveFloor.sent)), decode \(fmt(floorParts.decode * 100, 1)) %, raw SQLite \(fmt(floorParts.sqlite * 100, 1)) % (\(pacedBatch) per transaction)"),
+    ("received by the transport alone", "\(fmt(receiveFloor.burstRate)) reports/s", "a process that only receives (RouterServer, CURVE, enrollment) and discards, \(fmt(receiveFloor.burstCores, 2)) cores; \(receiveFloor.received) of \(receiveFloor.sent) received"),
+    ("floor at 3300 reports/s", "\(fmt(floorShare * 100, 1)) % of one core", "receive only \(fmt(floorParts.receive * 100, 1)) %, decode \(fmt(floorParts.decode * 100, 1)) %, raw SQLite \(fmt(floorParts.sqlite * 100, 1)) % (\(pacedBatch) per transaction)"),
     ("aggregator above the floor", "\(fmt((pacedShare - floorShare) * 100, 1)) % of one core", "\(fmt((pacedShare - floorShare) / pacedRate * 1e6, 1)) us per report"),
     ("aggregator peak RSS", "\(fmt(rss)) MiB", "\(sent) reports sent, \(ingested) ingested, \(dropped) counted as dropped, \(lost) lost"),
 ]

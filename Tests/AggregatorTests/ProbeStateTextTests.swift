@@ -140,7 +140,7 @@ struct ProbeStateTextTests {
             var bytes = Array(stored.utf8)
             let text = bytes.withUnsafeMutableBufferPointer { latest.text(receivedAt: 500.25, previous: .init(UnsafeBufferPointer($0))) }
             var out: [String] = []
-            CompactJSONReader.forEachRow(text) { row in out.append("\(row[4].double ?? -1)") }
+            CompactJSONReader.forEachRow(String(decoding: text, as: UTF8.self)) { row in out.append("\(row[4].double ?? -1)") }
             return out
         }
         let a = "\"docker.io\",\"\(F.mirrorA)\"", b = "\"docker.io\",\"\(F.mirrorB)\""
@@ -153,7 +153,7 @@ struct ProbeStateTextTests {
         }
         // The text is copied, not reformatted: the same bytes as stored.
         var bytes = Array("[[\(a),\"mirror\",\"tcp_timeout\",1.0e2]]".utf8)
-        let text = bytes.withUnsafeMutableBufferPointer { latest.text(receivedAt: 1, previous: .init(UnsafeBufferPointer($0))) }
+        let text = String(decoding: bytes.withUnsafeMutableBufferPointer { latest.text(receivedAt: 1, previous: .init(UnsafeBufferPointer($0))) }, as: UTF8.self)
         #expect(text.contains("\"tcp_timeout\",1.0e2,"))
     }
 

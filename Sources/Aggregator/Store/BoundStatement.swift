@@ -159,16 +159,27 @@ final class BindArena: @unchecked Sendable {
 /// `SQLITE_TRANSIENT`: SQLite copies the bytes before the call returns (for text the arena cannot hold).
 private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
+@inline(__always)
+private func bindText(_ utf8: UnsafeBufferPointer<UInt8>, to statement: OpaquePointer, at index: CInt, arena: BindArena) -> CInt {
+    if let p = arena.copy(utf8) {
+        return sqlite3_bind_text(statement, index, p, CInt(utf8.count), nil) // SQLITE_STATIC
+    }
+    return sqlite3_bind_text(statement, index, UnsafeRawPointer(utf8.baseAddress!).assumingMemoryBound(to: CChar.self), CInt(utf8.count), transient)
+}
+
 extension String: SQLiteBindable {
     @inline(__always)
     func bind(to statement: OpaquePointer, at index: CInt, arena: BindArena) -> CInt {
         var s = self
-        return s.withUTF8 { utf8 in
-            if let p = arena.copy(utf8) {
-                return sqlite3_bind_text(statement, index, p, CInt(utf8.count), nil) // SQLITE_STATIC
-            }
-            return sqlite3_bind_text(statement, index, UnsafeRawPointer(utf8.baseAddress!).assumingMemoryBound(to: CChar.self), CInt(utf8.count), transient)
-        }
+        return s.withUTF8 { bindText($0, to: statement, at: index, arena: arena) }
+    }
+}
+
+/// UTF-8 text built as bytes (the ingest path's JSON columns, ``JSONBytes``), bound as TEXT.
+extension Array: SQLiteBindable where Element == UInt8 {
+    @inline(__always)
+    func bind(to statement: OpaquePointer, at index: CInt, arena: BindArena) -> CInt {
+        withUnsafeBufferPointer { bindText($0, to: statement, at: index, arena: arena) }
     }
 }
 

@@ -36,16 +36,16 @@ public struct IngestBatch: Sendable {
     /// (``StoreJSON``), `host.probes` but for each class's since (``ProbeStateText/Latest``) and
     /// `probe_report.probes` (``ProbeStateText/samples(_:)``).
     struct Columns: Sendable {
-        var labels: String
-        var mirrorPools: String
-        var eventSources: String
+        var labels: [UInt8]
+        var mirrorPools: [UInt8]
+        var eventSources: [UInt8]
         var latest: ProbeStateText.Latest
-        var samples: String
+        var samples: [UInt8]
 
         init(_ r: Report) {
-            labels = StoreJSON.object(r.host.labels)
-            mirrorPools = StoreJSON.object(r.mirrorPools)
-            eventSources = StoreJSON.array(r.eventSources)
+            labels = StoreJSON.bytes(r.host.labels)
+            mirrorPools = StoreJSON.bytes(r.mirrorPools)
+            eventSources = StoreJSON.bytes(r.eventSources)
             latest = ProbeStateText.Latest(r.probes)
             samples = ProbeStateText.samples(r.probes)
         }

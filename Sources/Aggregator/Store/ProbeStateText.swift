@@ -128,15 +128,18 @@ public enum ProbeStateText {
     /// inside the write transaction. One element per endpoint (the last probe of an endpoint named twice
     /// wins), ordered by registry and endpoint bytewise.
     public struct Latest: Sendable {
+        /// Ranges in ``bytes``.
         struct Element: Sendable {
             /// `["registry","endpoint","role","class",` and `,"detail",…]`: the element around classSince.
-            var head: [UInt8]
-            var tail: [UInt8]
-            /// Where `["registry","endpoint",` and `"class"` are in `head`, to find the stored element.
-            var keyEnd: Int
+            var head: Range<Int>
+            var tail: Range<Int>
+            /// `["registry","endpoint",` and `"class"`, to find the stored element.
+            var key: Range<Int>
             var errorClass: Range<Int>
         }
 
+        /// Every element's head and tail, in one buffer (one allocation per report, not two per probe).
+        var bytes: [UInt8] = []
         var elements: [Element] = []
 
         public init(_ probes: [ProbeResult]) {
@@ -156,55 +159,57 @@ public enum ProbeStateText {
                 return x.url.utf8.lexicographicallyPrecedes(y.url.utf8)
             }
             elements.reserveCapacity(chosen.count)
+            var out = JSONBytes(capacity: 448 * chosen.count)
             for i in chosen {
                 let p = probes[i]
-                let cls = p.errorClass.rawValue
-                var head = JSONBytes(capacity: 128)
-                head.raw("[")
-                head.quoted(p.endpoint.registry)
-                head.raw(",")
-                head.quoted(p.endpoint.url)
-                head.raw(",")
-                let keyEnd = head.bytes.count
-                head.quoted(p.endpoint.role.rawValue)
-                head.raw(",")
-                let classStart = head.bytes.count
-                head.quoted(cls)
-                let classEnd = head.bytes.count
-                head.raw(",")
-                var tail = JSONBytes(capacity: 320)
-                tail.raw(",")
-                tail.quoted(p.detail)
-                for v in [p.phases.dnsMs, p.phases.connectMs, p.phases.tlsMs, p.phases.ttfbMs, p.phases.totalMs] {
-                    tail.raw(",")
-                    tail.number(v)
-                }
-                tail.raw(","); tail.number(p.tls.map { $0.trusted ? 1 : 0 })
-                tail.raw(","); tail.number(p.tls?.daysLeft)
-                tail.raw(","); tail.number(p.tls?.expiresAt?.unixSeconds)
-                tail.raw(","); tail.number(p.rateLimit?.limit)
-                tail.raw(","); tail.number(p.rateLimit?.remaining)
-                tail.raw(","); tail.number(p.rateLimit?.windowSeconds)
-                tail.raw(","); tail.quoted(p.rateLimit?.source)
-                tail.raw(","); tail.quoted(p.manifest?.reference)
-                tail.raw(","); tail.number(p.manifest?.status)
-                tail.raw(","); tail.quoted(p.manifest?.digest)
-                tail.raw(","); tail.number(p.checkedAt.unixSeconds)
-                tail.raw("]")
-                elements.append(Element(head: head.bytes, tail: tail.bytes, keyEnd: keyEnd, errorClass: classStart..<classEnd))
+                let start = out.bytes.count
+                out.raw("[")
+                out.quoted(p.endpoint.registry)
+                out.raw(",")
+                out.quoted(p.endpoint.url)
+                out.raw(",")
+                let keyEnd = out.bytes.count
+                out.quoted(p.endpoint.role.rawValue)
+                out.raw(",")
+                let classStart = out.bytes.count
+                out.quoted(p.errorClass.rawValue)
+                let classEnd = out.bytes.count
+                out.raw(",")
+                let tailStart = out.bytes.count
+                out.raw(",")
+                out.quoted(p.detail)
+                out.raw(","); out.number(p.phases.dnsMs)
+                out.raw(","); out.number(p.phases.connectMs)
+                out.raw(","); out.number(p.phases.tlsMs)
+                out.raw(","); out.number(p.phases.ttfbMs)
+                out.raw(","); out.number(p.phases.totalMs)
+                out.raw(","); out.number(p.tls.map { $0.trusted ? 1 : 0 })
+                out.raw(","); out.number(p.tls?.daysLeft)
+                out.raw(","); out.number(p.tls?.expiresAt?.unixSeconds)
+                out.raw(","); out.number(p.rateLimit?.limit)
+                out.raw(","); out.number(p.rateLimit?.remaining)
+                out.raw(","); out.number(p.rateLimit?.windowSeconds)
+                out.raw(","); out.quoted(p.rateLimit?.source)
+                out.raw(","); out.quoted(p.manifest?.reference)
+                out.raw(","); out.number(p.manifest?.status)
+                out.raw(","); out.quoted(p.manifest?.digest)
+                out.raw(","); out.number(p.checkedAt.unixSeconds)
+                out.raw("]")
+                elements.append(Element(head: start..<tailStart, tail: tailStart..<out.bytes.count, key: start..<keyEnd, errorClass: classStart..<classEnd))
             }
+            bytes = out.bytes
         }
 
         /// The column text: each class keeps its `classSince` from `previous` while it stays the same,
         /// else starts at `receivedAt`.
-        public func text(receivedAt: Double, previous: Previous = .init()) -> String {
-            var out = JSONBytes(capacity: elements.reduce(2) { $0 + $1.head.count + $1.tail.count + 24 })
+        public func text(receivedAt: Double, previous: Previous = .init()) -> [UInt8] {
+            var out = JSONBytes(capacity: bytes.count + 24 * elements.count + 2)
             var now: [UInt8] = []
             out.raw("[")
             for (n, e) in elements.enumerated() {
                 if n > 0 { out.raw(",") }
-                out.raw(e.head)
-                if let since = previous.since(key: e.head[..<e.keyEnd], errorClass: e.head[e.errorClass]) {
+                out.bytes.append(contentsOf: bytes[e.head])
+                if let since = previous.since(key: bytes[e.key], errorClass: bytes[e.errorClass]) {
                     out.bytes.append(contentsOf: since)
                 } else {
                     if now.isEmpty {
@@ -214,15 +219,15 @@ public enum ProbeStateText {
                     }
                     out.raw(now)
                 }
-                out.raw(e.tail)
+                out.bytes.append(contentsOf: bytes[e.tail])
             }
             out.raw("]")
-            return out.string
+            return out.bytes
         }
     }
 
     /// `probe_report.probes`: every probe of the report, in report order.
-    public static func samples(_ probes: [ProbeResult]) -> String {
+    public static func samples(_ probes: [ProbeResult]) -> [UInt8] {
         var out = JSONBytes(capacity: 96 * probes.count + 2)
         out.raw("[")
         for (n, p) in probes.enumerated() {
@@ -240,7 +245,7 @@ public enum ProbeStateText {
             out.raw("]")
         }
         out.raw("]")
-        return out.string
+        return out.bytes
     }
 
     /// Reads a `host.probes` text back: `body(probe, classSince)` per element, in stored order. Elements
