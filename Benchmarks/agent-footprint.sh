@@ -17,6 +17,10 @@ trap "exit 130" INT TERM
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
+# What the process shares with others (library text in the page cache) counts in RSS in full, in PSS in
+# part, in private memory (what stopping it frees) not at all.
+pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+private_kb() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -100,6 +104,7 @@ done
 WALL=$(python3 -c "import time; print(time.time() - $START)")
 A1=$(cpu_ticks $AGENTPID); B1=$(cpu_ticks $BBPID)
 ANON=$(anon_kb $AGENTPID)
+SHARING="  at the end: regwatch-agent PSS $(( $(pss_kb $AGENTPID) / 1024 )) MiB, private $(( $(private_kb $AGENTPID) / 1024 )) MiB; blackbox_exporter PSS $(( $(pss_kb $BBPID) / 1024 )) MiB, private $(( $(private_kb $BBPID) / 1024 )) MiB"
 REPORTS=$(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^regwatch_reports_ingested_total/ {print $2}')
 
 python3 - "$ASUM" "$BSUM" "$N" "$AMAX" "$BMAX" "$A0" "$A1" "$B0" "$B1" "$HZ" "$WALL" "$ANON" "$MINUTES" "$INTERVAL" "${REPORTS:-0}" <<'PY'
@@ -112,6 +117,7 @@ print(f"  regwatch-agent      RSS mean {asum/n/1024:6.1f} MiB  max {amax/1024:6.
 print(f"  blackbox_exporter   RSS mean {bsum/n/1024:6.1f} MiB  max {bmax/1024:6.1f} MiB                          CPU {bcpu:.3f}% of a core")
 print(f"  ratio agent/blackbox: RSS {asum/max(bsum,1):.2f}x, CPU {acpu/max(bcpu,1e-9):.2f}x   (goals: RSS <= 12 MB, CPU <= 0.1% of a core)")
 PY
+echo "$SHARING"
 
 # Full spool: the aggregator goes away and pull failures keep coming, far past spoolMaxBytes (4 MiB).
 kill $AGGPID; wait $AGGPID 2>/dev/null || true
