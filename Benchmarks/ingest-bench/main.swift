@@ -725,11 +725,11 @@ let ratio = storedRate / rawRate
 
 // The floor under the paced figure on this machine, measured in the same run: receiving through the
 // transport in a process that does nothing else, decoding each report, and SQLite writing its rows in
-// transactions of what the aggregator gathers at that rate (its 25 ms linger).
+// transactions of what the aggregator gathers at that rate (its commit linger).
 progress("floor")
 let receiveFloor = try await measureReceiveFloor()
 let decodeSeconds = measureDecode(count: quick ? 20_000 : 100_000)
-let pacedBatch = Int(pacedRate * 0.025)
+let pacedBatch = Int(pacedRate * IngestService.CommitPolicy().linger.seconds)
 let rawPacedRate = try rawRun(dir: dir, fleet: fleet, count: pacedCount, batch: pacedBatch, file: "raw-paced.db")
 let floorParts = (receive: receiveFloor.pacedShare, decode: decodeSeconds * pacedRate, sqlite: pacedRate / rawPacedRate)
 let floorShare = floorParts.receive + floorParts.decode + floorParts.sqlite

@@ -13,8 +13,9 @@ import Synchronization
 /// takes everything that arrived while its previous transaction ran; when that is little (under
 /// ``CommitPolicy/groupReports``), it first waits up to ``CommitPolicy/linger`` after the oldest pending
 /// message for more, so a light steady stream (100k agents every 30 s is 3.3k reports/s) costs about
-/// forty transactions per second instead of one per wake-up (`regwatch-ingest-bench`: 25 ms instead of
-/// 10 ms took the aggregator from 52 % to 47 % of a core at that rate). Decoding stops while
+/// thirteen transactions per second instead of one per wake-up (`regwatch-ingest-bench`: 25 ms instead
+/// of 10 ms took the aggregator from 52 % to 47 % of a core at that rate, 100 ms a few points more; an
+/// event's acknowledgement waits as long, far inside the agent's resend interval). Decoding stops while
 /// ``CommitPolicy/maxPendingReports`` wait for a commit, which bounds memory and passes back-pressure to
 /// the transport as before.
 ///
@@ -39,7 +40,7 @@ public final class IngestService: Service, Sendable {
         /// A pending batch of at least this many reports and events is committed at once.
         public var groupReports = 256
         /// A smaller one waits at most this long after its oldest message arrived.
-        public var linger: Duration = .milliseconds(25)
+        public var linger: Duration = .milliseconds(100)
         /// Decoding pauses while this many wait for a commit.
         public var maxPendingReports = 16_384
 
