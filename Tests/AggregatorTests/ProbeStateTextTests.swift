@@ -148,6 +148,7 @@ struct ProbeStateTextTests {
         let stored = "[[\(b),\"mirror\",\"ok\",1700000000.123456789,\"],[\\\"x\\\",\",null], [\(a),\"mirror\",\"tcp_timeout\",120,\"\"]]"
         #expect(since(stored) == ["120.0", "1700000000.1234567"])
         #expect(since("[[\(a),\"mirror\",\"server_error\",120],[\(b),\"mirror\",\"ok\",null]]") == ["500.25", "500.25"])
+        #expect(since("[[\(a),\"mirror\",\"tcp_timeout\",\"120\"],[\(b),\"mirror\",\"ok\",true]]") == ["500.25", "500.25"])
         for bad in ["", "[", "[[\(a),\"mirror\",\"tcp_timeout\",120]", "[[\(a),\"mirror\",\"tcp_timeout\",120]] x", "{}"] {
             #expect(since(bad) == ["500.25", "500.25"], "\(bad)")
         }

@@ -98,8 +98,8 @@ public enum ProbeStateText {
                                 skipSpace()
                                 let since = i
                                 while i < b.count, b[i] != UInt8(ascii: ","), b[i] != UInt8(ascii: "]"), b[i] != 0x20 { i += 1 }
-                                let text = b[since..<i]
-                                let number = !text.isEmpty && !text.elementsEqual("null".utf8)
+                                // A number (anything else, `null` included, starts the class again).
+                                let number = i > since && (b[since] == UInt8(ascii: "-") || (b[since] >= UInt8(ascii: "0") && b[since] <= UInt8(ascii: "9")))
                                 element = Element(key: key, errorClass: cls..<clsEnd, since: number ? since..<i : nil)
                             }
                         }
