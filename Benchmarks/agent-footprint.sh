@@ -119,6 +119,23 @@ print(f"  ratio agent/blackbox: RSS {asum/max(bsum,1):.2f}x, CPU {acpu/max(bcpu,
 PY
 echo "$SHARING"
 
+# The floor under the RSS goal: the agent's C libraries (libcurl with TLS, libzmq with CURVE) doing its kind
+# of work in a Swift program with no agent code and the Swift runtime linked statically.
+HERE=$(cd "$(dirname "$0")" && pwd)
+CLANG="$(dirname "$(command -v swiftc)")/clang"; [ -x "$CLANG" ] || CLANG=cc
+"$CLANG" -O2 -c "$HERE/rss-floor/shim.c" -o "$DIR/floor-shim.o"
+swiftc -O -static-stdlib "$HERE/rss-floor/main.swift" "$DIR/floor-shim.o" -lcurl -lzmq -o "$DIR/rss-floor" 2>"$DIR/rss-floor.log"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/tls.key" -out "$DIR/tls.crt" -days 2 -subj "/CN=127.0.0.1" \
+  -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+TLS=$(port)
+openssl s_server -accept "127.0.0.1:$TLS" -cert "$DIR/tls.crt" -key "$DIR/tls.key" -www -quiet >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do curl -sf --cacert "$DIR/tls.crt" "https://127.0.0.1:$TLS/" >/dev/null && break; sleep 0.1; done
+URLS=("https://127.0.0.1:$TLS/")
+for p in "${PORTS[@]}"; do URLS+=("http://127.0.0.1:$p/v2/"); done
+read -r FRSS FANON FFAIL < <("$DIR/rss-floor" "$DIR/tls.crt" 20 "${URLS[@]}")
+echo "  floor: libcurl (TLS) and libzmq (CURVE) doing the same kind of requests in a Swift program with no agent code, Swift runtime static: RSS $(awk "BEGIN {printf \"%.1f\", $FRSS / 1024}") MiB (anonymous $(awk "BEGIN {printf \"%.1f\", $FANON / 1024}") MiB), $FFAIL failed requests"
+
 # Full spool: the aggregator goes away and pull failures keep coming, far past spoolMaxBytes (4 MiB).
 kill $AGGPID; wait $AGGPID 2>/dev/null || true
 before=$(rss_kb $AGENTPID)
