@@ -28,7 +28,7 @@ public enum ProbeStateText {
             var key: Range<Int>
             /// `"class"`
             var errorClass: Range<Int>
-            /// The number, or nil when it was `null`.
+            /// The number, or nil when it was anything else (`null`).
             var since: Range<Int>?
         }
 
