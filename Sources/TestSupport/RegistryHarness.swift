@@ -46,10 +46,19 @@ public final class RegistryHarness: @unchecked Sendable {
 
     /// SIGTERM, then SIGKILL after two seconds; never waits forever.
     public static func stop(_ p: Process) {
-        guard p.isRunning else { return }
+        guard !hasExited(p) else { return }
         p.terminate()
-        for _ in 0..<40 where p.isRunning { usleep(50_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        for _ in 0..<40 where !hasExited(p) { usleep(50_000) }
+        if !hasExited(p) { kill(p.processIdentifier, SIGKILL) }
+    }
+
+    /// Whether `process` has exited, read from /proc (gone or a zombie): Foundation's `isRunning` depends
+    /// on its own SIGCHLD handling, which lags on a loaded machine (a child seen as a zombie for 5 s).
+    public static func hasExited(_ process: Process?) -> Bool {
+        guard let pid = process?.processIdentifier, pid > 0 else { return true }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(close, offsetBy: 2)] == "Z"
     }
 
     /// A port nobody listens on right now, below the kernel's ephemeral range (32768 and up).

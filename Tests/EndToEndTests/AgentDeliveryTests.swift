@@ -63,7 +63,7 @@ struct AgentDeliveryTests {
         }
 
         deinit {
-            if let a = agent, a.isRunning { kill(a.processIdentifier, SIGKILL) }
+            if let a = agent, !RegistryHarness.hasExited(a) { kill(a.processIdentifier, SIGKILL) }
             h.stopAll()
         }
     }

@@ -42,7 +42,7 @@ struct AgentRunTests {
         kill(agent.processIdentifier, SIGTERM)
         var exited = false
         for _ in 0..<100 where !exited {
-            exited = Fleet.exited(agent)
+            exited = RegistryHarness.hasExited(agent)
             if !exited { try await Task.sleep(for: .milliseconds(50)) }
         }
         #expect(exited, "agent did not stop on SIGTERM")

@@ -58,7 +58,7 @@ struct AggregatorServeTests {
 
         // SIGTERM: a clean stop.
         f.aggregator?.terminate()
-        #expect(f.eventually(10) { Fleet.exited(f.aggregator) }, "aggregator did not stop on SIGTERM")
+        #expect(f.eventually(10) { RegistryHarness.hasExited(f.aggregator) }, "aggregator did not stop on SIGTERM")
     }
 
     @Test("an unenrolled agent never appears; a revoked key stops being accepted on its open connection")
@@ -122,7 +122,7 @@ struct AggregatorServeTests {
         }
         #expect(drained, "not every written event reached the database")
         f.aggregator?.terminate()
-        #expect(f.eventually(10) { Fleet.exited(f.aggregator) })
+        #expect(f.eventually(10) { RegistryHarness.hasExited(f.aggregator) })
         try await DatabaseQueue(path: f.database).read { db in
             #expect(try String.fetchOne(db, sql: "PRAGMA integrity_check") == "ok")
             for id in ids {

@@ -173,7 +173,7 @@ struct FailoverConvergenceTests {
         // The aggregator dies mid-rollout and comes back with its state from SQLite.
         let aggregator = try #require(lab.aggregator)
         kill(aggregator.processIdentifier, SIGKILL)
-        for _ in 0..<100 where !Fleet.exited(aggregator) { usleep(20_000) }
+        for _ in 0..<100 where !RegistryHarness.hasExited(aggregator) { usleep(20_000) }
         try lab.startAggregator()
         kill(frozen.processIdentifier, SIGCONT)
 

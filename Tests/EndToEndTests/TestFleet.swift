@@ -77,19 +77,10 @@ final class Fleet: @unchecked Sendable {
         #expect(RegistryHarness.waitForPort(httpPort), "HTTP API did not come up")
     }
 
-    /// Whether `process` has exited, read from /proc (gone or a zombie): Foundation's `isRunning` depends on
-    /// its own SIGCHLD handling, which lags on a loaded machine.
-    static func exited(_ process: Process?) -> Bool {
-        guard let pid = process?.processIdentifier else { return true }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
-        guard let close = stat.lastIndex(of: ")") else { return true }
-        return stat[stat.index(close, offsetBy: 2)] == "Z"
-    }
-
     func kill9Aggregator() {
         guard let p = aggregator else { return }
         kill(p.processIdentifier, SIGKILL)
-        for _ in 0..<100 where !Fleet.exited(p) { usleep(20_000) }
+        for _ in 0..<100 where !RegistryHarness.hasExited(p) { usleep(20_000) }
         aggregator = nil
     }
 
@@ -107,8 +98,8 @@ final class Fleet: @unchecked Sendable {
     }
 
     deinit {
-        for p in agents.values where p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        if let a = aggregator, a.isRunning { kill(a.processIdentifier, SIGKILL) }
+        for p in agents.values where !RegistryHarness.hasExited(p) { kill(p.processIdentifier, SIGKILL) }
+        if let a = aggregator, !RegistryHarness.hasExited(a) { kill(a.processIdentifier, SIGKILL) }
         h.stopAll()
     }
 }

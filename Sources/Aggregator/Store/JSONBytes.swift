@@ -51,7 +51,7 @@ struct JSONBytes {
     private mutating func decimal(_ m: Int64, decimals: Int) {
         if m < 0 { bytes.append(UInt8(ascii: "-")) }
         var u = m.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch: 19 digits, a point and a zero
         withUnsafeMutableBytes(of: &digits) { scratch in
             var n = 0
             repeat {
@@ -69,17 +69,6 @@ struct JSONBytes {
 
     mutating func number(_ v: Int?) {
         guard let v else { raw("null"); return }
-        if v < 0 { bytes.append(UInt8(ascii: "-")) }
-        var m = v.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for 20 digits
-        withUnsafeMutableBytes(of: &digits) { scratch in
-            var n = 0
-            repeat {
-                scratch[23 - n] = UInt8(ascii: "0") + UInt8(m % 10)
-                m /= 10
-                n += 1
-            } while m > 0
-            bytes.append(contentsOf: scratch[(24 - n)...])
-        }
+        decimal(Int64(v), decimals: 0)
     }
 }
