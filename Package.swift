@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport", "RegwatchShared", "RegwatchAgent",
+                "regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport", "RegwatchShared", "RegwatchAgent", "CZeroMQ",
                 .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -67,7 +67,7 @@ if let i = arguments.firstIndex(of: "--receive-floor"), i + 2 < arguments.count 
     do {
         let keys = try ServerKeys.load(keysDir: arguments[i + 2])
         let router = RouterServer(configuration: .init(endpoint: arguments[i + 1], security: .curve(serverKeys: keys.transport)),
-                                  authenticator: EnrollmentAuthenticator(store: EnrollmentStore(keysDir: arguments[i + 2]), logger: logger), logger: logger)
+                                  authenticator: EnrollmentAuthenticator(keysDir: arguments[i + 2], logger: logger), logger: logger)
         _ = try router.start()
         let received = Atomic<Int>(0)
         Task.detached {

@@ -41,7 +41,7 @@ public struct AggregatorServer {
             }
             security = .curve(serverKeys: keys.transport)
             signer = keys.signer
-            authenticator = EnrollmentAuthenticator(store: EnrollmentStore(keysDir: config.keysDir), logger: logger)
+            authenticator = EnrollmentAuthenticator(keysDir: config.keysDir, logger: logger)
         }
         let router = RouterServer(
             configuration: .init(endpoint: config.zmqEndpoint, security: security, limits: config.transport),
@@ -55,9 +55,12 @@ public struct AggregatorServer {
             interval: config.correlation.window, staleAfter: config.correlation.staleAfter, logger: logger)
         // Everything that can fail is done before the router's I/O thread starts.
         let bound = try router.start()
+        let enrollment = authenticator.map {
+            EnrollmentService(settings: .init(config.enrollment), authenticator: $0, keysDir: config.keysDir, router: router, logger: logger)
+        }
         let ingest = IngestService(
             router: router, store: store, isEnrolled: { enrolled?.isEnrolled(host: $0) ?? true },
-            failoverAcks: { host, ack in failover.receive(ack: ack, from: host) }, logger: logger)
+            failoverAcks: { host, ack in failover.receive(ack: ack, from: host) }, enrollment: enrollment, logger: logger)
         var gaugeOptions = FleetGaugesService.Options()
         gaugeOptions.staleAfter = config.correlation.staleAfter
         let gauges = FleetGaugesService(store: store, router: router, options: gaugeOptions, logger: logger)
@@ -73,11 +76,13 @@ public struct AggregatorServer {
             "zmq": "\(bound)", "http": "\(config.httpAddress)", "database": "\(config.database)",
             "transport": "\(config.insecure ? "INSECURE" : "CURVE")",
         ])
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: router), .init(service: ingest), .init(service: alerts), .init(service: correlation), .init(service: failover),
+            .init(service: gauges), .init(service: api),
+        ]
+        if let enrollment { services.append(.init(service: enrollment)) }
         let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: router), .init(service: ingest), .init(service: alerts), .init(service: correlation), .init(service: failover),
-                .init(service: gauges), .init(service: api),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

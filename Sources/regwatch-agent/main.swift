@@ -31,30 +31,44 @@ extension AgentCommand {
         func run() async throws {
             ProcessTuning.forSmallDaemon()
             let config = try AgentConfig.load(options.config)
+            let logger = Logger(label: "regwatch.agent")
+            if try AgentIdentity.ensureKey(config, configFile: options.config) {
+                logger.notice("made this agent's key pair; only its public half leaves the host", metadata: ["file": "\(config.aggregator.clientKey ?? "")"])
+            }
             let credentials = try AgentCredentials.load(config, configFile: options.config)
             let dockerCredentials = try CheckCycle.loadCredentials(config)
-            let logger = Logger(label: "regwatch.agent")
-            let client = DealerClient(configuration: credentials.dealerConfiguration(config), logger: logger)
+            // Enrollment: with CURVE, the agent connects as a joining peer until the aggregator admits its key.
+            var routingID: String?
+            if case .curve(let serverKey, let keys) = credentials.security {
+                routingID = JoinService.routingID(config: config, keys: keys, serverKey: serverKey)
+            }
+            let client = DealerClient(configuration: credentials.dealerConfiguration(config, routingID: routingID), logger: logger)
+            var join: JoinService?
+            if case .curve(let serverKey, let keys) = credentials.security {
+                join = JoinService(config: config, client: client, keys: keys, serverKey: serverKey, logger: logger)
+            }
             try client.start()
             let spool = try EventSpool(directory: config.stateDir, maxBytes: config.events.spoolMaxBytes)
             let sink = PullEventSink(logger: logger)
-            let publisher = EventPublisher(hostID: config.host.id, spool: spool, sink: sink, client: client, settings: config.events, logger: logger)
+            let publisher = EventPublisher(hostID: config.host.id, spool: spool, sink: sink, client: client, settings: config.events, logger: logger, gate: join?.gate)
             let sources = EventSourcesService(sources: PullEventSources.make(config, logger: logger), sink: sink)
             let cycle = CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: dockerCredentials)
             let failover = try FailoverCommandService.make(config: config, verifier: credentials.commandVerifier, client: client, logger: logger)
             let scheduler = ReportScheduler(
                 config: config, cycle: cycle, client: client, logger: logger, eventSink: sink,
-                appliedGeneration: { failover.appliedGeneration })
+                appliedGeneration: { failover.appliedGeneration }, gate: join?.gate)
             logger.info("agent running", metadata: ["host.id": "\(config.host.id)", "aggregator": "\(config.aggregator.endpoint)", "interval": "\(config.interval)"])
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: client),
+                .init(service: AgentInbox(client: client, publisher: publisher, failover: failover, join: join, logger: logger)),
+                .init(service: failover),
+                .init(service: publisher),
+                .init(service: sources),
+                .init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup),
+            ]
+            if let join { services.append(.init(service: join)) }
             let group = ServiceGroup(configuration: .init(
-                services: [
-                    .init(service: client),
-                    .init(service: AgentInbox(client: client, publisher: publisher, failover: failover, logger: logger)),
-                    .init(service: failover),
-                    .init(service: publisher),
-                    .init(service: sources),
-                    .init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             ))
@@ -129,7 +143,53 @@ extension AgentCommand {
     }
 
     struct Keys: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Manage this agent's CURVE key.", subcommands: [Generate.self])
+        static let configuration = CommandConfiguration(abstract: "Manage this agent's CURVE key.", subcommands: [Generate.self, Rotate.self])
+
+        struct Rotate: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Replace this agent's key: the running agent sends the new public key over its connection authenticated by the old one; the aggregator swaps them and refuses the old key from then on.",
+                discussion: "Exit 0 rotated, 1 refused or not done in time (the new key then waits beside the old one), 2 usage or configuration error.")
+            @OptionGroup var options: ConfigOption
+            @Option(name: .long, help: "How long to wait for the running agent, e.g. 30s.") var wait = "30s"
+
+            func validate() throws {
+                guard DurationText.parse(wait) != nil else { throw ValidationError("--wait: expected a duration like 30s, got \"\(wait)\"") }
+            }
+
+            func run() throws {
+                let config = try AgentConfig.load(options.config)
+                guard !config.aggregator.insecure, let clientKey = config.aggregator.clientKey else {
+                    throw ConfigError(file: options.config, key: "aggregator.clientKey", message: "no CURVE key to rotate (insecure transport)")
+                }
+                do { _ = try KeyFiles.readCurveKeyPair(clientKey) } catch {
+                    throw ConfigError(file: options.config, key: "aggregator.clientKey", message: error.description)
+                }
+                let next = AgentIdentity.nextKeyPath(clientKey), refused = AgentIdentity.refusedPath(clientKey)
+                guard !FileManager.default.fileExists(atPath: next) else {
+                    throw ValidationError("\(next): a rotation is already waiting for the running agent")
+                }
+                unlink(refused)
+                let pair = try CurveKeyPair.generate()
+                try AgentIdentity.write(pair, to: next)
+                print("wrote the next key to \(next); waiting for the running agent")
+                let deadline = Date().addingTimeInterval(DurationText.parse(wait)!.seconds)
+                while Date() < deadline {
+                    if let reason = FileManager.default.contents(atPath: refused) {
+                        unlink(refused)
+                        FileHandle.standardError.write(Data(("rotation refused: \(String(decoding: reason, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))\n").utf8))
+                        throw ExitCode.problems
+                    }
+                    if !FileManager.default.fileExists(atPath: next), (try? KeyFiles.readCurveKeyPair(clientKey))?.publicKey == pair.publicKey {
+                        print("rotated: this agent's key is now \(pair.publicKey.z85); the old one is refused")
+                        return
+                    }
+                    usleep(100_000)
+                }
+                // Never remove the waiting key: the agent may be sending it right now.
+                FileHandle.standardError.write(Data(("the running agent did not rotate within \(wait); \(next) waits for it (is regwatch-agent run up and connected?)\n").utf8))
+                throw ExitCode.problems
+            }
+        }
 
         struct Generate: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Write DIR/agent.key (0600) and DIR/agent.pub; never overwrites a key.")

@@ -11,7 +11,7 @@ struct AggregatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-aggregator",
         abstract: "Collects regwatch agents' reports, tells fleet outages from local ones, and steers mirror failover.",
-        subcommands: [Serve.self, Status.self, Hosts.self, Outages.self, Failovers.self, Failover.self, Keys.self, Validate.self]
+        subcommands: [Serve.self, Status.self, Hosts.self, Outages.self, Failovers.self, Failover.self, Keys.self, Tokens.self, Validate.self]
     )
 }
 
@@ -38,6 +38,7 @@ extension AggregatorCommand {
 
         func run() async throws {
             let (config, file) = try options.load()
+            raiseOpenFileLimit()
             let registry = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
             let server = AggregatorServer(config: config, configFile: file, logger: Logger(label: "regwatch.aggregator"), metricsText: { MetricNames.withHelp(registry.emitToString()) })
@@ -168,7 +169,7 @@ extension AggregatorCommand {
     struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Manage the aggregator's keys and the enrolled agents.",
-            subcommands: [Generate.self, Accept.self, List.self, Revoke.self]
+            subcommands: [Generate.self, Pending.self, Accept.self, Reject.self, List.self, Revoke.self]
         )
 
         struct Generate: ParsableCommand {
@@ -189,19 +190,63 @@ extension AggregatorCommand {
         }
 
         struct Accept: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Enroll an agent: bind its CURVE public key to a host id.")
+            static let configuration = CommandConfiguration(
+                abstract: "Enroll an agent: bind its CURVE public key to a host id.",
+                discussion: "With --key, the key from that file (agent.pub); without, the key of the host's pending join (keys pending). --replace gives an enrolled host a new key (a reinstalled node); its old key is revoked and its open connection closed.")
             @OptionGroup var options: ConfigOption
             @Option(name: .long, help: "The agent's host id.") var host: String
-            @Option(name: .long, help: "The agent's public key file (agent.pub).") var key: String
+            @Option(name: .long, help: "The agent's public key file (agent.pub); default: the host's pending join.") var key: String?
+            @Flag(name: .long, help: "Replace the key of a host that is enrolled already.") var replace = false
 
             func run() throws {
                 let (config, _) = try options.load()
-                let publicKey = try KeyFiles.readEnrollmentKey(key)
                 let store = EnrollmentStore(keysDir: config.keysDir)
-                switch try store.accept(host: host, key: publicKey) {
+                let pending = PendingJoinStore(keysDir: config.keysDir)
+                let publicKey: CurvePublicKey
+                if let key {
+                    publicKey = try KeyFiles.readEnrollmentKey(key)
+                } else {
+                    let entry = try pending.pending().filter { $0.host == host }
+                    guard entry.count == 1, let only = entry.first else {
+                        throw entry.isEmpty ? KeysFileError.noPendingJoin(host) : KeysFileError.severalPendingJoins(host: host, count: entry.count)
+                    }
+                    publicKey = try CurvePublicKey(z85: only.key)
+                }
+                let outcome = try store.accept(host: host, key: publicKey, replace: replace)
+                try pending.remove(key: publicKey)
+                switch outcome {
                 case .enrolled: print("enrolled \(host) with key \(publicKey.z85)")
                 case .alreadyEnrolled: print("\(host) is already enrolled with this key")
+                case .replaced(let old): print("enrolled \(host) with key \(publicKey.z85), replacing \(old) (revoked; its connection is closed)")
                 }
+            }
+        }
+
+        struct Pending: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List joins waiting for an operator (accept with keys accept --host ID, drop with keys reject --host ID).")
+            @OptionGroup var options: ConfigOption
+            @Flag(name: .long, help: "JSON output.") var json = false
+
+            func run() throws {
+                let (config, _) = try options.load()
+                let entries = try PendingJoinStore(keysDir: config.keysDir).pending()
+                if json { return try printJSON(entries) }
+                if entries.isEmpty { return print("no joins pending in \(config.keysDir)") }
+                print(formatTable(["HOST", "KEY", "TOKEN", "LABELS", "FIRST SEEN", "LAST SEEN", "ATTEMPTS", "WHY PENDING"], entries.map { e in
+                    [e.host, e.key, e.token, e.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                     RFC3339.format(e.firstSeen), RFC3339.format(e.lastSeen), "\(e.attempts)", e.reason]
+                }))
+            }
+        }
+
+        struct Reject: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Reject the pending joins of a host: their keys are refused from now on.")
+            @OptionGroup var options: ConfigOption
+            @Option(name: .long, help: "The host id of the pending join.") var host: String
+
+            func run() throws {
+                let (config, _) = try options.load()
+                for e in try PendingJoinStore(keysDir: config.keysDir).reject(host: host) { print("rejected \(e.host) (key \(e.key))") }
             }
         }
 
@@ -215,14 +260,14 @@ extension AggregatorCommand {
                 let records = try EnrollmentStore(keysDir: config.keysDir).records()
                 if json { return try printJSON(records) }
                 if records.isEmpty { return print("no agents enrolled in \(config.keysDir)") }
-                print(formatTable(["HOST", "STATUS", "ACCEPTED", "KEY"], records.map { r in
-                    [r.host, r.isActive ? "active" : "revoked \(RFC3339.format(r.revokedAt!))", RFC3339.format(r.acceptedAt), r.key]
+                print(formatTable(["HOST", "STATUS", "ACCEPTED", "VIA", "KEY"], records.map { r in
+                    [r.host, r.revokedAt.map { "\(r.revokedReason ?? "revoked") \(RFC3339.format($0))" } ?? "active", RFC3339.format(r.acceptedAt), r.via ?? "keys accept", r.key]
                 }))
             }
         }
 
         struct Revoke: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Revoke a host's key: new connections with it are refused.")
+            static let configuration = CommandConfiguration(abstract: "Revoke a host's key: its open connection is closed within a second and the key is refused from then on.")
             @OptionGroup var options: ConfigOption
             @Option(name: .long, help: "The agent's host id.") var host: String
 
@@ -230,6 +275,59 @@ extension AggregatorCommand {
                 let (config, _) = try options.load()
                 let record = try EnrollmentStore(keysDir: config.keysDir).revoke(host: host)
                 print("revoked \(record.host) (key \(record.key))")
+            }
+        }
+    }
+
+    struct Tokens: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bootstrap tokens: an agent that joins with a valid one is enrolled at once (enrollment.mode: token).",
+            subcommands: [Create.self, List.self, Revoke.self])
+
+        struct Create: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Make a token and print it once on stdout; only its hash is kept.")
+            @OptionGroup var options: ConfigOption
+            @Option(name: .long, help: "A name for the token (letters, digits, . _ -).") var name: String
+            @Option(name: .long, help: "Lifetime, e.g. 24h, 30m; 0 for none.") var ttl = "24h"
+            @Option(name: .customLong("max-uses"), help: "Joins it may enroll; default unlimited.") var maxUses: Int?
+
+            func validate() throws {
+                guard DurationText.parse(ttl) != nil else { throw ValidationError("--ttl: expected a duration like 24h or 30m, got \"\(ttl)\"") }
+                if let maxUses, maxUses < 1 { throw ValidationError("--max-uses must be at least 1") }
+            }
+
+            func run() throws {
+                let (config, _) = try options.load()
+                let d = DurationText.parse(ttl)!
+                print(try TokenStore(keysDir: config.keysDir).create(name: name, ttl: d == .zero ? nil : d, maxUses: maxUses))
+            }
+        }
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List tokens (name, created, expires, uses, state); never the token.")
+            @OptionGroup var options: ConfigOption
+            @Flag(name: .long, help: "JSON output.") var json = false
+
+            func run() throws {
+                let (config, _) = try options.load()
+                let tokens = try TokenStore(keysDir: config.keysDir).list()
+                if json { return try printJSON(tokens) }
+                if tokens.isEmpty { return print("no tokens in \(config.keysDir)") }
+                print(formatTable(["NAME", "STATE", "CREATED", "EXPIRES", "USES"], tokens.map { t in
+                    [t.name, t.state, RFC3339.format(t.createdAt), t.expiresAt.map(RFC3339.format) ?? "never", "\(t.uses)\(t.maxUses.map { "/\($0)" } ?? "")"]
+                }))
+            }
+        }
+
+        struct Revoke: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Revoke a token: joins presenting it are refused (agents it enrolled stay enrolled).")
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The token's name.") var name: String
+
+            func run() throws {
+                let (config, _) = try options.load()
+                try TokenStore(keysDir: config.keysDir).revoke(name: name)
+                print("revoked token \(name)")
             }
         }
     }
@@ -248,11 +346,22 @@ extension AggregatorCommand {
             try EndpointCheck.validateBindEndpoint(config.zmqEndpoint, configFile: file, key: "listen.zmq")
             let token = try APIToken.load(config.apiToken, configFile: file)
             let enrolled = try EnrollmentStore(keysDir: config.keysDir).records().filter(\.isActive).count
+            let pending = try PendingJoinStore(keysDir: config.keysDir).pending().count
+            let tokens = try TokenStore(keysDir: config.keysDir).list().filter { $0.state == "valid" }.count
             let signing = (try? KeyFiles.readSigningKey("\(config.keysDir)/\(KeyFiles.signingSecret)")) != nil
             let failover = signing ? "failover \(config.failover.mode.rawValue)" : "failover advise only (no signing key)"
-            print("\(file): ok (zmq \(config.zmqEndpoint)\(config.insecure ? " INSECURE" : " CURVE"), http \(config.httpAddress), \(enrolled) agents enrolled, \(failover), \(token == nil ? "no API token: freeze/thaw disabled" : "API token set"))")
+            print("\(file): ok (zmq \(config.zmqEndpoint)\(config.insecure ? " INSECURE" : " CURVE"), http \(config.httpAddress), \(enrolled) agents enrolled, \(pending) joins pending, enrollment \(config.enrollment.mode.rawValue) with \(tokens) valid tokens, \(failover), \(token == nil ? "no API token: freeze/thaw disabled" : "API token set"))")
         }
     }
+}
+
+/// Every agent connection is a file descriptor: a fleet needs more than the usual soft limit of 1024,
+/// so `serve` raises it to the hard limit (what systemd's LimitNOFILE or the container runtime allows).
+func raiseOpenFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 await CLIRunner.main(AggregatorCommand.self)

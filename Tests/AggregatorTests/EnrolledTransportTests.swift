@@ -20,7 +20,7 @@ struct EnrolledTransportTests {
 
         let server = RouterServer(
             configuration: .init(endpoint: "tcp://127.0.0.1:*", security: .curve(serverKeys: serverKeys.transport)),
-            authenticator: EnrollmentAuthenticator(store: store, logger: quietLogger), logger: quietLogger
+            authenticator: EnrollmentAuthenticator(store: store, pending: PendingJoinStore(keysDir: (store.path as NSString).deletingLastPathComponent), logger: quietLogger), logger: quietLogger
         )
         let endpoint = try server.start()
         let serverPublic = try KeyFiles.readCurvePublicKey(ServerKeys.Paths(keysDir: keysDir).serverPublic)

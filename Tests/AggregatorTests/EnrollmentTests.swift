@@ -24,12 +24,12 @@ struct EnrollmentStoreTests {
         let k2 = try CurveKeyPair.generate().publicKey
         #expect(try store.accept(host: "node-a1", key: k1) == .enrolled)
         #expect(try store.accept(host: "node-a1", key: k1) == .alreadyEnrolled)
-        #expect(throws: EnrollmentStore.Failure.hostHasAnotherKey(host: "node-a1", key: k1.z85)) { try store.accept(host: "node-a1", key: k2) }
-        #expect(throws: EnrollmentStore.Failure.keyBelongsToAnotherHost(key: k1.z85, host: "node-a1")) { try store.accept(host: "node-b1", key: k1) }
+        #expect(throws: KeysFileError.hostHasAnotherKey(host: "node-a1", key: k1.z85)) { try store.accept(host: "node-a1", key: k2) }
+        #expect(throws: KeysFileError.keyBelongsToAnotherHost(key: k1.z85, host: "node-a1")) { try store.accept(host: "node-b1", key: k1) }
         #expect(try store.activeTable() == [k1: "node-a1"])
         let revoked = try store.revoke(host: "node-a1")
         #expect(revoked.key == k1.z85)
-        #expect(throws: EnrollmentStore.Failure.notEnrolled("node-a1")) { try store.revoke(host: "node-a1") }
+        #expect(throws: KeysFileError.notEnrolled("node-a1")) { try store.revoke(host: "node-a1") }
         #expect(try store.accept(host: "node-a1", key: k2) == .enrolled)
         #expect(try store.activeTable() == [k2: "node-a1"])
         let records = try store.records()
@@ -44,7 +44,7 @@ struct EnrollmentStoreTests {
     func invalidHost() throws {
         let k = try CurveKeyPair.generate().publicKey
         for bad in ["", "has space", "../etc", String(repeating: "a", count: 64), "-lead"] {
-            #expect(throws: EnrollmentStore.Failure.invalidHost(bad)) { try store.accept(host: bad, key: k) }
+            #expect(throws: KeysFileError.invalidHost(bad)) { try store.accept(host: bad, key: k) }
         }
     }
 
@@ -52,10 +52,10 @@ struct EnrollmentStoreTests {
     func corrupt() throws {
         let k = try CurveKeyPair.generate().publicKey
         _ = try store.accept(host: "node-a1", key: k)
-        let auth = EnrollmentAuthenticator(store: store, logger: quietLogger)
+        let auth = EnrollmentAuthenticator(store: store, pending: PendingJoinStore(keysDir: (store.path as NSString).deletingLastPathComponent), logger: quietLogger)
         #expect(auth.authenticate(ZAPRequest(domain: "regwatch", address: "127.0.0.1", mechanism: "CURVE", clientKey: k)) == .allow(hostID: "node-a1"))
         try "{not json".write(toFile: store.path, atomically: true, encoding: .utf8)
-        #expect(throws: EnrollmentStore.Failure.self) { try store.records() }
+        #expect(throws: KeysFileError.self) { try store.records() }
         #expect(auth.authenticate(ZAPRequest(domain: "regwatch", address: "127.0.0.1", mechanism: "CURVE", clientKey: k)) == .allow(hostID: "node-a1"))
     }
 

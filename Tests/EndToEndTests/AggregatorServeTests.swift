@@ -72,8 +72,9 @@ struct AggregatorServeTests {
         #expect(try f.eventually(20) { try f.json("/api/v1/hosts").count == 1 })
         usleep(3_000_000)
         #expect(try f.json("/api/v1/hosts").compactMap { $0["id"] as? String } == ["node-a"])
-        let agentLog = (try? String(contentsOfFile: "\(f.dir)/node-x.log", encoding: .utf8)) ?? ""
-        #expect(agentLog.contains("is it enrolled?"), "the unenrolled agent should say why it is refused")
+        // It joined and waits for an operator, and says so.
+        #expect(f.eventually(10) { f.log("node-x").contains("join pending") }, "the unenrolled agent should say why it is not admitted")
+        #expect(try f.pendingJoins().compactMap { $0["host"] as? String } == ["node-x"])
 
         #expect(try CLI.run("regwatch-aggregator", ["keys", "revoke", "--config", f.config, "--host", "node-a"]).status == 0)
         usleep(1_500_000)  // a report already in flight may still land

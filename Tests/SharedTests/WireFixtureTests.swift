@@ -42,13 +42,31 @@ struct WireFixtureTests {
     @Test func failoverCommand() throws {
         try check(WireSamples.failoverCommand, file: "failover_command.json") { if case .failoverCommand(let e) = $0 { e } else { nil } }
         // The fixture's signature verifies with the test key and carries the directive.
-        guard case .failoverCommand(let env) = try codec.decode(try Self.fixture("failover_command.json")) else { return }
+        guard case .failoverCommand(let env) = try codec.decode(try Self.fixture("failover_command.json")) else {
+            Issue.record("failover_command.json is not a failover command"); return
+        }
         let directive = try CommandVerifier(key: WireSamples.signingKey.publicKey).verify(env.body)
         #expect(directive == WireSamples.directive)
     }
 
     @Test func failoverAck() throws {
         try check(WireSamples.failoverAck, file: "failover_ack.json") { if case .failoverAck(let e) = $0 { e } else { nil } }
+    }
+
+    @Test func join() throws {
+        try check(WireSamples.join, file: "join.json") { if case .join(let e) = $0 { e } else { nil } }
+    }
+
+    @Test func joinResult() throws {
+        try check(WireSamples.joinResult, file: "join_result.json") { if case .joinResult(let e) = $0 { e } else { nil } }
+    }
+
+    @Test func rotate() throws {
+        try check(WireSamples.rotate, file: "rotate.json") { if case .rotate(let e) = $0 { e } else { nil } }
+    }
+
+    @Test func rotateResult() throws {
+        try check(WireSamples.rotateResult, file: "rotate_result.json") { if case .rotateResult(let e) = $0 { e } else { nil } }
     }
 
     @Test("every message type has a golden fixture")

@@ -59,4 +59,12 @@ enum WireSamples {
     static let failoverAck = Envelope(host: "node-a1", seq: 44, sentAt: t1, body: FailoverAck(
         generation: 8, outcome: .rejected, reason: "mirror https://evil:5000 is not in this host's allowlist for docker.io", appliedGeneration: 7
     ))
+
+    static let join = Envelope(host: "node-a1", seq: 1, sentAt: t1, body: JoinRequest(
+        host: HostIdentity(id: "node-a1", labels: ["zone": "z1", "egress": "203.0.113.7"]),
+        publicKey: "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", token: "rwj_0123456789abcdef0123456789abcdef01234567", agentVersion: "0.9.0"))
+    static let joinResult = Envelope(host: WireProtocol.aggregatorSender, seq: 0, sentAt: t1, body: JoinResult(
+        status: .pending, reason: "waiting for an operator: regwatch-aggregator keys accept --host node-a1", retryAfterSeconds: 30))
+    static let rotate = Envelope(host: "node-a1", seq: 2, sentAt: t1, body: RotateRequest(newPublicKey: "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"))
+    static let rotateResult = Envelope(host: WireProtocol.aggregatorSender, seq: 0, sentAt: t1, body: RotateResult(status: .accepted, reason: ""))
 }

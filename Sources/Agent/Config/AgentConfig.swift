@@ -15,6 +15,9 @@ public struct AgentConfig: Sendable, Equatable {
         /// The aggregator's command-signing public key (a copy of its `signing.pub`).
         public var signingKey: String?
         public var insecure: Bool
+        /// A file holding a bootstrap token (`regwatch-aggregator tokens create`). With it, the agent makes
+        /// its own key pair at `clientKey` on first start (default `stateDir/agent.key`) and joins with it.
+        public var bootstrapToken: String? = nil
     }
 
     public struct Registry: Sendable, Equatable {
@@ -111,24 +114,31 @@ public struct AgentConfig: Sendable, Equatable {
         let labels = try hostNode["labels"].stringMap()
         try hostNode.rejectUnknownKeys()
 
+        let interval = try root["interval"].duration(default: .seconds(30))
+        guard interval >= .seconds(1) else { throw root["interval"].error("must be at least 1s") }
+        let stateDir = try root["stateDir"].string(default: "/var/lib/regwatch")!
+
         let agg = root["aggregator"]
-        let aggregator = Aggregator(
+        var aggregator = Aggregator(
             endpoint: try agg["endpoint"].string(default: "tcp://127.0.0.1:7450")!,
             serverKey: try agg["serverKey"].string(),
             clientKey: try agg["clientKey"].string(),
             signingKey: try agg["signingKey"].string(),
             insecure: try agg["insecure"].bool(default: false)
         )
+        aggregator.bootstrapToken = try agg["bootstrapToken"].string()
+        if aggregator.bootstrapToken != nil, aggregator.clientKey == nil {
+            aggregator.clientKey = "\(stateDir)/\(KeyFiles.agentSecret)"
+        }
         if !aggregator.insecure {
             for key in ["serverKey", "clientKey", "signingKey"] where try agg[key].string() == nil {
-                throw agg[key].error("required unless aggregator.insecure is true")
+                if key == "clientKey", aggregator.bootstrapToken != nil { continue }
+                throw agg[key].error(key == "clientKey"
+                    ? "required unless aggregator.bootstrapToken is set (then the agent makes its key) or aggregator.insecure is true"
+                    : "required unless aggregator.insecure is true")
             }
         }
         try agg.rejectUnknownKeys()
-
-        let interval = try root["interval"].duration(default: .seconds(30))
-        guard interval >= .seconds(1) else { throw root["interval"].error("must be at least 1s") }
-        let stateDir = try root["stateDir"].string(default: "/var/lib/regwatch")!
 
         var registries: [Registry] = []
         for node in try root["registries"].list() {

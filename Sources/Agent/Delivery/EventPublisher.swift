@@ -17,6 +17,8 @@ public final class EventPublisher: Service, Sendable {
     let client: DealerClient
     let settings: AgentConfig.Events
     let logger: Logger
+    /// Closed while the agent joins: events stay in the spool until the aggregator admits it.
+    let gate: EnrollmentGate?
     /// When each pending event was last handed to the transport.
     private let lastSent = Mutex<[UInt64: ContinuousClock.Instant]>([:])
     private let wake: AsyncStream<Void>.Continuation
@@ -31,7 +33,8 @@ public final class EventPublisher: Service, Sendable {
         public var outboxFull = 0
     }
 
-    public init(hostID: String, spool: EventSpool, sink: PullEventSink, client: DealerClient, settings: AgentConfig.Events, logger: Logger) {
+    public init(hostID: String, spool: EventSpool, sink: PullEventSink, client: DealerClient, settings: AgentConfig.Events, logger: Logger, gate: EnrollmentGate? = nil) {
+        self.gate = gate
         self.hostID = hostID
         self.spool = spool
         self.sink = sink
@@ -100,7 +103,7 @@ public final class EventPublisher: Service, Sendable {
         for await _ in wakeups {
             // Sending while disconnected would only park copies of the spool in the outbox; resends wait
             // for the connection, and a backlog in the outbox waits for the socket to drain.
-            guard client.statistics.state == .connected, client.queued < 4 else { continue }
+            guard client.statistics.state == .connected, client.queued < 4, gate?.isAdmitted ?? true else { continue }
             let now = ContinuousClock.now
             let resendAfter = settings.resendAfter
             while true {

@@ -4,13 +4,13 @@ import ServiceLifecycle
 
 /// Reads what the aggregator sends this agent and routes it by an explicit allowlist: event
 /// acknowledgements to the ``EventPublisher``, signed failover commands to the
-/// ``FailoverCommandService`` (which trusts nothing about them). Anything else is counted and logged by
-/// the dispatcher.
+/// ``FailoverCommandService`` (which trusts nothing about them), join and rotate answers to the
+/// ``JoinService``. Anything else is counted and logged by the dispatcher.
 public struct AgentInbox: Service {
     let client: DealerClient
     let dispatcher: MessageDispatcher
 
-    public init(client: DealerClient, publisher: EventPublisher, failover: FailoverCommandService? = nil, logger: Logger) {
+    public init(client: DealerClient, publisher: EventPublisher, failover: FailoverCommandService? = nil, join: JoinService? = nil, logger: Logger) {
         self.client = client
         var handlers: [MessageType: MessageDispatcher.Handler] = [
             .eventsAck: { message, _ in
@@ -20,6 +20,14 @@ public struct AgentInbox: Service {
         if let failover {
             handlers[.failoverCommand] = { message, _ in
                 if case .failoverCommand(let env) = message { failover.submit(env.body) }
+            }
+        }
+        if let join {
+            handlers[.joinResult] = { message, _ in
+                if case .joinResult(let env) = message { join.receive(env.body) }
+            }
+            handlers[.rotateResult] = { message, _ in
+                if case .rotateResult(let env) = message { join.receive(env.body) }
             }
         }
         dispatcher = MessageDispatcher(handlers: handlers, logger: logger)

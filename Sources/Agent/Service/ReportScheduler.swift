@@ -17,6 +17,15 @@ public struct ReportScheduler: Service {
     let stats: Stats
     let eventSink: PullEventSink?
     let appliedGeneration: @Sendable () -> UInt64
+    /// Closed while the agent joins: reports wait in ``held`` (the newest ``heldLimit``) until admitted.
+    let gate: EnrollmentGate?
+    let held = Held()
+    static let heldLimit = 16
+
+    /// Reports made while the aggregator does not admit this agent yet.
+    final class Held: Sendable {
+        let frames = Mutex<[[UInt8]]>([])
+    }
 
     /// Counters the agent exposes; a class so the service (a value) can update them.
     public final class Stats: Sendable {
@@ -29,8 +38,9 @@ public struct ReportScheduler: Service {
 
     public init(
         config: AgentConfig, cycle: CheckCycle, client: DealerClient, logger: Logger, stats: Stats = Stats(), eventSink: PullEventSink? = nil,
-        appliedGeneration: @escaping @Sendable () -> UInt64 = { 0 }
+        appliedGeneration: @escaping @Sendable () -> UInt64 = { 0 }, gate: EnrollmentGate? = nil
     ) {
+        self.gate = gate
         self.eventSink = eventSink
         self.appliedGeneration = appliedGeneration
         self.config = config
@@ -42,7 +52,39 @@ public struct ReportScheduler: Service {
 
     /// Stops at once on graceful shutdown: the wait between rounds (up to a whole interval) is cancelled.
     public func run() async throws {
-        await cancelWhenGracefulShutdown { await self.loop() }
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                if let gate = self.gate {
+                    // Admitted: what waited goes out at once, not at the next cycle.
+                    group.addTask {
+                        while !Task.isCancelled {
+                            await gate.waitUntilAdmitted()
+                            if Task.isCancelled { return }
+                            self.flushHeld()
+                            try? await Task.sleep(for: .milliseconds(200))
+                        }
+                    }
+                }
+                await self.loop()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Sends the held reports, oldest first, while admitted.
+    private func flushHeld() {
+        guard gate?.isAdmitted ?? true else { return }
+        let frames = held.frames.withLock { f in defer { f = [] }; return f }
+        for frame in frames { publish(frame) }
+    }
+
+    private func publish(_ frame: [UInt8]) {
+        if client.trySend(frame) {
+            stats.published.increment()
+        } else {
+            stats.dropped.increment()
+            logger.warning("report dropped: the outbox to the aggregator is full", metadata: ["host.id": "\(config.host.id)", "dropped": "\(stats.reportsDropped)"])
+        }
     }
 
     private func loop() async {
@@ -64,11 +106,14 @@ public struct ReportScheduler: Service {
             )
             do {
                 let frame = try codec.encode(Envelope(host: config.host.id, seq: seq, sentAt: Date(), body: report))
-                if client.trySend(frame) {
-                    stats.published.increment()
+                if let gate, !gate.isAdmitted {
+                    held.frames.withLock { f in
+                        f.append(frame)
+                        if f.count > Self.heldLimit { f.removeFirst(f.count - Self.heldLimit) }
+                    }
                 } else {
-                    stats.dropped.increment()
-                    logger.warning("report dropped: the outbox to the aggregator is full", metadata: ["host.id": "\(config.host.id)", "dropped": "\(stats.reportsDropped)"])
+                    flushHeld()
+                    publish(frame)
                 }
             } catch {
                 logger.error("cannot encode report", metadata: ["error": "\(error)"])

@@ -46,6 +46,22 @@ public struct AggregatorConfig: Sendable, Equatable {
         public var format: Format
     }
 
+    /// `enrollment:` — how keys that are not enrolled yet get in (`docs/enrollment.md`).
+    public struct Enrollment: Sendable, Equatable {
+        public enum Mode: String, Sendable, Equatable, CaseIterable {
+            /// Every join waits in the pending list for `keys accept`.
+            case manual
+            /// A join with a valid bootstrap token is accepted at once (if its host id matches the pattern).
+            case token
+        }
+        public var mode = Mode.manual
+        /// A regular expression the whole host id must match for a token join to be accepted at once;
+        /// nil: any valid host id. A join that does not match waits in the pending list.
+        public var hostPattern: String?
+        public var maxPending = 1000
+        public var joinsPerSecond = 50
+    }
+
     public var zmqEndpoint = "tcp://0.0.0.0:7450"
     public var httpAddress = "127.0.0.1:7451"
     public var database = "/var/lib/regwatch/regwatch.db"
@@ -56,6 +72,7 @@ public struct AggregatorConfig: Sendable, Equatable {
     public var failover = Failover()
     public var webhooks: [Webhook] = []
     public var transport = TransportLimits()
+    public var enrollment = Enrollment()
 
     public init() {}
 
@@ -119,6 +136,18 @@ public struct AggregatorConfig: Sendable, Equatable {
         try alerts.rejectUnknownKeys()
 
         c.transport = try TransportLimitsConfig.parse(root["transport"])
+
+        let en = root["enrollment"]
+        let enrollMode = try en["mode"].string(default: c.enrollment.mode.rawValue)!
+        guard let em = Enrollment.Mode(rawValue: enrollMode) else { throw en["mode"].error("expected manual or token, got \"\(enrollMode)\"") }
+        c.enrollment.mode = em
+        if let pattern = try en["hostPattern"].string() {
+            guard (try? Regex(pattern)) != nil else { throw en["hostPattern"].error("\"\(pattern.prefix(80))\" is not a regular expression") }
+            c.enrollment.hostPattern = pattern
+        }
+        c.enrollment.maxPending = try en["maxPending"].int(default: c.enrollment.maxPending, range: 1...1_000_000)
+        c.enrollment.joinsPerSecond = try en["joinsPerSecond"].int(default: c.enrollment.joinsPerSecond, range: 1...100_000)
+        try en.rejectUnknownKeys()
         try root.rejectUnknownKeys()
         return c
     }

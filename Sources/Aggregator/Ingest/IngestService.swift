@@ -52,6 +52,8 @@ public final class IngestService: Service, Sendable {
     let isEnrolled: @Sendable (String) -> Bool
     let logger: Logger
     let policy: CommitPolicy
+    /// Takes what joining peers send (nil without CURVE: nobody joins an insecure aggregator).
+    let enrollment: EnrollmentService?
     private let dispatcher: MessageDispatcher
     /// What the dispatcher's handlers collect between commits, shared with them by reference.
     private final class State: Sendable {
@@ -79,9 +81,11 @@ public final class IngestService: Service, Sendable {
     /// - Parameter isEnrolled: whether a host id is currently enrolled (checked for CURVE peers).
     public init(
         router: RouterServer, store: FleetStore, isEnrolled: @escaping @Sendable (String) -> Bool = { _ in true },
-        policy: CommitPolicy = .init(), failoverAcks: (@Sendable (_ host: String, FailoverAck) -> Void)? = nil, logger: Logger
+        policy: CommitPolicy = .init(), failoverAcks: (@Sendable (_ host: String, FailoverAck) -> Void)? = nil,
+        enrollment: EnrollmentService? = nil, logger: Logger
     ) {
         self.router = router
+        self.enrollment = enrollment
         self.store = store
         self.isEnrolled = isEnrolled
         self.policy = policy
@@ -116,11 +120,15 @@ public final class IngestService: Service, Sendable {
                 if case .failoverAck(let env) = message { failoverAcks(env.host, env.body) }
             }
         }
+        if let enrollment {
+            handlers[.rotate] = { message, peer in
+                if case .rotate(let env) = message, let peer { enrollment.receiveRotate(env.body, host: peer) }
+            }
+        }
         dispatcher = MessageDispatcher(handlers: handlers, logger: logger)
     }
 
     public var statistics: Statistics { state.stats.withLock { $0 } }
-    public var dispatcherStatistics: MessageDispatcher.Stats { dispatcher.statistics }
 
     public func run() async throws {
         let committer = IOThread(name: "regwatch-commit") { [self] in commitLoop() }
@@ -130,6 +138,10 @@ public final class IngestService: Service, Sendable {
             let before = state.pending.withLock { ($0.count, $0.generation) }
             enrolled.removeAll(keepingCapacity: true)
             for message in messages {
+                if let enrollment, JoiningPeer.isJoining(message.peer) || (message.authenticatedHost.map(JoiningPeer.isJoining) ?? false) {
+                    enrollment.receiveJoining(peer: message.peer, userID: message.authenticatedHost, payload: message.payload)
+                    continue
+                }
                 // Without CURVE there is no bound id: the routing id must at least match the envelope.
                 let peer = message.authenticatedHost ?? message.peer
                 if message.authenticatedHost != nil {

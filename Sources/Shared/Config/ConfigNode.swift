@@ -5,20 +5,25 @@ import Yams
 ///
 /// Readers ask for each key they know with its default and finish with ``rejectUnknownKeys()``: a
 /// misspelled key is an error instead of a silently ignored setting.
+///
+/// Values may name environment variables, `${NODE_NAME}` or `${ZONE:-z1}` (a default when unset or
+/// empty), so one file (a Kubernetes ConfigMap) serves every node; `$${` is a literal `${`. An unset
+/// variable without a default is an error naming the key and the variable.
 public struct ConfigNode {
     public let file: String
     public let path: String
     let node: Yams.Node?
     private let consumed: ConsumedKeys
+    let environment: [String: String]
 
     /// Parses `text` (the content of `file`). An empty document is an empty mapping.
-    public static func parse(_ text: String, file: String) throws(ConfigError) -> ConfigNode {
+    public static func parse(_ text: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> ConfigNode {
         do {
             let node = try Yams.compose(yaml: text)
             if let node, node.mapping == nil {
                 throw ConfigError(file: file, line: node.mark.map { $0.line }, key: "", message: "top level must be a mapping of keys")
             }
-            return ConfigNode(file: file, path: "", node: node)
+            return ConfigNode(file: file, path: "", node: node, environment: environment)
         } catch let error as ConfigError {
             throw error
         } catch let error as YamlError {
@@ -43,18 +48,28 @@ public struct ConfigNode {
     /// For an absent key: the line of the mapping it is missing from.
     private let parentLine: Int?
 
-    init(file: String, path: String, node: Yams.Node?, parentLine: Int? = nil) {
+    init(file: String, path: String, node: Yams.Node?, parentLine: Int? = nil, environment: [String: String]) {
         self.file = file
         self.path = path
         self.node = node
         self.parentLine = parentLine
+        self.environment = environment
         consumed = ConsumedKeys()
     }
 
     public var line: Int? { node?.mark.map { $0.line } ?? parentLine }
 
-    /// The scalar text when this value is a plain scalar (not a mapping or list).
+    /// The scalar text when this value is a plain scalar (not a mapping or list), as written.
     public var scalarText: String? { node?.scalar?.string }
+
+    /// The scalar text with environment variables expanded; nil when this value is not a scalar.
+    func expandedScalar() throws(ConfigError) -> String? {
+        guard let text = node?.scalar?.string else { return nil }
+        return try EnvironmentExpansion.expand(text, environment: environment, at: self)
+    }
+
+    /// True when the scalar names a variable: typed readers then parse the expanded text themselves.
+    private var needsExpansion: Bool { node?.scalar?.string.contains("${") ?? false }
     public var isPresent: Bool { node != nil && node?.null == nil }
 
     /// The key is written in the file, even with an empty value (`docker:` enables a section with defaults).
@@ -70,14 +85,14 @@ public struct ConfigNode {
     public subscript(key: String) -> ConfigNode {
         consumed.insert(key)
         let child = node?.mapping?[Yams.Node(key)]
-        return ConfigNode(file: file, path: childPath(key), node: child, parentLine: line)
+        return ConfigNode(file: file, path: childPath(key), node: child, parentLine: line, environment: environment)
     }
 
     /// Elements of a sequence; an absent key is an empty list.
     public func list() throws(ConfigError) -> [ConfigNode] {
         guard isPresent else { return [] }
         guard let seq = node?.sequence else { throw error("expected a list") }
-        return seq.enumerated().map { ConfigNode(file: file, path: "\(path)[\($0.offset)]", node: $0.element) }
+        return seq.enumerated().map { ConfigNode(file: file, path: "\(path)[\($0.offset)]", node: $0.element, environment: environment) }
     }
 
     /// Keys and values of a mapping, in file order; an absent key is empty.
@@ -86,14 +101,14 @@ public struct ConfigNode {
         guard let map = node?.mapping else { throw error("expected a mapping") }
         return map.map { (k, v) in
             let key = k.string ?? "\(k)"
-            return (key, ConfigNode(file: file, path: childPath(key), node: v))
+            return (key, ConfigNode(file: file, path: childPath(key), node: v, environment: environment))
         }
     }
 
     public func string(default value: String? = nil) throws(ConfigError) -> String? {
         guard isPresent else { return value }
-        guard let scalar = node?.scalar else { throw error("expected a string") }
-        return scalar.string
+        guard node?.scalar != nil else { throw error("expected a string") }
+        return try expandedScalar()
     }
 
     public func requiredString() throws(ConfigError) -> String {
@@ -103,20 +118,29 @@ public struct ConfigNode {
 
     public func bool(default value: Bool) throws(ConfigError) -> Bool {
         guard isPresent else { return value }
+        if needsExpansion {
+            switch try expandedScalar() {
+            case "true": return true
+            case "false": return false
+            case let t: throw error("expected true or false, got \"\(t ?? "?")\"")
+            }
+        }
         guard let b = node?.bool else { throw error("expected true or false, got \"\(node?.scalar?.string ?? "?")\"") }
         return b
     }
 
     public func int(default value: Int, range: ClosedRange<Int>? = nil) throws(ConfigError) -> Int {
         guard isPresent else { return value }
-        guard let i = node?.int else { throw error("expected a whole number, got \"\(node?.scalar?.string ?? "?")\"") }
+        let parsed = needsExpansion ? (try expandedScalar()).flatMap { Int($0) } : node?.int
+        guard let i = parsed else { throw error("expected a whole number, got \"\(node?.scalar?.string ?? "?")\"") }
         if let range, !range.contains(i) { throw error("\(i) is out of range \(range.lowerBound)...\(range.upperBound)") }
         return i
     }
 
     public func double(default value: Double, range: ClosedRange<Double>? = nil) throws(ConfigError) -> Double {
         guard isPresent else { return value }
-        guard let d = node?.float else { throw error("expected a number, got \"\(node?.scalar?.string ?? "?")\"") }
+        let parsed = needsExpansion ? (try expandedScalar()).flatMap { Double($0) } : node?.float
+        guard let d = parsed else { throw error("expected a number, got \"\(node?.scalar?.string ?? "?")\"") }
         if let range, !range.contains(d) { throw error("\(d) is out of range \(range.lowerBound)...\(range.upperBound)") }
         return d
     }
@@ -124,7 +148,7 @@ public struct ConfigNode {
     /// A duration like `30s`, `500ms`, `5m`, `1h` (a bare number is seconds).
     public func duration(default value: Duration) throws(ConfigError) -> Duration {
         guard isPresent else { return value }
-        guard let text = node?.scalar?.string, let d = DurationText.parse(text) else {
+        guard let text = try expandedScalar(), let d = DurationText.parse(text) else {
             throw error("expected a duration like 30s, 500ms, 5m or 1h, got \"\(node?.scalar?.string ?? "?")\"")
         }
         return d
@@ -134,7 +158,7 @@ public struct ConfigNode {
     public func stringMap() throws(ConfigError) -> [String: String] {
         var out: [String: String] = [:]
         for (k, v) in try entries() {
-            guard let s = v.node?.scalar?.string else { throw v.error("expected a string value") }
+            guard v.node?.scalar != nil, let s = try v.expandedScalar() else { throw v.error("expected a string value") }
             out[k] = s
         }
         return out
@@ -165,6 +189,49 @@ public struct ConfigNode {
         case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): return problem
         default: return String(describing: error).split(separator: "\n").first.map(String.init) ?? "invalid"
         }
+    }
+}
+
+/// `${NAME}` and `${NAME:-default}` in config values.
+enum EnvironmentExpansion {
+    static func expand(_ text: String, environment: [String: String], at node: ConfigNode) throws(ConfigError) -> String {
+        guard text.contains("${") else { return text }
+        var out = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            let before = rest[..<start.lowerBound]
+            if before.hasSuffix("$") {
+                // `$${` is a literal `${`.
+                out += before.dropLast()
+                out += "${"
+                rest = rest[start.upperBound...]
+                continue
+            }
+            out += before
+            guard let close = rest[start.upperBound...].firstIndex(of: "}") else {
+                throw node.error("unterminated ${ in \"\(text.prefix(80))\"")
+            }
+            let inner = rest[start.upperBound..<close]
+            var name = inner, fallback: Substring?
+            if let sep = inner.range(of: ":-") {
+                name = inner[..<sep.lowerBound]
+                fallback = inner[sep.upperBound...]
+            }
+            guard let first = name.utf8.first, !(48...57).contains(first),
+                  name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 }) else {
+                throw node.error("\"${\(inner.prefix(64))}\" is not an environment variable name (letters, digits, _)")
+            }
+            if let value = environment[String(name)], !(value.isEmpty && fallback != nil) {
+                out += value
+            } else if let fallback {
+                out += fallback
+            } else {
+                throw node.error("environment variable \(name) is not set")
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        out += rest
+        return out
     }
 }
 

@@ -19,6 +19,18 @@ public enum MetricNames {
     /// ZAP decisions, label `result` = `accepted` | `rejected`.
     public static let zapDecisionsTotal = "regwatch_zap_decisions_total"
 
+    // Enrollment (extensions)
+    /// Join decisions, label `result` (accepted, already_enrolled, pending, token_*, key_*, pending_full, rate_limited, busy, malformed).
+    public static let enrollmentJoinsTotal = "regwatch_enrollment_joins_total"
+    /// Joins waiting in the pending list.
+    public static let enrollmentPending = "regwatch_enrollment_pending"
+    /// Messages other than `join` from joining peers, label `type` (or `malformed`).
+    public static let enrollmentJoiningDroppedTotal = "regwatch_enrollment_joining_dropped_total"
+    /// Open connections closed because their key was revoked, replaced or rejected.
+    public static let enrollmentDisconnectsTotal = "regwatch_enrollment_disconnects_total"
+    /// Key rotations, label `result` = `accepted` | `refused`.
+    public static let enrollmentRotationsTotal = "regwatch_enrollment_rotations_total"
+
     /// `# HELP` text per metric. swift-metrics carries no help, so the exposition adds it (``withHelp(_:)``).
     public static let help: [String: String] = [
         probeSuccess: "Share of reporting, non-stale hosts whose latest probe of the endpoint succeeded (0-1).",
@@ -32,7 +44,12 @@ public enum MetricNames {
         reportsIngestedTotal: "Agent reports stored in the database.",
         reportsDroppedTotal: "Agent reports not stored: rejected, outdated or lost to a failed commit.",
         wireRejectedTotal: "Wire messages rejected, by reason.",
-        zapDecisionsTotal: "CURVE/ZAP authentication decisions, by result.",
+        zapDecisionsTotal: "CURVE/ZAP authentication decisions, by result (accepted, joining, rejected).",
+        enrollmentJoinsTotal: "Join requests from keys not enrolled yet, by decision.",
+        enrollmentPending: "Joins waiting for an operator in the pending list.",
+        enrollmentJoiningDroppedTotal: "Messages other than join from joining peers, dropped, by type.",
+        enrollmentDisconnectsTotal: "Open agent connections closed because their key was revoked, replaced or rejected.",
+        enrollmentRotationsTotal: "Agent key rotations, by result.",
     ]
 
     /// Prometheus text with a `# HELP` line before each `# TYPE` line of a known metric.

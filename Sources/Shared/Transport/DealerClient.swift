@@ -16,10 +16,14 @@ public final class DealerClient: Sendable {
         public var security: DealerSecurity
         public var limits: TransportLimits
         public var backoff: ReconnectBackoff
+        /// The routing id to connect with first: the host id, or a joining id (``JoiningPeer``) while
+        /// the key is not enrolled yet.
+        public var routingID: String
 
-        public init(endpoint: String, hostID: String, security: DealerSecurity, limits: TransportLimits = .init(), backoff: ReconnectBackoff = .init()) {
+        public init(endpoint: String, hostID: String, security: DealerSecurity, limits: TransportLimits = .init(), backoff: ReconnectBackoff = .init(), routingID: String? = nil) {
             self.endpoint = endpoint
             self.hostID = hostID
+            self.routingID = routingID ?? hostID
             self.security = security
             self.limits = limits
             self.backoff = backoff
@@ -103,6 +107,15 @@ public final class DealerClient: Sendable {
         try await outbox.enqueue(item)
     }
 
+    /// Reconnects with another routing id (joined: the host id) and, when given, another key pair
+    /// (rotated). Messages sent after this call leave on the new connection.
+    public func switchIdentity(routingID: String, keys: CurveKeyPair? = nil) {
+        identityChange.withLock { $0 = (routingID, keys) }
+        outbox.wake()
+    }
+
+    let identityChange = Mutex<(routingID: String, keys: CurveKeyPair?)?>(nil)
+
     public func shutdown() async {
         let thread = runtime.withLock { $0 }
         outbox.close()
@@ -123,6 +136,10 @@ final class DealerLoop: @unchecked Sendable {
     var backlog: [Outbox.Item] = []
     var backlogIndex = 0
     var connected = false
+    /// The socket of the current connection (from `ZMQ_EVENT_CONNECTED`), and those of connections
+    /// dropped on purpose by an identity change, whose late disconnect events must not schedule a reconnect.
+    var currentFD: UInt32?
+    var retiredFDs: Set<UInt32> = []
 
     init(client: DealerClient, context: ZMQContext) throws(TransportError) {
         self.client = client
@@ -130,7 +147,7 @@ final class DealerLoop: @unchecked Sendable {
         backoff = config.backoff
         socket = try ZMQSocket(context: context, type: ZMQ_DEALER)
         let limits = config.limits
-        try socket.set(ZMQ_ROUTING_ID, string: config.hostID)
+        try socket.set(ZMQ_ROUTING_ID, string: config.routingID)
         try socket.set(ZMQ_LINGER, limits.lingerMs)
         try socket.set(ZMQ_MAXMSGSIZE, limits.maxMessageSize)
         try socket.set(ZMQ_SNDHWM, limits.sendHighWaterMark)
@@ -159,6 +176,7 @@ final class DealerLoop: @unchecked Sendable {
         var batch: [InboundMessage] = []
         while true {
             if client.outbox.isClosed { break }
+            if let change = client.identityChange.withLock({ c in defer { c = nil }; return c }) { apply(change) }
             let blocked = flush()
             items[0].events = Int16(ZMQ_POLLIN) | (blocked ? Int16(ZMQ_POLLOUT) : 0)
             var timeout: Int = -1
@@ -226,7 +244,12 @@ final class DealerLoop: @unchecked Sendable {
     private func handleMonitor() {
         let endpoint = client.configuration.endpoint
         while let event = monitor.next() {
+            if event.event == ZMQ_EVENT_DISCONNECTED || event.event == ZMQ_EVENT_CLOSED, retiredFDs.remove(event.value) != nil { continue }
             switch event.event {
+            case ZMQ_EVENT_CONNECTED:
+                // A reused descriptor number belongs to this new connection from now on.
+                retiredFDs.remove(event.value)
+                currentFD = event.value
             case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
                 connected = true
                 backoff.reset()
@@ -239,7 +262,7 @@ final class DealerLoop: @unchecked Sendable {
                 client.eventContinuation.yield(.connected(endpoint))
             case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
                 client.stats.withLock { $0.authFailures += 1 }
-                client.logger.error("aggregator rejected this agent's key (ZAP status \(event.value)): is it enrolled? run `regwatch-aggregator keys accept --host \(client.configuration.hostID) --key agent.pub`", metadata: [
+                client.logger.error("aggregator refused this agent's key (ZAP status \(event.value)): it was revoked or rejected; see `regwatch-aggregator keys list` there", metadata: [
                     "endpoint": "\(endpoint)", "host.id": "\(client.configuration.hostID)",
                 ])
                 client.eventContinuation.yield(.handshakeFailed(.auth(status: Int(event.value))))
@@ -277,6 +300,29 @@ final class DealerLoop: @unchecked Sendable {
         client.stats.withLock { $0.state = .waitingToReconnect }
         client.logger.debug("reconnecting to aggregator", metadata: ["after.ms": "\(delay)"])
         client.eventContinuation.yield(.reconnectScheduled(afterMs: delay))
+    }
+
+    /// Drops the current connection and connects again as `change` says, before anything else is sent.
+    private func apply(_ change: (routingID: String, keys: CurveKeyPair?)) {
+        let endpoint = client.configuration.endpoint
+        if let fd = currentFD { retiredFDs.insert(fd) }
+        currentFD = nil
+        socket.disconnect(endpoint)
+        do {
+            try socket.set(ZMQ_ROUTING_ID, string: change.routingID)
+            if let keys = change.keys {
+                try socket.set(ZMQ_CURVE_PUBLICKEY, string: keys.publicKey.z85)
+                try socket.set(ZMQ_CURVE_SECRETKEY, string: keys.secretZ85)
+            }
+            try socket.connect(endpoint)
+        } catch {
+            client.logger.error("cannot reconnect with the new identity", metadata: ["error": "\(error)"])
+        }
+        connected = false
+        reconnectAt = nil
+        backoff.reset()
+        client.stats.withLock { $0.state = .connecting }
+        client.logger.info("reconnecting to the aggregator with a new identity", metadata: ["routing.id": "\(change.routingID.prefix(64))", "new.key": "\(change.keys != nil)"])
     }
 
     private func reconnect() {

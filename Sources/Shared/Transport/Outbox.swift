@@ -25,6 +25,8 @@ final class Outbox: Sendable {
         /// The I/O thread is (about to be) blocked in poll and needs the eventfd to wake.
         var sleeping = false
         var signalled = false
+        /// ``wake()`` was called: the next ``prepareToSleep()`` returns false once.
+        var kicked = false
         var waiters: [CheckedContinuation<Void, any Error>] = []
     }
 
@@ -42,6 +44,17 @@ final class Outbox: Sendable {
     }
 
     deinit { Glibc.close(wakeFD) }
+
+    /// Wakes the I/O thread for work that is not a message (a disconnect, an identity change).
+    func wake() {
+        let wake = state.withLock { s -> Bool in
+            s.kicked = true
+            guard s.sleeping, !s.signalled else { return false }
+            s.signalled = true
+            return true
+        }
+        if wake { signal() }
+    }
 
     func tryEnqueue(_ item: Item) -> EnqueueResult {
         let size = item.bytes
@@ -92,7 +105,10 @@ final class Outbox: Sendable {
     /// I/O thread: about to block in poll. Returns false (do not sleep) when items arrived meanwhile.
     func prepareToSleep() -> Bool {
         state.withLock { s in
-            if !s.items.isEmpty || s.closed { return false }
+            if !s.items.isEmpty || s.closed || s.kicked {
+                s.kicked = false
+                return false
+            }
             s.sleeping = true
             return true
         }

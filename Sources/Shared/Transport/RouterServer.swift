@@ -38,6 +38,8 @@ public final class RouterServer: Sendable {
         public var inboundDropped = 0
         /// Messages whose routing id differs from the host id bound to their key; dropped.
         public var identityMismatch = 0
+        /// Connections closed by ``disconnect(peer:)``.
+        public var disconnected = 0
         public var authAccepted = 0
         public var authRejected = 0
         public var connectedPeers = 0
@@ -111,6 +113,17 @@ public final class RouterServer: Sendable {
         try await outbox.enqueue(item)
     }
 
+    /// Closes the connection of the peer with this routing id, if it has one (a revoked key's open
+    /// connection). libzmq has no call for that on a ROUTER, so the I/O thread shuts down the TCP socket
+    /// the peer's last message came from, after checking it still has the same remote address, and
+    /// libzmq tears the connection down as if the peer had gone. Returns at once; done within a poll.
+    public func disconnect(peer: String) {
+        disconnects.withLock { $0.append(peer) }
+        outbox.wake()
+    }
+
+    let disconnects = Mutex<[String]>([])
+
     /// Stops the I/O thread, closes the socket and ends ``inbound`` and ``events``.
     public func shutdown() async {
         let thread = runtime.withLock { $0.thread }
@@ -133,6 +146,8 @@ final class RouterLoop: @unchecked Sendable {
     var handshakesFailed = 0
     var disconnects = 0
     var lastPeer: (bytes: [UInt8], string: String) = ([], "")
+    /// The TCP socket each peer's messages last came from, with its remote address at that time.
+    var peerSockets: [String: (fd: Int32, address: [UInt8])] = [:]
     var bufferHint = 4096
     let curve: Bool
 
@@ -184,6 +199,7 @@ final class RouterLoop: @unchecked Sendable {
         while true {
             // Flush what senders queued; sleep in poll only when there is nothing left to do.
             sendQueued()
+            closeRequested()
             if server.outbox.isClosed { break }
             let sleep = server.outbox.prepareToSleep()
             let rc = zmq_poll(&items, Int32(items.count), sleep ? -1 : 0)
@@ -222,7 +238,8 @@ final class RouterLoop: @unchecked Sendable {
         // Payloads of one batch go into one buffer; messages are slices of it.
         var buffer: [UInt8] = []
         buffer.reserveCapacity(bufferHint)
-        var received: [(peer: String, range: Range<Int>, userID: String?)] = []
+        var received: [(peer: String, range: Range<Int>, userID: String?, fd: Int32)] = []
+        var lastFD: Int32 = -1, lastFDPeer = ""
         while received.count < limit {
             guard let message = socket.receiveRouted(into: &buffer, readUserID: curve, lastPeer: &lastPeer) else {
                 // Under load, let the libzmq I/O thread fill the pipe once more before handing the batch
@@ -234,7 +251,16 @@ final class RouterLoop: @unchecked Sendable {
                 }
                 break
             }
-            if let host = message.userID, host != message.peer {
+            if message.fd >= 0, message.fd != lastFD || message.peer != lastFDPeer {
+                lastFD = message.fd
+                lastFDPeer = message.peer
+                if peerSockets[message.peer]?.fd != message.fd {
+                    peerSockets[message.peer] = (message.fd, Self.remoteAddress(message.fd))
+                }
+            }
+            // A joining peer (routing id or ZAP user id `?KEY`) goes through: ingest admits only `join`
+            // from it and checks the two ids agree with the enrolled keys.
+            if let host = message.userID, host != message.peer, !JoiningPeer.isJoining(host), !JoiningPeer.isJoining(message.peer) {
                 mismatched += 1
                 if mismatched == 1 {
                     server.logger.warning("dropping message: routing id differs from the host id enrolled for its key", metadata: [
@@ -286,6 +312,33 @@ final class RouterLoop: @unchecked Sendable {
         }
     }
 
+    /// Shuts down the sockets of the peers ``RouterServer/disconnect(peer:)`` named.
+    private func closeRequested() {
+        let peers = server.disconnects.withLock { list -> [String] in
+            defer { list.removeAll() }
+            return list
+        }
+        for peer in peers {
+            guard let known = peerSockets.removeValue(forKey: peer) else { continue }
+            // The fd may have been closed and reused by another connection since: only the same remote
+            // address and port is the same connection.
+            guard !known.address.isEmpty, Self.remoteAddress(known.fd) == known.address else { continue }
+            shutdown(known.fd, Int32(SHUT_RDWR))
+            server.stats.withLock { $0.disconnected += 1 }
+            server.logger.notice("closed the connection of a peer whose key is no longer enrolled", metadata: ["peer": "\(peer.prefix(64))"])
+        }
+    }
+
+    static func remoteAddress(_ fd: Int32) -> [UInt8] {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard rc == 0 else { return [] }
+        return withUnsafeBytes(of: &storage) { Array($0.prefix(Int(length))) }
+    }
+
     private func handleZAP() {
         guard let zap, let authenticator = server.authenticator else { return }
         while let request = try? zap.receive() {
@@ -294,8 +347,11 @@ final class RouterLoop: @unchecked Sendable {
             switch decision {
             case .allow(let host):
                 server.stats.withLock { $0.authAccepted += 1 }
-                Counter(label: MetricNames.zapDecisionsTotal, dimensions: [("result", "accepted")]).increment()
-                server.logger.debug("ZAP admitted agent", metadata: ["host.id": "\(host)", "address": "\(parsed?.address ?? "?")"])
+                let joining = JoiningPeer.isJoining(host)
+                Counter(label: MetricNames.zapDecisionsTotal, dimensions: [("result", joining ? "joining" : "accepted")]).increment()
+                server.logger.debug(joining ? "ZAP admitted a key that is not enrolled, to join only" : "ZAP admitted agent", metadata: [
+                    "host.id": "\(host)", "address": "\(parsed?.address ?? "?")",
+                ])
             case .deny(let reason):
                 server.stats.withLock { $0.authRejected += 1 }
                 Counter(label: MetricNames.zapDecisionsTotal, dimensions: [("result", "rejected")]).increment()

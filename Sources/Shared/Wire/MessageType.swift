@@ -11,6 +11,14 @@ public enum MessageType: String, Codable, Sendable, Hashable, CaseIterable {
     case failoverCommand = "failover_command"
     /// agent -> aggregator: the outcome of a failover command.
     case failoverAck = "failover_ack"
+    /// agent -> aggregator: a key that is not enrolled asks to be (the only type a joining peer may send).
+    case join
+    /// aggregator -> agent: accepted, pending, refused, or unknown_key.
+    case joinResult = "join_result"
+    /// agent -> aggregator: an enrolled agent replaces its CURVE key.
+    case rotate
+    /// aggregator -> agent: the outcome of a rotate.
+    case rotateResult = "rotate_result"
 }
 
 /// A message body that travels in an ``Envelope``.

@@ -48,6 +48,10 @@ public struct WireCodec: Sendable {
             case .eventsAck: return .eventsAck(try decoder.decode(Envelope<EventsAck>.self, from: data))
             case .failoverCommand: return .failoverCommand(try decoder.decode(Envelope<SignedFailoverCommand>.self, from: data))
             case .failoverAck: return .failoverAck(try decoder.decode(Envelope<FailoverAck>.self, from: data))
+            case .join: return .join(try decoder.decode(Envelope<JoinRequest>.self, from: data))
+            case .joinResult: return .joinResult(try decoder.decode(Envelope<JoinResult>.self, from: data))
+            case .rotate: return .rotate(try decoder.decode(Envelope<RotateRequest>.self, from: data))
+            case .rotateResult: return .rotateResult(try decoder.decode(Envelope<RotateResult>.self, from: data))
             }
         } catch {
             throw .invalidBody(type: type.rawValue, detail: Self.describe(error))

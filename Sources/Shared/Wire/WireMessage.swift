@@ -5,6 +5,10 @@ public enum WireMessage: Sendable, Hashable {
     case eventsAck(Envelope<EventsAck>)
     case failoverCommand(Envelope<SignedFailoverCommand>)
     case failoverAck(Envelope<FailoverAck>)
+    case join(Envelope<JoinRequest>)
+    case joinResult(Envelope<JoinResult>)
+    case rotate(Envelope<RotateRequest>)
+    case rotateResult(Envelope<RotateResult>)
 
     public var type: MessageType {
         switch self {
@@ -13,6 +17,10 @@ public enum WireMessage: Sendable, Hashable {
         case .eventsAck: .eventsAck
         case .failoverCommand: .failoverCommand
         case .failoverAck: .failoverAck
+        case .join: .join
+        case .joinResult: .joinResult
+        case .rotate: .rotate
+        case .rotateResult: .rotateResult
         }
     }
 
@@ -24,6 +32,10 @@ public enum WireMessage: Sendable, Hashable {
         case .eventsAck(let e): e.host
         case .failoverCommand(let e): e.host
         case .failoverAck(let e): e.host
+        case .join(let e): e.host
+        case .joinResult(let e): e.host
+        case .rotate(let e): e.host
+        case .rotateResult(let e): e.host
         }
     }
 }

@@ -115,7 +115,8 @@ final class ZMQSocket: @unchecked Sendable {
     /// ROUTER fast path: one routing-id frame and one payload frame, the payload appended to `buffer`
     /// (a batch shares one buffer). Messages of any other shape are read and discarded. Nil when nothing
     /// is waiting. `lastPeer` caches the previous routing id's String (consecutive messages mostly share one).
-    func receiveRouted(into buffer: inout [UInt8], readUserID: Bool, lastPeer: inout (bytes: [UInt8], string: String)) -> (peer: String, range: Range<Int>, userID: String?)? {
+    /// `fd` is the connection's socket (libzmq's `ZMQ_SRCFD` property), for closing one peer's connection.
+    func receiveRouted(into buffer: inout [UInt8], readUserID: Bool, lastPeer: inout (bytes: [UInt8], string: String)) -> (peer: String, range: Range<Int>, userID: String?, fd: Int32)? {
         var msg = zmq_msg_t()
         zmq_msg_init(&msg)
         defer { zmq_msg_close(&msg) }
@@ -135,7 +136,7 @@ final class ZMQSocket: @unchecked Sendable {
             let start = buffer.count
             buffer.append(contentsOf: UnsafeRawBufferPointer(start: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
             let userID = readUserID ? zmq_msg_gets(&msg, "User-Id").map { String(cString: $0) } : nil
-            return (lastPeer.string, start..<buffer.count, userID)
+            return (lastPeer.string, start..<buffer.count, userID, zmq_msg_get(&msg, ZMQ_SRCFD))
         }
     }
 

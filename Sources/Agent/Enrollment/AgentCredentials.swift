@@ -30,9 +30,9 @@ public struct AgentCredentials: Sendable {
         return AgentCredentials(security: .curve(serverKey: server, clientKeys: client), commandVerifier: verifier)
     }
 
-    /// The transport configuration for this agent.
-    public func dealerConfiguration(_ config: AgentConfig) -> DealerClient.Configuration {
-        DealerClient.Configuration(endpoint: config.aggregator.endpoint, hostID: config.host.id, security: security, limits: config.transport)
+    /// The transport configuration for this agent; `routingID` while it joins.
+    public func dealerConfiguration(_ config: AgentConfig, routingID: String? = nil) -> DealerClient.Configuration {
+        DealerClient.Configuration(endpoint: config.aggregator.endpoint, hostID: config.host.id, security: security, limits: config.transport, routingID: routingID)
     }
 }
 
