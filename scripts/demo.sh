@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a local regwatch fleet on loopback. Needs no root once the packages are installed.
-# It sets up the trust (aggregator keys, four agents in two zones, enrollment), starts real registries (an
+# It sets up the trust (aggregator keys and a bootstrap token: four agents in two zones join with it, nobody
+# copies a key), starts real registries (an
 # upstream and two pull-through mirrors), the aggregator with its SQLite file and the agents, prints the fleet
 # as it fills, then kills a mirror and shows the whole loop: the outage, the canary hosts switching to the
 # healthy mirror, then the rest, pulls through it, the mirror's return and the failback, with every
@@ -27,6 +28,8 @@ apiToken: $DEMO/api-token
 # Demo timing: the agents report every 3 s, so windows are 3 s (the default is 30 s).
 correlation: {window: 3s, openAfter: 2, recoveryHold: 9s, minHosts: 3, minZones: 2}
 failover: {mode: auto, canaryShare: 0.1, resendInterval: 10s}
+# Agents that present a valid bootstrap token are enrolled at once (the default, manual, waits for keys accept).
+enrollment: {mode: token}
 YAML
 (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$DEMO/api-token")
 
@@ -34,19 +37,25 @@ echo "== aggregator keys (CURVE transport + Ed25519 signing, separate files)"
 agg keys generate --config "$DEMO/aggregator.yaml"
 
 echo
-echo "== four agents, two zones: each generates its key, the aggregator enrolls the public half"
+echo "== a bootstrap token for the fleet: printed once, stored only as a hash"
+agg tokens create --config "$DEMO/aggregator.yaml" --name demo-fleet --ttl 1h --max-uses 5 > "$DEMO/fleet.token"
+chmod 600 "$DEMO/fleet.token"
+agg tokens list --config "$DEMO/aggregator.yaml"
+
+echo
+echo "== four agents, two zones: each gets server.pub, signing.pub and the token file; no agent key exists yet"
 zones=(z1 z1 z2 z2)
 for i in 1 2 3 4; do
   host="node-$i"
-  agent keys generate --out "$DEMO/$host" >/dev/null
-  cp "$DEMO/keys/server.pub" "$DEMO/keys/signing.pub" "$DEMO/$host/"
+  mkdir -p "$DEMO/$host"
+  cp "$DEMO/keys/server.pub" "$DEMO/keys/signing.pub" "$DEMO/fleet.token" "$DEMO/$host/"
   cat > "$DEMO/$host/agent.yaml" <<YAML
 host: {id: $host, labels: {zone: ${zones[$((i-1))]}, egress: 198.51.100.$i}}
 aggregator:
   endpoint: "tcp://127.0.0.1:17450"
   serverKey: $DEMO/$host/server.pub
-  clientKey: $DEMO/$host/agent.key
   signingKey: $DEMO/$host/signing.pub
+  bootstrapToken: $DEMO/$host/fleet.token     # the agent makes stateDir/agent.key on first start and joins
 interval: 3s
 stateDir: $DEMO/$host/state
 registries:
@@ -71,19 +80,7 @@ YAML
   printf 'unqualified-search-registries = ["docker.io"]\n\n[[registry]]\nprefix = "docker.io"\nlocation = "127.0.0.1:15000"\ninsecure = true\n\n[[registry.mirror]]\nlocation = "127.0.0.1:15001"\ninsecure = true\n\n[[registry.mirror]]\nlocation = "127.0.0.1:15002"\ninsecure = true\n' \
     > "$DEMO/$host/registries.conf"
   : > "$DEMO/$host/kubelet.log"
-  agg keys accept --config "$DEMO/aggregator.yaml" --host "$host" --key "$DEMO/$host/agent.pub"
 done
-
-echo
-echo "== a second key for an enrolled host is refused (revoke first)"
-agent keys generate --out "$DEMO/intruder" >/dev/null
-if agg keys accept --config "$DEMO/aggregator.yaml" --host node-1 --key "$DEMO/intruder/agent.pub"; then
-  echo "unexpected: second key accepted" >&2; exit 1
-fi
-
-echo
-echo "== enrolled agents"
-agg keys list --config "$DEMO/aggregator.yaml"
 
 echo
 echo "== configuration checks"
@@ -91,8 +88,8 @@ agg validate --config "$DEMO/aggregator.yaml"
 for i in 1 2 3 4; do agent validate --config "$DEMO/node-$i/agent.yaml"; done
 
 echo
-echo "== a config with a missing key file is one line and exit 2"
-sed "s#clientKey: .*#clientKey: $DEMO/missing.key#" "$DEMO/node-1/agent.yaml" > "$DEMO/broken.yaml"
+echo "== a config with a missing token file is one line and exit 2"
+sed "s#bootstrapToken: .*#bootstrapToken: $DEMO/missing.token#" "$DEMO/node-1/agent.yaml" > "$DEMO/broken.yaml"
 set +e; agent validate --config "$DEMO/broken.yaml"; rc=$?; set -e
 echo "exit code: $rc"
 [ "$rc" = 2 ]
@@ -140,6 +137,24 @@ show_fleet() {
   echo "-- $(date -u +%H:%M:%S) fleet (regwatch-aggregator hosts)"
   agg hosts --config "$DEMO/aggregator.yaml" || true
 }
+for _ in $(seq 50); do [ "$(agg keys list --config "$DEMO/aggregator.yaml" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 4 ] && break; sleep 0.2; done
+echo
+echo "-- every agent made its own key and joined with the token: one key per host (regwatch-aggregator keys list)"
+agg keys list --config "$DEMO/aggregator.yaml"
+grep -h "enrolled: the aggregator accepted" "$DEMO"/node-*/agent.log | sed 's/^/   /' | cut -c1-160
+
+echo
+echo "== a second key claiming node-1 with the valid token waits for an operator: never a silent identity change"
+mkdir -p "$DEMO/intruder"
+sed "s#stateDir: .*#stateDir: $DEMO/intruder/state#" "$DEMO/node-1/agent.yaml" > "$DEMO/intruder/agent.yaml"
+"$BIN/regwatch-agent" run --config "$DEMO/intruder/agent.yaml" >"$DEMO/intruder/agent.log" 2>&1 &
+intruder=$!
+PIDS+=($intruder)
+for _ in $(seq 50); do agg keys pending --config "$DEMO/aggregator.yaml" --json | grep -q node-1 && break; sleep 0.2; done
+agg keys pending --config "$DEMO/aggregator.yaml"
+kill "$intruder" 2>/dev/null || true
+agg keys reject --config "$DEMO/aggregator.yaml" --host node-1
+
 for _ in 1 2 3; do sleep 3; show_fleet; done
 echo
 echo "-- endpoints as the fleet sees them (GET http://127.0.0.1:17451/api/v1/endpoints)"

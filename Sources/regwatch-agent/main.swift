@@ -259,10 +259,28 @@ extension AgentCommand {
 
         func run() throws {
             let config = try AgentConfig.load(options.config)
-            let credentials = try AgentCredentials.load(config, configFile: options.config)
+            var enrollment = ""
+            if let token = config.aggregator.bootstrapToken, !config.aggregator.insecure {
+                do { _ = try AgentIdentity.readToken(token) } catch {
+                    throw ConfigError(file: options.config, key: "aggregator.bootstrapToken", message: error.description)
+                }
+                enrollment = ", joins with a bootstrap token"
+            }
+            let keyToMake = config.aggregator.bootstrapToken != nil && !FileManager.default.fileExists(atPath: config.aggregator.clientKey ?? "")
+            let verifier: CommandVerifier?
+            if keyToMake {
+                // The key is made at first start: check the other key files only.
+                var c = config
+                c.aggregator.insecure = true
+                verifier = try AgentCredentials.load(c, configFile: options.config).commandVerifier
+                _ = try AgentCredentials.serverKey(config, configFile: options.config)
+                enrollment += "; its key is made at first start in \(config.aggregator.clientKey ?? "")"
+            } else {
+                verifier = try AgentCredentials.load(config, configFile: options.config).commandVerifier
+            }
             try EndpointCheck.validateConnectEndpoint(config.aggregator.endpoint, configFile: options.config, key: "aggregator.endpoint")
             let mode = config.aggregator.insecure ? "INSECURE (no CURVE)" : "CURVE"
-            print("\(options.config): ok (host \(config.host.id), aggregator \(config.aggregator.endpoint) over \(mode), \(config.registries.count) registries, signing key \(credentials.commandVerifier == nil ? "absent" : "pinned"))")
+            print("\(options.config): ok (host \(config.host.id), aggregator \(config.aggregator.endpoint) over \(mode), \(config.registries.count) registries, signing key \(verifier == nil ? "absent" : "pinned")\(enrollment))")
         }
     }
 }

@@ -121,3 +121,84 @@ struct AgentExampleConfigTests {
         #expect(config.registries.first?.name == "docker.io")
     }
 }
+
+@Suite("Config environment variables and bootstrap tokens")
+struct AgentConfigEnvironmentTests {
+    func parse(_ yaml: String, _ env: [String: String]) throws -> AgentConfig {
+        try AgentConfig.parse(ConfigNode.parse(yaml, file: "agent.yaml", environment: env), defaultHostID: "fallback-host")
+    }
+
+    @Test("one file serves every node: ${VAR} and ${VAR:-default} in strings, labels, paths, durations, numbers and flags")
+    func expansion() throws {
+        let c = try parse("""
+        host: {id: "${NODE_NAME}", labels: {zone: "${ZONE:-z9}", rack: "r-${RACK}"}}
+        aggregator: {insecure: "${INSECURE}"}
+        interval: ${INTERVAL}
+        stateDir: /var/lib/regwatch/${NODE_NAME}
+        events: {batchMaxEvents: "${BATCH}", journalUnits: []}
+        """, ["NODE_NAME": "node-7", "RACK": "4", "INSECURE": "true", "INTERVAL": "15s", "BATCH": "42"])
+        #expect(c.host.id == "node-7")
+        #expect(c.host.labels == ["zone": "z9", "rack": "r-4"])
+        #expect(c.aggregator.insecure)
+        #expect(c.interval == .seconds(15))
+        #expect(c.stateDir == "/var/lib/regwatch/node-7")
+        #expect(c.events.batchMaxEvents == 42)
+        let literal = try parse("aggregator: {insecure: true}\nstateDir: \"/x/$${HOME}\"\n", [:])
+        #expect(literal.stateDir == "/x/${HOME}")
+    }
+
+    @Test("an unset variable, a bad name or an unterminated ${ is one line naming the key and the variable")
+    func errors() {
+        for (yaml, expected) in [
+            ("aggregator: {insecure: true}\nhost: {id: \"${NODE_NAME}\"}\n", "agent.yaml:2: host.id: environment variable NODE_NAME is not set"),
+            ("aggregator: {insecure: true}\nstateDir: \"${1X}\"\n", "agent.yaml:2: stateDir: \"${1X}\" is not an environment variable name (letters, digits, _)"),
+            ("aggregator: {insecure: true}\nstateDir: \"/a/${HOME\"\n", "agent.yaml:2: stateDir: unterminated ${ in \"/a/${HOME\""),
+            ("aggregator: {insecure: true}\ninterval: \"${I}\"\n", "agent.yaml:2: interval: expected a duration like 30s, 500ms, 5m or 1h, got \"${I}\""),
+        ] {
+            do {
+                _ = try parse(yaml, ["I": "soon"])
+                Issue.record("accepted \(yaml)")
+            } catch {
+                #expect("\(error)" == expected)
+            }
+        }
+    }
+
+    @Test("with bootstrapToken, clientKey defaults to stateDir/agent.key and the key is made on first start, 0600 in a 0700 directory, and kept")
+    func bootstrapKey() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rw-boot-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let c = try parse("aggregator: {serverKey: /s.pub, signingKey: /g.pub, bootstrapToken: /t}\nstateDir: \(dir)/state\n", [:])
+        #expect(c.aggregator.clientKey == "\(dir)/state/agent.key")
+        #expect(try AgentIdentity.ensureKey(c, configFile: "agent.yaml"))
+        var st = stat()
+        #expect(stat("\(dir)/state/agent.key", &st) == 0 && st.st_mode & 0o777 == 0o600)
+        #expect(stat("\(dir)/state", &st) == 0 && st.st_mode & 0o777 == 0o700)
+        let first = try KeyFiles.readCurveKeyPair("\(dir)/state/agent.key").publicKey
+        #expect(try !AgentIdentity.ensureKey(c, configFile: "agent.yaml"))
+        #expect(try KeyFiles.readCurveKeyPair("\(dir)/state/agent.key").publicKey == first)
+        // Without a token nothing is made: the key file is the operator's.
+        let manual = try parse("aggregator: {serverKey: /s.pub, signingKey: /g.pub, clientKey: \(dir)/other.key}\n", [:])
+        #expect(try !AgentIdentity.ensureKey(manual, configFile: "agent.yaml"))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/other.key"))
+        do {
+            _ = try parse("aggregator: {serverKey: /s.pub, signingKey: /g.pub}\n", [:])
+            Issue.record("accepted a config with neither clientKey nor bootstrapToken")
+        } catch {
+            #expect("\(error)".contains("aggregator.clientKey: required unless aggregator.bootstrapToken is set"))
+        }
+    }
+
+    @Test("the token file: one line; empty or several lines is an error naming the file")
+    func tokenFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rw-token-\(UUID().uuidString)").path
+        defer { unlink(path) }
+        try "  rwj_abc  \n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try AgentIdentity.readToken(path) == "rwj_abc")
+        for bad in ["", "a\nb\n"] {
+            try bad.write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(throws: KeyFileError(path: path, reason: "expected one line holding the bootstrap token")) { try AgentIdentity.readToken(path) }
+        }
+        #expect(throws: KeyFileError(path: "/nonexistent/t", reason: "no such file")) { try AgentIdentity.readToken("/nonexistent/t") }
+    }
+}

@@ -106,3 +106,46 @@ struct AggregatorConfigTests {
         }
     }
 }
+
+@Suite("Enrollment store: replace and rotate")
+struct EnrollmentReplaceTests {
+    let store = EnrollmentStore(keysDir: temporaryDirectory("enroll-replace"))
+
+    @Test("--replace swaps a host's key in one write; a revoked key is never enrolled again; rotate needs the current key")
+    func replaceAndRotate() throws {
+        let (k1, k2, k3) = try (CurveKeyPair.generate().publicKey, CurveKeyPair.generate().publicKey, CurveKeyPair.generate().publicKey)
+        _ = try store.accept(host: "node-a1", key: k1)
+        #expect(try store.accept(host: "node-a1", key: k2, replace: true) == .replaced(oldKey: k1.z85))
+        #expect(try store.activeTable() == [k2: "node-a1"])
+        #expect(try store.tables().revoked == [k1])
+        #expect(try store.records().first?.revokedReason == "replaced")
+        #expect(throws: KeysFileError.keyRevoked(k1.z85)) { try store.accept(host: "node-b1", key: k1) }
+
+        #expect(throws: KeysFileError.notEnrolled("node-a1")) { try store.rotate(host: "node-a1", from: k1, to: k3) }
+        #expect(throws: KeysFileError.keyRevoked(k1.z85)) { try store.rotate(host: "node-a1", from: k2, to: k1) }
+        try store.rotate(host: "node-a1", from: k2, to: k3)
+        #expect(try store.activeTable() == [k3: "node-a1"])
+        #expect(try store.records().map(\.revokedReason) == ["replaced", "rotated", nil])
+        #expect(try store.records().last?.via == "rotate")
+    }
+
+    @Test("the ZAP policy: enrolled keys are bound to their host, revoked and rejected keys refused, others admitted to join only")
+    func zap() throws {
+        let dir = (store.path as NSString).deletingLastPathComponent
+        let (k1, k2, k3, k4) = try (CurveKeyPair.generate().publicKey, CurveKeyPair.generate().publicKey, CurveKeyPair.generate().publicKey, CurveKeyPair.generate().publicKey)
+        _ = try store.accept(host: "node-a1", key: k1)
+        _ = try store.accept(host: "node-b1", key: k2)
+        _ = try store.revoke(host: "node-b1")
+        let pending = PendingJoinStore(keysDir: dir)
+        _ = try pending.add(.init(host: "node-c1", key: k3.z85, labels: [:], agentVersion: "t", reason: "", token: "none", firstSeen: Date(), lastSeen: Date(), attempts: 1), limit: 10)
+        _ = try pending.reject(host: "node-c1")
+        let auth = EnrollmentAuthenticator(keysDir: dir, logger: quietLogger)
+        func decide(_ k: CurvePublicKey) -> ZAPDecision { auth.authenticate(ZAPRequest(domain: "regwatch", address: "127.0.0.1", mechanism: "CURVE", clientKey: k)) }
+        #expect(decide(k1) == .allow(hostID: "node-a1"))
+        #expect(decide(k2) == .deny(reason: "key revoked"))
+        #expect(decide(k3) == .deny(reason: "key rejected by an operator"))
+        #expect(decide(k4) == .allow(hostID: JoiningPeer.routingID(for: k4)))
+        #expect(JoiningPeer.key(of: JoiningPeer.routingID(for: k4)) == k4)
+        #expect(!HostID.isValid(JoiningPeer.routingID(for: k4)))
+    }
+}

@@ -12,5 +12,6 @@ struct ExampleConfigTests {
         let defaults = AggregatorConfig()
         #expect(config.correlation == defaults.correlation)
         #expect(config.failover == defaults.failover)
+        #expect(config.enrollment == defaults.enrollment)
     }
 }

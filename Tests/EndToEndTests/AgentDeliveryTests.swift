@@ -45,6 +45,7 @@ struct AgentDeliveryTests {
             stateDir: \(h.dir)/state
             events: {files: [\(log)], filePoll: 100ms, resendAfter: 1s, journalUnits: []}
             """.write(toFile: "\(h.dir)/agent.yaml", atomically: true, encoding: .utf8)
+            try markEnrolled(stateDir: "\(h.dir)/state", host: "node-spool", keyDir: "\(h.dir)/agent", serverPub: "\(h.dir)/keys/server.pub")
             agent = try h.start(CLI.binary("regwatch-agent"), ["run", "--config", "\(h.dir)/agent.yaml"])
         }
 

@@ -27,6 +27,7 @@ struct AgentRunTests {
         registries:
           - {name: docker.io, upstream: "http://127.0.0.1:\(registry)", rateLimit: false}
         """.write(toFile: "\(h.dir)/agent.yaml", atomically: true, encoding: .utf8)
+        try markEnrolled(stateDir: "\(h.dir)/state", host: "node-run", keyDir: "\(h.dir)/agent", serverPub: "\(h.dir)/keys/server.pub")
         let agent = try h.start(CLI.binary("regwatch-agent"), ["run", "--config", "\(h.dir)/agent.yaml"])
 
         var seqs: [UInt64] = []

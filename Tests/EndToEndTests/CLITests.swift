@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// The executables as users run them: exit codes and one-line errors (DESIGN.md CLI contract).
+/// The executables as users run them: exit codes and one-line errors (the CLI contract: README, docs/errors.md).
 @Suite("CLI", .ownThread)
 struct CLITests {
     let dir = CLI.tempDir("cli")
@@ -34,7 +34,7 @@ struct CLITests {
 
         #expect(try CLI.run("regwatch-aggregator", ["keys", "accept", "--config", config, "--host", "node-a1", "--key", "\(dir)/a1/agent.pub"]).status == 0)
         let second = try CLI.run("regwatch-aggregator", ["keys", "accept", "--config", config, "--host", "node-a1", "--key", "\(dir)/a2/agent.pub"])
-        expectOneLineError(second, contains: ["node-a1 is already enrolled", "keys revoke --host node-a1"])
+        expectOneLineError(second, contains: ["node-a1 is already enrolled", "keys accept --host node-a1 --replace"])
         let secret = try CLI.run("regwatch-aggregator", ["keys", "accept", "--config", config, "--host", "node-a2", "--key", "\(dir)/a2/agent.key"])
         expectOneLineError(secret, contains: ["\(dir)/a2/agent.key", "holds a secret key"])
 

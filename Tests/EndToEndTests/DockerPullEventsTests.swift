@@ -48,6 +48,7 @@ struct DockerPullEventsTests {
           docker: {daemonJSON: \(d)/daemon.json, socket: \(d)/docker.sock, reload: none}
         events: {files: [\(d)/dockerd.log], filePoll: 100ms, journalUnits: []}
         """.write(toFile: "\(d)/agent.yaml", atomically: true, encoding: .utf8)
+        try markEnrolled(stateDir: "\(d)/state", host: "node-pull", keyDir: "\(d)/agent", serverPub: "\(d)/keys/server.pub")
         let agent = try h.start(CLI.binary("regwatch-agent"), ["run", "--config", "\(d)/agent.yaml"])
         defer { kill(agent.processIdentifier, SIGKILL) }
 

@@ -281,7 +281,7 @@ struct EnrollmentEndToEndTests {
         let reporter = Task.detached { await reporting.run() }
         let endpoint = "tcp://127.0.0.1:\(f.zmqPort)"
         let serverKey = try f.serverKey
-        let flood = Task.detached { try joinFlood(endpoint: endpoint, serverKey: serverKey, count: 5000) }
+        let flood = Task { try await onOwnThread { try joinFlood(endpoint: endpoint, serverKey: serverKey, count: 5000) } }
         let started = Date()
         let sent = try await flood.value
         let floodSeconds = Date().timeIntervalSince(started)
@@ -342,17 +342,8 @@ extension Fleet {
 
 /// Whether `client` sees a transport event matching `match` within `seconds`.
 func firstEvent(from client: DealerClient, within seconds: Double, _ match: @escaping @Sendable (TransportEvent) -> Bool) async -> Bool {
-    await withTaskGroup(of: Bool.self) { group in
-        group.addTask {
-            for await event in client.events where match(event) { return true }
-            return false
-        }
-        group.addTask {
-            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            return false
-        }
-        let first = await group.next() ?? false
-        group.cancelAll()
-        return first
-    }
+    await within(seconds) { () -> Bool? in
+        for await event in client.events where match(event) { return true }
+        return nil
+    } ?? false
 }

@@ -1,6 +1,7 @@
 import CZeroMQ
 import Foundation
 import GRDB
+import RegwatchAgent
 import RegwatchShared
 import RegwatchTestSupport
 import Testing
@@ -94,15 +95,10 @@ extension Fleet {
     }
 }
 
-/// The first message from the aggregator that decodes to `T`, or a failure when none comes in `seconds`.
-func firstMessage<T: Sendable>(from client: DealerClient, within seconds: Double, _ pick: @escaping @Sendable (WireMessage) -> T?) async throws -> T {
-    let found = await withTaskGroup(of: T?.self) { group -> T? in
-        group.addTask {
-            for await message in client.inbound {
-                if let decoded = try? WireCodec().decode(message.payload), let value = pick(decoded) { return value }
-            }
-            return nil
-        }
+/// What `body` returns, or nil when it has not returned within `seconds` (it is then cancelled).
+func within<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async -> T?) async -> T? {
+    await withTaskGroup(of: T?.self) { group -> T? in
+        group.addTask { await body() }
         group.addTask {
             try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
             return nil
@@ -110,6 +106,16 @@ func firstMessage<T: Sendable>(from client: DealerClient, within seconds: Double
         let first = await group.next() ?? nil
         group.cancelAll()
         return first
+    }
+}
+
+/// The first message from the aggregator that decodes to `T`, or a failure when none comes in `seconds`.
+func firstMessage<T: Sendable>(from client: DealerClient, within seconds: Double, _ pick: @escaping @Sendable (WireMessage) -> T?) async throws -> T {
+    let found = await within(seconds) { () -> T? in
+        for await message in client.inbound {
+            if let decoded = try? WireCodec().decode(message.payload), let value = pick(decoded) { return value }
+        }
+        return nil
     }
     return try #require(found, "no such message from the aggregator within \(seconds) s")
 }
@@ -126,23 +132,27 @@ func emulatedReport(host: String, zone: String, at: Date) -> Report {
 
 /// `count` keys that are not enrolled, each on its own CURVE connection with the joining routing id,
 /// each sending one `join` with a token nobody issued: raw libzmq sockets in one context, `wave` at a
-/// time, so thousands cost file descriptors and handshakes, not threads.
+/// time, so thousands cost file descriptors and handshakes, not threads. Blocking: run it on a thread of
+/// its own (``onOwnThread(_:)``).
 func joinFlood(endpoint: String, serverKey: CurvePublicKey, count: Int, wave: Int = 250) throws -> Int {
     struct ZMQFailure: Error { let call: String; let errno: Int32 }
     guard let context = zmq_ctx_new() else { throw ZMQFailure(call: "zmq_ctx_new", errno: zmq_errno()) }
     defer { zmq_ctx_term(context) }
-    zmq_ctx_set(context, ZMQ_MAX_SOCKETS, Int32(wave * 2 + 64))
+    // Closed sockets linger until their join is out: room for every one of them.
+    zmq_ctx_set(context, ZMQ_MAX_SOCKETS, Int32(count + 64))
     var sent = 0
     var started = 0
     while started < count {
         var sockets: [UnsafeMutableRawPointer] = []
+        // Every socket is closed, whatever happens, or zmq_ctx_term would wait for it forever.
+        defer { for s in sockets { zmq_close(s) } }
         for _ in 0..<min(wave, count - started) {
             started += 1
             let keys = try CurveKeyPair.generate()
             guard let s = zmq_socket(context, ZMQ_DEALER) else { throw ZMQFailure(call: "zmq_socket", errno: zmq_errno()) }
             sockets.append(s)
             func set(_ option: Int32, _ text: String) { _ = zmq_setsockopt(s, option, text, text.utf8.count) }
-            var linger: Int32 = 3000
+            var linger: Int32 = 1000
             zmq_setsockopt(s, ZMQ_LINGER, &linger, 4)
             set(ZMQ_CURVE_SERVERKEY, serverKey.z85)
             set(ZMQ_CURVE_PUBLICKEY, keys.publicKey.z85)
@@ -156,7 +166,24 @@ func joinFlood(endpoint: String, serverKey: CurvePublicKey, count: Int, wave: In
         }
         // Let the wave's handshakes and joins go out, then hang up.
         usleep(400_000)
-        for s in sockets { zmq_close(s) }
     }
     return sent
+}
+
+/// Runs blocking work on a thread of its own, so it never holds one of the few threads of Swift's
+/// cooperative pool that every async test in this process shares.
+func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+        let thread = Thread { c.resume(with: Result { try work() }) }
+        thread.name = "test-blocking"
+        thread.start()
+    }
+}
+
+/// For tests whose aggregator is a `RouterServer` in this process (it answers no `join`): records the
+/// agent as enrolled in its state directory, as a real aggregator's `join_result` would have.
+func markEnrolled(stateDir: String, host: String, keyDir: String, serverPub: String) throws {
+    try EnrollmentRecordFile(stateDir: stateDir).write(.init(
+        host: host, publicKey: try KeyFiles.readCurvePublicKey("\(keyDir)/agent.pub").z85,
+        serverKey: try KeyFiles.readCurvePublicKey(serverPub).z85, acceptedAt: Date()))
 }

@@ -38,7 +38,7 @@ public struct CheckCycle: Sendable {
     }
 }
 
-/// The `check --json` document (DESIGN.md contract shape; may gain fields).
+/// The `check --json` document (contract shape, docs/api.md; may gain fields).
 public struct CheckReport: Sendable, Encodable {
     public var host: HostIdentity
     public var probes: [ProbeResult]

@@ -30,6 +30,14 @@ public struct AgentCredentials: Sendable {
         return AgentCredentials(security: .curve(serverKey: server, clientKeys: client), commandVerifier: verifier)
     }
 
+    /// The pinned server key alone (for `validate` before the agent's own key exists).
+    public static func serverKey(_ config: AgentConfig, configFile: String) throws(ConfigError) -> CurvePublicKey? {
+        guard let path = config.aggregator.serverKey else { return nil }
+        do { return try KeyFiles.readCurvePublicKey(path) } catch {
+            throw ConfigError(file: configFile, key: "aggregator.serverKey", message: error.description)
+        }
+    }
+
     /// The transport configuration for this agent; `routingID` while it joins.
     public func dealerConfiguration(_ config: AgentConfig, routingID: String? = nil) -> DealerClient.Configuration {
         DealerClient.Configuration(endpoint: config.aggregator.endpoint, hostID: config.host.id, security: security, limits: config.transport, routingID: routingID)

@@ -12,6 +12,13 @@ public struct EnrollmentRecordFile: Sendable {
         public var publicKey: String
         public var serverKey: String
         public var acceptedAt: Date
+
+        public init(host: String, publicKey: String, serverKey: String, acceptedAt: Date) {
+            self.host = host
+            self.publicKey = publicKey
+            self.serverKey = serverKey
+            self.acceptedAt = acceptedAt
+        }
     }
 
     public let path: String

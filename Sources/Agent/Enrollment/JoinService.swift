@@ -19,6 +19,9 @@ public final class JoinService: Service, Sendable {
     let logger: Logger
     /// How often the loop looks at answers, the connection and the key directory.
     let tick: Duration
+    /// An agent with a key of its own (no bootstrap token) that gets no answer to its join this long
+    /// connects as its host id, as agents did before joins existed.
+    static let legacyFallback: Duration = .seconds(10)
 
     enum Answer: Sendable {
         case join(JoinResult)
@@ -66,6 +69,8 @@ public final class JoinService: Service, Sendable {
         var lastHandshakes = -1
         var nextJoinAt = ContinuousClock.now
         var nextRotationCheck = ContinuousClock.now
+        // When the unanswered join on this connection went out (see ``legacyFallback``).
+        var unanswered: ContinuousClock.Instant?
         if !gate.isAdmitted {
             logger.info("joining the aggregator", metadata: ["host.id": "\(config.host.id)", "key": "\(state.withLock { $0.keys.publicKey.z85 })"])
         }
@@ -73,8 +78,14 @@ public final class JoinService: Service, Sendable {
             let now = ContinuousClock.now
             for answer in state.withLock({ s in defer { s.answers = [] }; return s.answers }) {
                 switch answer {
-                case .join(let result): handle(result, nextJoinAt: &nextJoinAt, lastHandshakes: &lastHandshakes)
-                case .rotate(let result): handle(result)
+                case .join(let result):
+                    unanswered = nil
+                    handle(result, nextJoinAt: &nextJoinAt, lastHandshakes: &lastHandshakes)
+                case .rotate(let result):
+                    if handle(result) {
+                        lastHandshakes = -1
+                        nextJoinAt = now
+                    }
                 }
             }
             if !gate.isAdmitted {
@@ -83,6 +94,15 @@ public final class JoinService: Service, Sendable {
                     lastHandshakes = stats.handshakes
                     sendJoin()
                     nextJoinAt = now + .seconds(30)
+                    if unanswered == nil { unanswered = now }
+                }
+                if let sent = unanswered, now - sent >= Self.legacyFallback, config.aggregator.bootstrapToken == nil, stats.state == .connected {
+                    // An aggregator older than joins admits an enrolled key only as its host id and never
+                    // answers: connect as before. Not recorded, so the next start asks again.
+                    unanswered = nil
+                    logger.warning("the aggregator did not answer the join (older than this agent?); connecting as the host id", metadata: ["host.id": "\(config.host.id)"])
+                    client.switchIdentity(routingID: config.host.id)
+                    gate.admit()
                 }
             } else if now >= nextRotationCheck {
                 nextRotationCheck = now + .seconds(1)
@@ -166,22 +186,28 @@ public final class JoinService: Service, Sendable {
         logger.info("asking the aggregator to rotate this agent's key", metadata: ["host.id": "\(config.host.id)", "key": "\(pair.publicKey.z85)"])
     }
 
-    private func handle(_ result: RotateResult) {
-        guard let clientKey = config.aggregator.clientKey, let pending = state.withLock({ s in defer { s.rotation = nil }; return s.rotation }) else { return }
+    /// Returns true when the agent now joins with its new key.
+    private func handle(_ result: RotateResult) -> Bool {
+        guard let clientKey = config.aggregator.clientKey, let pending = state.withLock({ s in defer { s.rotation = nil }; return s.rotation }) else { return false }
         let next = AgentIdentity.nextKeyPath(clientKey)
         guard result.status == .accepted else {
             logger.error("key rotation refused by the aggregator", metadata: ["reason": "\(result.reason)"])
             refuseRotation(next: next, clientKey: clientKey, reason: result.reason)
-            return
+            return false
         }
         // The aggregator already admits only the new key: adopt it before anything else.
         if rename(next, clientKey) != 0 {
             logger.critical("the aggregator took the new key but it cannot replace the old file; keep \(next): it is this agent's key now", metadata: ["error": "\(String(cString: strerror(errno)))"])
         }
         state.withLock { $0.keys = pending.pair }
-        try? record.write(.init(host: config.host.id, publicKey: pending.pair.publicKey.z85, serverKey: serverKey.z85, acceptedAt: Date()))
-        client.switchIdentity(routingID: config.host.id, keys: pending.pair)
+        // Back as the host id by way of a join with the new key: a connection that came straight back
+        // with the same routing id could find the old one still holding it on the ROUTER. The join is
+        // answered at once (the key is enrolled) and a round trip later the old connection is long gone.
+        record.remove()
+        gate.close()
+        client.switchIdentity(routingID: JoiningPeer.routingID(for: pending.pair.publicKey), keys: pending.pair)
         logger.notice("key rotated; reconnecting with the new key", metadata: ["host.id": "\(config.host.id)", "key": "\(pending.pair.publicKey.z85)"])
+        return true
     }
 
     private func refuseRotation(next: String, clientKey: String, reason: String) {

@@ -1,7 +1,7 @@
 import Foundation
 import RegwatchShared
 
-/// Recognises image-pull failures in runtime and kubelet log lines (REFERENCE.md §6) and extracts the
+/// Recognises image-pull failures in runtime and kubelet log lines (the real messages in Tests/SharedTests/Fixtures/classifier/catalogue.tsv) and extracts the
 /// image, the registry and the error, classified with the shared classifier.
 ///
 /// Only failures come from logs: Docker's `/events` stream reports successful pulls.

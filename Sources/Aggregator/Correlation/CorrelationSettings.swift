@@ -2,7 +2,7 @@
 /// configuration file maps onto it key by key.
 ///
 /// The first six come from `correlation:` in the aggregator configuration (contract keys); the rest are
-/// the thresholds behind the words of DESIGN.md ("most endpoints", "under a threshold", "the warning
+/// the thresholds behind the words of docs/correlation.md ("most endpoints", "under a threshold", "the warning
 /// window") with defaults chosen here and documented at each property.
 public struct CorrelationSettings: Sendable, Equatable {
     /// Length of one evaluation window (the engine is called once per window).

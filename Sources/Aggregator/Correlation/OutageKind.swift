@@ -1,4 +1,4 @@
-/// What kind of outage correlation recognised. The raw values are contract (DESIGN.md "Aggregator"): they
+/// What kind of outage correlation recognised. The raw values are contract (docs/correlation.md): they
 /// are stored in the `outage` table, served by `/api/v1/outages` and used as the `kind` label of
 /// `regwatch_outage_active`, so a case may be added but never renamed.
 ///

@@ -115,7 +115,7 @@ public struct FailoverPlan: Codable, Sendable, Equatable {
         Summary(generation: generation, state: state, reason: reason, mirrors: mirrors, acked: acked, pending: pending, rejected: rejected)
     }
 
-    /// One element of `GET /api/v1/failovers` (DESIGN.md, contract), encoded with exactly these keys.
+    /// One element of `GET /api/v1/failovers` (contract, docs/api.md), encoded with exactly these keys.
     public struct Summary: Codable, Sendable, Equatable {
         public var generation: UInt64
         public var state: State

@@ -187,7 +187,7 @@ public final class FailoverService: Service, Sendable {
                 guard let signer, let router else { continue }
                 do {
                     let command = try signer.sign(directive)
-                    let frame = try codec.encode(Envelope(host: "aggregator", seq: directive.generation, sentAt: Date(), body: command))
+                    let frame = try codec.encode(Envelope(host: WireProtocol.aggregatorSender, seq: directive.generation, sentAt: Date(), body: command))
                     let queued = router.trySend(to: host, payload: frame)
                     logger.info("failover directive sent", metadata: [
                         "host.id": "\(host)", "generation": "\(directive.generation)", "queued": "\(queued)",

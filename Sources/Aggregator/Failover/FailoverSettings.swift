@@ -3,7 +3,7 @@ import Foundation
 /// Every knob the failover controller uses, in one value so that each rule can be tested with any setting.
 ///
 /// They come from `failover:` in the aggregator configuration and the recovery hold from `correlation:`;
-/// the durations are the ones behind the words of DESIGN.md ("re-sends until it
+/// the durations are the ones behind the words of docs/failover.md ("re-sends until it
 /// converges", "canaries … otherwise halt") with defaults chosen here and documented at each property.
 /// Settings are not persisted with ``FailoverState``: a restart takes them from the configuration again, so
 /// a changed mode or share applies to the running rollouts too.

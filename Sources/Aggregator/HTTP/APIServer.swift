@@ -3,11 +3,11 @@ import Hummingbird
 import Logging
 import RegwatchShared
 
-/// The aggregator's HTTP API (DESIGN.md contract): health, Prometheus metrics, fleet state as JSON, the
+/// The aggregator's HTTP API (contract: docs/api.md): health, Prometheus metrics, fleet state as JSON, the
 /// failover controls and the dashboard (`GET /`).
 ///
-/// Read routes are open on the bound address (loopback by default); mutating routes, added by later
-/// features, go through ``BearerTokenMiddleware``. JSON uses RFC 3339 UTC times and explicit `null`s.
+/// Read routes are open on the bound address (loopback by default); mutating routes check the bearer
+/// token (``APIToken``) themselves. JSON uses RFC 3339 UTC times; see docs/api.md for absent values.
 public enum APIServer {
     public struct Options: Sendable {
         public var host: String

@@ -138,8 +138,13 @@ public final class IngestService: Service, Sendable {
             let before = state.pending.withLock { ($0.count, $0.generation) }
             enrolled.removeAll(keepingCapacity: true)
             for message in messages {
-                if let enrollment, JoiningPeer.isJoining(message.peer) || (message.authenticatedHost.map(JoiningPeer.isJoining) ?? false) {
+                if let enrollment, let bound = message.authenticatedHost, bound != message.peer || JoiningPeer.isJoining(bound) {
                     enrollment.receiveJoining(peer: message.peer, userID: message.authenticatedHost, payload: message.payload)
+                    continue
+                }
+                if message.authenticatedHost.map({ $0 != message.peer }) ?? false {
+                    // Only with a test's own authenticator and no enrollment: a wrong routing id is never taken.
+                    metrics.dropped.increment()
                     continue
                 }
                 // Without CURVE there is no bound id: the routing id must at least match the envelope.
@@ -245,7 +250,7 @@ public final class IngestService: Service, Sendable {
         let codec = WireCodec()
         var sent = 0, dropped = 0
         for (host, seqs) in result.committedSeqs where !seqs.isEmpty {
-            guard let frame = try? codec.encode(Envelope(host: "aggregator", seq: 0, sentAt: Date(), body: EventsAck(seqs: seqs))) else { continue }
+            guard let frame = try? codec.encode(Envelope(host: WireProtocol.aggregatorSender, seq: 0, sentAt: Date(), body: EventsAck(seqs: seqs))) else { continue }
             if router.trySend(to: host, payload: frame) { sent += 1 } else { dropped += 1 }
         }
         state.stats.withLock { s in

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import RegwatchShared
 
-/// One outage as the API, the CLI and alerts show it (DESIGN.md `GET /api/v1/outages` fields, plus
+/// One outage as the API, the CLI and alerts show it (the `GET /api/v1/outages` fields of docs/api.md, plus
 /// `registry` and `evidence`).
 public struct OutageRow: Codable, Sendable, Equatable {
     public enum State: String, Codable, Sendable { case active, resolved }

@@ -17,7 +17,7 @@ public enum MessageRules {
         }
     }
 
-    /// Root causes first, wrappers last. See REFERENCE.md §6 for where each string comes from.
+    /// Root causes first, wrappers last. Tests/SharedTests/Fixtures/classifier/catalogue.tsv holds every string they are tested against.
     public static let table: [Rule] = [
         // The host itself.
         Rule(.diskFull, any: ["no space left on device", "disk quota exceeded"]),

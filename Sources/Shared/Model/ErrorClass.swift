@@ -1,6 +1,6 @@
 /// The fixed vocabulary of why a pull or probe failed, shared by probes, pull events, outages and metrics.
 ///
-/// The raw values are part of the contract (DESIGN.md). Decoding an unfamiliar value yields `.unknown`
+/// The raw values are part of the contract (docs/errors.md). Decoding an unfamiliar value yields `.unknown`
 /// instead of failing, so an older aggregator still accepts reports from an agent that learned a new class.
 public enum ErrorClass: String, Codable, Sendable, CaseIterable, Hashable {
     case ok

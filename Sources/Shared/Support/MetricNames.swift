@@ -1,4 +1,4 @@
-/// Prometheus metric names. The `regwatch_*` names in the first block are contract (DESIGN.md);
+/// Prometheus metric names. The `regwatch_*` names in the first block are contract (docs/metrics.md);
 /// libraries refer to these constants, never to string literals.
 public enum MetricNames {
     // Contract

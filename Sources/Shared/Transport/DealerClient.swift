@@ -108,7 +108,9 @@ public final class DealerClient: Sendable {
     }
 
     /// Reconnects with another routing id (joined: the host id) and, when given, another key pair
-    /// (rotated). Messages sent after this call leave on the new connection.
+    /// (rotated). Messages sent after this call leave on the new connection. The routing id should
+    /// differ from the current one: libzmq's ROUTER stalls a connection that arrives with a routing id
+    /// an older connection still holds.
     public func switchIdentity(routingID: String, keys: CurveKeyPair? = nil) {
         identityChange.withLock { $0 = (routingID, keys) }
         outbox.wake()
@@ -129,25 +131,32 @@ public final class DealerClient: Sendable {
 /// The state only the dealer's I/O thread touches.
 final class DealerLoop: @unchecked Sendable {
     unowned let client: DealerClient
-    let socket: ZMQSocket
-    let monitor: ZMQMonitor
+    let context: ZMQContext
+    /// Replaced whole by an identity change (``apply(_:)``): a new socket with a new monitor, so no event
+    /// of the old connection can be mistaken for one of the new.
+    var socket: ZMQSocket
+    var monitor: ZMQMonitor
     var backoff: ReconnectBackoff
     var reconnectAt: Int64?
     var backlog: [Outbox.Item] = []
     var backlogIndex = 0
     var connected = false
-    /// The socket of the current connection (from `ZMQ_EVENT_CONNECTED`), and those of connections
-    /// dropped on purpose by an identity change, whose late disconnect events must not schedule a reconnect.
-    var currentFD: UInt32?
-    var retiredFDs: Set<UInt32> = []
 
     init(client: DealerClient, context: ZMQContext) throws(TransportError) {
         self.client = client
+        self.context = context
         let config = client.configuration
         backoff = config.backoff
-        socket = try ZMQSocket(context: context, type: ZMQ_DEALER)
+        var keys: CurveKeyPair?
+        if case .curve(_, let clientKeys) = config.security { keys = clientKeys }
+        (socket, monitor) = try Self.connect(context: context, config: config, routingID: config.routingID, keys: keys)
+    }
+
+    /// A DEALER with the configured options, its monitor, connecting to the aggregator.
+    static func connect(context: ZMQContext, config: DealerClient.Configuration, routingID: String, keys: CurveKeyPair?) throws(TransportError) -> (ZMQSocket, ZMQMonitor) {
+        let socket = try ZMQSocket(context: context, type: ZMQ_DEALER)
         let limits = config.limits
-        try socket.set(ZMQ_ROUTING_ID, string: config.routingID)
+        try socket.set(ZMQ_ROUTING_ID, string: routingID)
         try socket.set(ZMQ_LINGER, limits.lingerMs)
         try socket.set(ZMQ_MAXMSGSIZE, limits.maxMessageSize)
         try socket.set(ZMQ_SNDHWM, limits.sendHighWaterMark)
@@ -158,13 +167,14 @@ final class DealerLoop: @unchecked Sendable {
         try socket.set(ZMQ_HANDSHAKE_IVL, limits.handshakeTimeoutMs)
         try socket.set(ZMQ_IMMEDIATE, Int32(1))
         try socket.set(ZMQ_RECONNECT_IVL, Int32(-1))
-        if case .curve(let serverKey, let clientKeys) = config.security {
+        if case .curve(let serverKey, _) = config.security, let keys {
             try socket.set(ZMQ_CURVE_SERVERKEY, string: serverKey.z85)
-            try socket.set(ZMQ_CURVE_PUBLICKEY, string: clientKeys.publicKey.z85)
-            try socket.set(ZMQ_CURVE_SECRETKEY, string: clientKeys.secretZ85)
+            try socket.set(ZMQ_CURVE_PUBLICKEY, string: keys.publicKey.z85)
+            try socket.set(ZMQ_CURVE_SECRETKEY, string: keys.secretZ85)
         }
-        monitor = try ZMQMonitor(context: context, watching: socket)
+        let monitor = try ZMQMonitor(context: context, watching: socket)
         try socket.connect(config.endpoint)
+        return (socket, monitor)
     }
 
     func run() {
@@ -176,7 +186,11 @@ final class DealerLoop: @unchecked Sendable {
         var batch: [InboundMessage] = []
         while true {
             if client.outbox.isClosed { break }
-            if let change = client.identityChange.withLock({ c in defer { c = nil }; return c }) { apply(change) }
+            if let change = client.identityChange.withLock({ c in defer { c = nil }; return c }) {
+                apply(change)
+                items[0].socket = socket.handle
+                items[1].socket = monitor.socket.handle
+            }
             let blocked = flush()
             items[0].events = Int16(ZMQ_POLLIN) | (blocked ? Int16(ZMQ_POLLOUT) : 0)
             var timeout: Int = -1
@@ -244,12 +258,7 @@ final class DealerLoop: @unchecked Sendable {
     private func handleMonitor() {
         let endpoint = client.configuration.endpoint
         while let event = monitor.next() {
-            if event.event == ZMQ_EVENT_DISCONNECTED || event.event == ZMQ_EVENT_CLOSED, retiredFDs.remove(event.value) != nil { continue }
             switch event.event {
-            case ZMQ_EVENT_CONNECTED:
-                // A reused descriptor number belongs to this new connection from now on.
-                retiredFDs.remove(event.value)
-                currentFD = event.value
             case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
                 connected = true
                 backoff.reset()
@@ -302,21 +311,17 @@ final class DealerLoop: @unchecked Sendable {
         client.eventContinuation.yield(.reconnectScheduled(afterMs: delay))
     }
 
-    /// Drops the current connection and connects again as `change` says, before anything else is sent.
+    /// Drops the current connection and connects again as `change` says, on a new socket, before anything
+    /// else is sent. The keys stay those of the last change (or the configuration) unless `change` has new ones.
     private func apply(_ change: (routingID: String, keys: CurveKeyPair?)) {
-        let endpoint = client.configuration.endpoint
-        if let fd = currentFD { retiredFDs.insert(fd) }
-        currentFD = nil
-        socket.disconnect(endpoint)
+        if let keys = change.keys { currentKeys = keys }
+        socket.close()
+        monitor.socket.close()
         do {
-            try socket.set(ZMQ_ROUTING_ID, string: change.routingID)
-            if let keys = change.keys {
-                try socket.set(ZMQ_CURVE_PUBLICKEY, string: keys.publicKey.z85)
-                try socket.set(ZMQ_CURVE_SECRETKEY, string: keys.secretZ85)
-            }
-            try socket.connect(endpoint)
+            (socket, monitor) = try Self.connect(context: context, config: client.configuration, routingID: change.routingID, keys: currentKeys)
         } catch {
             client.logger.error("cannot reconnect with the new identity", metadata: ["error": "\(error)"])
+            return
         }
         connected = false
         reconnectAt = nil
@@ -324,6 +329,12 @@ final class DealerLoop: @unchecked Sendable {
         client.stats.withLock { $0.state = .connecting }
         client.logger.info("reconnecting to the aggregator with a new identity", metadata: ["routing.id": "\(change.routingID.prefix(64))", "new.key": "\(change.keys != nil)"])
     }
+
+    /// The key pair new sockets use (rotation replaces it).
+    lazy var currentKeys: CurveKeyPair? = {
+        if case .curve(_, let keys) = client.configuration.security { return keys }
+        return nil
+    }()
 
     private func reconnect() {
         reconnectAt = nil

@@ -36,7 +36,7 @@ public final class RouterServer: Sendable {
         public var sendDropped = 0
         /// Inbound batches dropped because the consumer fell behind.
         public var inboundDropped = 0
-        /// Messages whose routing id differs from the host id bound to their key; dropped.
+        /// Messages whose routing id differs from the host id bound to their key (ingest drops them).
         public var identityMismatch = 0
         /// Connections closed by ``disconnect(peer:)``.
         public var disconnected = 0
@@ -175,6 +175,12 @@ final class RouterLoop: @unchecked Sendable {
         try socket.set(ZMQ_HEARTBEAT_TTL, limits.heartbeatTTLMs)
         try socket.set(ZMQ_HANDSHAKE_IVL, limits.handshakeTimeoutMs)
         try socket.set(ZMQ_ROUTER_MANDATORY, Int32(1))
+        // A connection that arrives with a routing id an older one still holds takes it over. Without
+        // this, libzmq keeps the old one and stalls the new one for good (it even reads the new one's
+        // first message as its routing id): an agent reconnecting before its dead connection timed out,
+        // or a rotated key coming back, would never be heard again. A connection whose routing id is not
+        // the host id its key is bound to gets nothing in (ingest checks every message) and is told to join again.
+        try socket.set(ZMQ_ROUTER_HANDOVER, Int32(1))
         if case .curve(let keys) = config.security {
             try socket.set(ZMQ_CURVE_SERVER, Int32(1))
             try socket.set(ZMQ_CURVE_SECRETKEY, string: keys.secretZ85)
@@ -258,16 +264,16 @@ final class RouterLoop: @unchecked Sendable {
                     peerSockets[message.peer] = (message.fd, Self.remoteAddress(message.fd))
                 }
             }
-            // A joining peer (routing id or ZAP user id `?KEY`) goes through: ingest admits only `join`
-            // from it and checks the two ids agree with the enrolled keys.
+            // A routing id that is not the id ZAP bound the key to goes through too, marked by the two ids
+            // differing: ingest takes nothing from it but a `join` whose ids agree with the enrolled keys,
+            // and tells a peer stuck with a wrong routing id to join again.
             if let host = message.userID, host != message.peer, !JoiningPeer.isJoining(host), !JoiningPeer.isJoining(message.peer) {
                 mismatched += 1
                 if mismatched == 1 {
-                    server.logger.warning("dropping message: routing id differs from the host id enrolled for its key", metadata: [
+                    server.logger.warning("routing id differs from the host id enrolled for its key", metadata: [
                         "peer": "\(message.peer.prefix(64))", "host.id": "\(host)",
                     ])
                 }
-                continue
             }
             received.append(message)
         }
