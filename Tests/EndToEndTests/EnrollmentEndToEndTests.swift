@@ -116,6 +116,21 @@ struct EnrollmentEndToEndTests {
         #expect(try f.storedReports("node-sneaky") == 0)
         #expect(try !f.hostIDs().contains("node-sneaky"))
         #expect(try f.storedPullEvents() == 0)
+
+        // An enrolled key on another host's routing id: nothing taken and its connection closed; the real
+        // host, whose connection was handed over to the impostor for a moment, comes back.
+        let other = try CurveKeyPair.generate()
+        try f.enroll(other, host: "node-e")
+        let impostor = try f.peer(other, hostID: "node-first", routingID: "node-first")
+        defer { Task { await impostor.shutdown() } }
+        #expect(await firstEvent(from: impostor, within: 10) { if case .connected = $0 { true } else { false } })
+        impostor.trySend(try codec.encode(Envelope(host: "node-first", seq: 1, sentAt: Date(), body: emulatedReport(host: "node-first", zone: "z9", at: Date()))))
+        #expect(await firstEvent(from: impostor, within: 10) { if case .disconnected = $0 { true } else { false } }, "the impostor was not disconnected")
+        #expect(try f.eventually(10) { (try f.metric("regwatch_wire_rejected_total", "reason=\"wire.routing_id_mismatch\"") ?? 0) >= 1 })
+        #expect(try f.storedReports("node-e") == 0)
+        await impostor.shutdown()
+        let afterImpostor = Date()
+        #expect(try f.eventually(15) { try f.lastSeen("node-first") > afterImpostor }, "the real node-first did not come back")
     }
 
     @Test("manual mode: a join waits in keys pending; accepted, the agent reports at once; rejected, its key is refused from then on")

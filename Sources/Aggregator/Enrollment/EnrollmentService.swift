@@ -78,19 +78,10 @@ public final class EnrollmentService: Service, Sendable {
 
     // MARK: From ingest
 
-    /// A message whose routing id is not the host id ZAP bound its key to: a joining connection (the
-    /// routing id or the ZAP user id is `?KEY`), or a connection whose routing id went wrong. Only a
-    /// `join` whose key is the connection's own goes on; everything else is dropped and counted. Runs on
+    /// A message from a joining connection: the routing id or the ZAP user id is `?KEY`. Only a `join`
+    /// whose key is the connection's own goes on; everything else is dropped and counted. Runs on
     /// ingest's task, so it only decodes and queues.
     public func receiveJoining(peer: String, userID: String?, payload: some Collection<UInt8>) {
-        if !JoiningPeer.isJoining(peer), let userID, !JoiningPeer.isJoining(userID) {
-            // An enrolled key whose connection got another routing id: libzmq's ROUTER gives a connection
-            // that arrives while an older one still holds its id the bytes of its first message as id.
-            // Nothing from it is taken; told to join again, the agent comes back on a fresh connection.
-            Counter(label: MetricNames.wireRejectedTotal, dimensions: [("reason", "wire.routing_id_mismatch")]).increment()
-            noticeUnknownKey(peer: peer)
-            return
-        }
         let message: WireMessage
         do { message = try codec.decode(payload) } catch {
             if case .unknownType = error { dropJoining("unknown") } else { dropJoining("malformed") }

@@ -36,7 +36,7 @@ public final class RouterServer: Sendable {
         public var sendDropped = 0
         /// Inbound batches dropped because the consumer fell behind.
         public var inboundDropped = 0
-        /// Messages whose routing id differs from the host id bound to their key (ingest drops them).
+        /// Messages whose routing id differs from the host id bound to their key; dropped, connection closed.
         public var identityMismatch = 0
         /// Connections closed by ``disconnect(peer:)``.
         public var disconnected = 0
@@ -260,20 +260,28 @@ final class RouterLoop: @unchecked Sendable {
             if message.fd >= 0, message.fd != lastFD || message.peer != lastFDPeer {
                 lastFD = message.fd
                 lastFDPeer = message.peer
+                if let old = peerSockets[message.peer], old.fd != message.fd {
+                    // A new connection took this routing id over (ROUTER_HANDOVER): libzmq leaves the old
+                    // one open but unread, so its peer would hang until its heartbeat timeout. Close it.
+                    closeIfUnchanged(old)
+                }
                 if peerSockets[message.peer]?.fd != message.fd {
                     peerSockets[message.peer] = (message.fd, Self.remoteAddress(message.fd))
                 }
             }
-            // A routing id that is not the id ZAP bound the key to goes through too, marked by the two ids
-            // differing: ingest takes nothing from it but a `join` whose ids agree with the enrolled keys,
-            // and tells a peer stuck with a wrong routing id to join again.
+            // A routing id that is not the host id ZAP bound the key to, neither of them a joining id:
+            // a peer posing as another host. Nothing from it is taken, and its connection is closed.
             if let host = message.userID, host != message.peer, !JoiningPeer.isJoining(host), !JoiningPeer.isJoining(message.peer) {
                 mismatched += 1
                 if mismatched == 1 {
-                    server.logger.warning("routing id differs from the host id enrolled for its key", metadata: [
+                    server.logger.warning("closing a connection whose routing id is not the host id enrolled for its key", metadata: [
                         "peer": "\(message.peer.prefix(64))", "host.id": "\(host)",
                     ])
                 }
+                Counter(label: MetricNames.wireRejectedTotal, dimensions: [("reason", "wire.routing_id_mismatch")]).increment()
+                if message.fd >= 0 { shutdown(message.fd, Int32(SHUT_RDWR)) }
+                peerSockets.removeValue(forKey: message.peer)
+                continue
             }
             received.append(message)
         }
@@ -325,14 +333,19 @@ final class RouterLoop: @unchecked Sendable {
             return list
         }
         for peer in peers {
-            guard let known = peerSockets.removeValue(forKey: peer) else { continue }
-            // The fd may have been closed and reused by another connection since: only the same remote
-            // address and port is the same connection.
-            guard !known.address.isEmpty, Self.remoteAddress(known.fd) == known.address else { continue }
-            shutdown(known.fd, Int32(SHUT_RDWR))
+            guard let known = peerSockets.removeValue(forKey: peer), closeIfUnchanged(known) else { continue }
             server.stats.withLock { $0.disconnected += 1 }
             server.logger.notice("closed the connection of a peer whose key is no longer enrolled", metadata: ["peer": "\(peer.prefix(64))"])
         }
+    }
+
+    /// Shuts down a recorded connection's socket, unless the descriptor was closed and reused since:
+    /// only the same remote address and port is the same connection.
+    @discardableResult
+    private func closeIfUnchanged(_ known: (fd: Int32, address: [UInt8])) -> Bool {
+        guard !known.address.isEmpty, Self.remoteAddress(known.fd) == known.address else { return false }
+        shutdown(known.fd, Int32(SHUT_RDWR))
+        return true
     }
 
     static func remoteAddress(_ fd: Int32) -> [UInt8] {
