@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 \
   iproute2 nftables dnsmasq-base docker.io containerd skopeo prometheus prometheus-alertmanager prometheus-blackbox-exporter
 
-.PHONY: deps build release test bench demo clean
+.PHONY: deps build release test test-unprivileged bench demo clean
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -31,9 +31,18 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+# The end-to-end suites tagged `.root` make network namespaces, nftables rules and bind mounts, and run
+# dockerd: they need root. `make test-unprivileged` runs everything else (docs/development.md).
+ROOT_SUITES := CorrelationEndToEndTests|DockerEngineTests|DockerPullEventsTests|FailoverEndToEndTests|FailoverSafetyTests|FailoverConvergenceTests|NetworkFaultTests
+
 test: deps
+	@[ "$$(id -u)" = 0 ] || { echo "make test: needs root (network namespaces, nftables, mounts, dockerd); run it as root, or 'make test-unprivileged' for the rest (docs/development.md)" >&2; exit 2; }
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+test-unprivileged: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --skip '$(ROOT_SUITES)'
 
 bench: deps
 	$(SWIFT) build -c release --product regwatch-bench

@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "RegwatchCLI",
             dependencies: [
-                "RegwatchShared", "RegwatchAgent",
+                "RegwatchShared",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

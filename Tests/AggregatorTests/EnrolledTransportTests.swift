@@ -2,6 +2,7 @@ import Foundation
 import Logging
 @testable import RegwatchAggregator
 import RegwatchShared
+import RegwatchTestSupport
 import Testing
 
 /// The aggregator's real key files, enrollment file and ZAP policy in front of a real ROUTER.
@@ -41,9 +42,11 @@ struct EnrolledTransportTests {
         _ = try store.revoke(host: "node-a1")
         let second = try connect()
         second.trySend(Array("after revoke".utf8))
-        var rejected = false
-        for await event in second.events {
-            if case .handshakeFailed(.auth(status: 400)) = event { rejected = true; break }
+        let rejected = try await withDeadline(10, "the revoked key's handshake to be refused") {
+            for await event in second.events {
+                if case .handshakeFailed(.auth(status: 400)) = event { return true }
+            }
+            return false
         }
         #expect(rejected)
         #expect(server.statistics.authRejected >= 1)

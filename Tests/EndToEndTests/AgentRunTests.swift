@@ -30,14 +30,17 @@ struct AgentRunTests {
         try markEnrolled(stateDir: "\(h.dir)/state", host: "node-run", keyDir: "\(h.dir)/agent", serverPub: "\(h.dir)/keys/server.pub")
         let agent = try h.start(CLI.binary("regwatch-agent"), ["run", "--config", "\(h.dir)/agent.yaml"])
 
-        var seqs: [UInt64] = []
-        for await message in router.inbound {
-            guard case .report(let env) = try WireCodec().decode(message.payload) else { continue }
-            #expect(message.authenticatedHost == "node-run")
-            #expect(env.body.host.labels["zone"] == "z1")
-            #expect(env.body.probes.first?.errorClass == .ok)
-            seqs.append(env.seq)
-            if seqs.count == 2 { break }
+        let seqs = try await withDeadline(30, "two reports from the agent") {
+            var seqs: [UInt64] = []
+            for await message in router.inbound {
+                guard case .report(let env) = try WireCodec().decode(message.payload) else { continue }
+                #expect(message.authenticatedHost == "node-run")
+                #expect(env.body.host.labels["zone"] == "z1")
+                #expect(env.body.probes.first?.errorClass == .ok)
+                seqs.append(env.seq)
+                if seqs.count == 2 { break }
+            }
+            return seqs
         }
         #expect(seqs == [1, 2])
         kill(agent.processIdentifier, SIGTERM)

@@ -82,6 +82,9 @@ struct AggregatorServeTests {
         usleep(3_000_000)  // three more intervals
         let after = try f.json("/api/v1/hosts").first?["lastSeen"] as? String
         #expect(before != nil && before == after, "reports from a revoked key were still stored (\(before ?? "nil") -> \(after ?? "nil"))")
+        // Still running and trying: nothing is stored because the key is refused, not because the agent died.
+        #expect(!RegistryHarness.hasExited(f.agents["node-a"]), "the agent exited")
+        #expect(f.eventually(10) { f.log("node-a").contains("refused this agent's key") })
     }
 
     @Test("kill -9 the aggregator 20 times while agents stream pull events: every event stored exactly once, integrity ok")

@@ -6,7 +6,7 @@ import Testing
 /// Correlation with real processes: agents probing real registries report to `regwatch-aggregator
 /// serve`, which opens and closes outages, serves them on the API and alerts a real Alertmanager.
 /// Windows are 1 s here (agents report every second) so the hold-downs play out in seconds.
-@Suite("correlation end to end", .serialized, .ownThread)
+@Suite("correlation end to end", .serialized, .ownThread, .tags(.root))
 struct CorrelationEndToEndTests {
     static let fastCorrelation = "{window: 1s, openAfter: 2, recoveryHold: 3s, minHosts: 3, minZones: 2, staleAfter: 5}"
 

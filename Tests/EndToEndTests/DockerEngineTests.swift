@@ -4,7 +4,7 @@ import Testing
 
 /// A real dockerd (Debian `docker.io`) in a network namespace: what `check` reports is what the daemon
 /// actually uses (`GET /info`), and a daemon.json edited without a reload shows as drift.
-@Suite("dockerd effective mirrors", .serialized, .ownThread)
+@Suite("dockerd effective mirrors", .serialized, .ownThread, .tags(.root))
 struct DockerEngineTests {
     @Test("check reads dockerd's effective mirrors; an unreloaded edit is drift; SIGHUP makes them agree")
     func effectiveMirrors() throws {

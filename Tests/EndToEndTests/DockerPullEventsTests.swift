@@ -8,7 +8,7 @@ import Testing
 /// through a mirror: the agent (on the host, reading dockerd's unix socket and its log file) turns the
 /// successful pull into an event from `/events` and the failed one into a classified failure from the
 /// daemon's own log lines, and both reach a ROUTER over CURVE.
-@Suite("dockerd pull events", .serialized, .ownThread)
+@Suite("dockerd pull events", .serialized, .ownThread, .tags(.root))
 struct DockerPullEventsTests {
     @Test("pull through a mirror is a success event with image and registry; mirror down and no upstream is a classified failure")
     func pulls() async throws {

@@ -97,16 +97,7 @@ extension Fleet {
 
 /// What `body` returns, or nil when it has not returned within `seconds` (it is then cancelled).
 func within<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async -> T?) async -> T? {
-    await withTaskGroup(of: T?.self) { group -> T? in
-        group.addTask { await body() }
-        group.addTask {
-            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            return nil
-        }
-        let first = await group.next() ?? nil
-        group.cancelAll()
-        return first
-    }
+    (try? await withDeadline(seconds, "a message") { await body() }) ?? nil
 }
 
 /// The first message from the aggregator that decodes to `T`, or a failure when none comes in `seconds`.

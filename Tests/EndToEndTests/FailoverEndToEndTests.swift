@@ -8,7 +8,7 @@ import Testing
 /// `skopeo copy`). Mirror A dies: the outage opens, the canaries (one per zone) switch, then the rest;
 /// pulls go through mirror B without touching A; A comes back and after the recovery hold the
 /// preferred order returns everywhere.
-@Suite("failover end to end", .serialized, .ownThread)
+@Suite("failover end to end", .serialized, .ownThread, .tags(.root))
 struct FailoverEndToEndTests {
     static let manyKeys = """
     ,
@@ -40,7 +40,7 @@ struct FailoverEndToEndTests {
         try lab.startAggregator()
         for host in lab.hosts { try lab.startAgent(host.id) }
         for host in lab.hosts { #expect(try lab.dockerMirrors(host) == [a, b]) }
-        #expect(lab.eventually(30) { lab.appliedGenerations().count == 4 }, "not every agent reported")
+        #expect(try lab.eventually(30) { try lab.appliedGenerations().count == 4 }, "not every agent reported")
 
         // Count every packet sent to mirror A's port from now on.
         let portA = lab.port("mirrorA")
@@ -50,14 +50,15 @@ struct FailoverEndToEndTests {
 
         lab.h.stop(name: "mirrorA")
         var plan: FailoverLab.Plan?
-        let switched = lab.eventually(120) {
-            plan = lab.failovers().first { $0.mirrors == [b] && $0.state == "complete" }
-            return plan != nil && lab.appliedGenerations().values.allSatisfy { $0 == plan!.generation }
+        let switched = try lab.eventually(120) {
+            plan = try lab.failovers().first { $0.mirrors == [b] && $0.state == "complete" }
+            let applied = try lab.appliedGenerations()
+            return plan != nil && applied.values.allSatisfy { $0 == plan!.generation }
         }
-        try #require(switched, "no complete failover to [B]: \(lab.failovers()) applied \(lab.appliedGenerations())\n\(lab.lines("\(lab.dir)/aggregator.log", containing: "failover").suffix(30).joined(separator: "\n"))")
+        try #require(switched, "no complete failover to [B]: \(lab.summary)\n\((try? lab.lines("\(lab.dir)/aggregator.log", containing: "failover"))?.suffix(30).joined(separator: "\n") ?? "(no aggregator log)")")
         let g = plan!.generation
         #expect(plan!.acked == 4 && plan!.pending == 0 && plan!.rejected == 0)
-        #expect(lab.activeOutages().contains { ($0["kind"] as? String) == "endpoint_down" && ($0["endpoint"] as? String) == a })
+        #expect(try lab.activeOutages().contains { ($0["kind"] as? String) == "endpoint_down" && ($0["endpoint"] as? String) == a })
 
         // Staged: one canary per zone was sent the generation, verified, and only then the other two.
         let log = "\(lab.dir)/aggregator.log"
@@ -84,7 +85,7 @@ struct FailoverEndToEndTests {
         usleep(500_000)
         let packetsBefore = try Self.counter(lab)
         #expect(packetsBefore > 0, "the counter saw none of the agents' probes of A: it would not see a runtime's either")
-        let bLogBefore = lab.lines("\(lab.dir)/mirrorB.access.log", containing: "/v2/test/app/manifests/1").count
+        let bLogBefore = try lab.lines("\(lab.dir)/mirrorB.access.log", containing: "/v2/test/app/manifests/1").count
         let z1a = lab.hosts[0], z2a = lab.hosts[2], z2b = lab.hosts[3]
         let docker = try lab.inside(["/usr/bin/docker", "-H", "unix://\(z1a.dir)/docker.sock", "pull", "test/app:1"])
         #expect(docker.status == 0, "docker pull: \(docker.output)")
@@ -94,7 +95,7 @@ struct FailoverEndToEndTests {
         let skopeo = try lab.inside(["/usr/bin/skopeo", "--registries-conf", "\(z2b.dir)/registries.conf", "--insecure-policy", "copy",
                                      "docker://docker.io/test/app:1", "dir:\(z2b.dir)/skopeo-copy"])
         #expect(skopeo.status == 0, "skopeo copy: \(skopeo.output)")
-        let bLogAfter = lab.lines("\(lab.dir)/mirrorB.access.log", containing: "/v2/test/app/manifests/1").count
+        let bLogAfter = try lab.lines("\(lab.dir)/mirrorB.access.log", containing: "/v2/test/app/manifests/1").count
         #expect(bLogAfter >= bLogBefore + 3, "mirror B served \(bLogAfter - bLogBefore) manifest requests for 3 pulls")
         #expect(try Self.counter(lab) == packetsBefore, "packets were sent to mirror A during the pulls")
         for p in lab.agents.values { kill(p.processIdentifier, SIGCONT) }
@@ -102,11 +103,12 @@ struct FailoverEndToEndTests {
         // A is back: after the recovery hold the preferred order returns everywhere.
         try lab.h.restartRegistry(name: "mirrorA", netns: lab.ns, port: portA, accessLog: "\(lab.dir)/mirrorA.access.log")
         var back: FailoverLab.Plan?
-        let failedBack = lab.eventually(120) {
-            back = lab.failovers().first { $0.generation > g && $0.mirrors == [a, b] && $0.state == "complete" }
-            return back != nil && lab.appliedGenerations().values.allSatisfy { $0 == back!.generation }
+        let failedBack = try lab.eventually(120) {
+            back = try lab.failovers().first { $0.generation > g && $0.mirrors == [a, b] && $0.state == "complete" }
+            let applied = try lab.appliedGenerations()
+            return back != nil && applied.values.allSatisfy { $0 == back!.generation }
         }
-        try #require(failedBack, "no failback: \(lab.failovers()) applied \(lab.appliedGenerations())")
+        try #require(failedBack, "no failback: \(lab.summary)")
         #expect(back!.reason.contains("preferred"), "failback reason: \(back!.reason)")
         for host in lab.hosts {
             let files = try lab.fileMirrors(host)

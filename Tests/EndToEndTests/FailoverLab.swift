@@ -191,8 +191,9 @@ final class FailoverLab: @unchecked Sendable {
         var reason: String
     }
 
-    func failovers() -> [Plan] {
-        ((try? json("/api/v1/failovers")) ?? []).map { p in
+    /// Throws when the API cannot be read: an empty list is an answer, not an error.
+    func failovers() throws -> [Plan] {
+        try json("/api/v1/failovers").map { p in
             Plan(generation: p["generation"] as? Int ?? -1, state: p["state"] as? String ?? "",
                  mirrors: (p["mirrors"] as? [String: [String]])?["docker.io"] ?? [], acked: p["acked"] as? Int ?? -1,
                  pending: p["pending"] as? Int ?? -1, rejected: p["rejected"] as? Int ?? -1, reason: p["reason"] as? String ?? "")
@@ -200,11 +201,16 @@ final class FailoverLab: @unchecked Sendable {
     }
 
     /// Applied generation per host from `GET /api/v1/hosts`.
-    func appliedGenerations() -> [String: Int] {
-        Dictionary(((try? json("/api/v1/hosts")) ?? []).map { ($0["id"] as? String ?? "", $0["appliedGeneration"] as? Int ?? -1) }, uniquingKeysWith: { a, _ in a })
+    func appliedGenerations() throws -> [String: Int] {
+        Dictionary(try json("/api/v1/hosts").map { ($0["id"] as? String ?? "", $0["appliedGeneration"] as? Int ?? -1) }, uniquingKeysWith: { a, _ in a })
     }
 
-    func activeOutages() -> [[String: Any]] { (try? json("/api/v1/outages")) ?? [] }
+    func activeOutages() throws -> [[String: Any]] { try json("/api/v1/outages") }
+
+    /// Generations and applied generations, for failure messages (never throws: it only describes).
+    var summary: String {
+        do { return "\(try failovers()) applied \(try appliedGenerations())" } catch { return "(API unreadable: \(error))" }
+    }
 
     /// dockerd's effective mirrors (`GET /info`), trailing slashes removed.
     func dockerMirrors(_ host: Host) throws -> [String] {
@@ -232,9 +238,9 @@ final class FailoverLab: @unchecked Sendable {
         return ((daemon["registry-mirrors"] as? [String]) ?? [], containerd, crio)
     }
 
-    /// Lines of a log that contain `text`.
-    func lines(_ path: String, containing text: String) -> [Substring] {
-        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains(text) }
+    /// Lines of a log that contain `text`; a log that cannot be read throws (a check on no log proves nothing).
+    func lines(_ path: String, containing text: String) throws -> [Substring] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").filter { $0.contains(text) }
     }
 
     func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {

@@ -9,7 +9,7 @@ import Testing
 /// nothing halts the rollout at the canaries, which are rolled back; an agent killed at every step of an
 /// apply leaves runtime files that parse and hold the old or the new order, and a real dockerd that ends
 /// up on the new order once the command is applied again.
-@Suite("failover safety", .serialized, .ownThread)
+@Suite("failover safety", .serialized, .ownThread, .tags(.root))
 struct FailoverSafetyTests {
     @Test("a bad mirror as the target: canaries apply it, their probes fail, the rollout halts and they roll back; the rest never get it")
     func badMirrorHaltsAtCanaries() throws {
@@ -28,10 +28,10 @@ struct FailoverSafetyTests {
         try lab.h.startRegistry(name: "mirrorCempty", netns: lab.ns, port: emptyPort)
         try lab.startAggregator()
         for host in lab.hosts { try lab.startAgent(host.id) }
-        #expect(lab.eventually(30) { lab.appliedGenerations().count == 4 }, "not every agent reported")
+        #expect(try lab.eventually(30) { try lab.appliedGenerations().count == 4 }, "not every agent reported")
 
         lab.h.stop(name: "mirrorA")
-        #expect(lab.eventually(60) { lab.activeOutages().contains { ($0["endpoint"] as? String) == a } }, "mirror A's outage did not open")
+        #expect(try lab.eventually(60) { try lab.activeOutages().contains { ($0["endpoint"] as? String) == a } }, "mirror A's outage did not open")
         // C turns into a registry that answers /v2/ but has nothing: the failover target is bad. A NAT
         // redirect switches C's port to the empty registry at once (a restart would leave a gap in which C
         // refuses connections, and a canary probing then would fail for that instead).
@@ -41,27 +41,30 @@ struct FailoverSafetyTests {
         try #require(redirect.status == 0, "nft redirect: \(redirect.output)")
 
         var bad: FailoverLab.Plan?
-        let halted = lab.eventually(90) {
-            bad = lab.failovers().first { $0.mirrors == [c] && ($0.state == "rolled_back" || $0.state == "halted") }
+        let halted = try lab.eventually(90) {
+            bad = try lab.failovers().first { $0.mirrors == [c] && ($0.state == "rolled_back" || $0.state == "halted") }
             return bad != nil
         }
-        try #require(halted, "no halted rollout to [C]: \(lab.failovers())\n\(lab.lines("\(lab.dir)/aggregator.log", containing: "failover").suffix(30).joined(separator: "\n"))")
+        try #require(halted, "no halted rollout to [C]: \(lab.summary)\n\((try? lab.lines("\(lab.dir)/aggregator.log", containing: "failover"))?.suffix(30).joined(separator: "\n") ?? "(no aggregator log)")")
         let g = bad!.generation
         #expect(bad!.state == "rolled_back", "\(bad!)")
         #expect(bad!.reason.contains("probe of \(c)") && bad!.reason.contains("not_found"), "\(bad!.reason)")
 
         // Only the canaries (one per zone) were sent it or applied it.
-        let sentTo = Set(lab.lines("\(lab.dir)/aggregator.log", containing: "failover directive sent")
+        let sentTo = Set(try lab.lines("\(lab.dir)/aggregator.log", containing: "failover directive sent")
             .filter { $0.contains("generation=\(g) ") }.compactMap { FailoverEndToEndTests.host(in: $0) })
         #expect(sentTo.count == 2 && Set(sentTo.map { $0.prefix(2) }) == ["z1", "z2"], "sent to \(sentTo)")
+        let applied = try lab.appliedGenerations()
         for host in lab.hosts where !sentTo.contains(host.id) {
-            #expect(lab.lines("\(host.dir)/agent.log", containing: "applying failover generation").allSatisfy { !$0.contains("generation=\(g) ") },
+            // State first: a host that never applied it is below it (the rollback went to the canaries only).
+            #expect((applied[host.id] ?? Int.max) < g, "\(host.id) is at generation \(applied[host.id] ?? -1)")
+            #expect(try lab.lines("\(host.dir)/agent.log", containing: "applying failover generation").allSatisfy { !$0.contains("generation=\(g) ") },
                     "\(host.id) applied the bad generation")
         }
         // The canaries got their previous order back with a rollback generation.
-        let rolledBack = lab.eventually(60) {
-            lab.hosts.filter { sentTo.contains($0.id) }.allSatisfy { host in
-                lab.lines("\(host.dir)/agent.log", containing: "failover generation applied").contains { line in
+        let rolledBack = try lab.eventually(60) {
+            try lab.hosts.filter { sentTo.contains($0.id) }.allSatisfy { host in
+                try lab.lines("\(host.dir)/agent.log", containing: "failover generation applied").contains { line in
                     Int(line.split(separator: " ").first { $0.hasPrefix("generation=") }?.dropFirst(11) ?? "") ?? 0 > g
                 }
             }
@@ -142,7 +145,7 @@ struct FailoverSafetyTests {
 /// Lost messages and restarts heal by themselves: an agent frozen through the rollout and an aggregator
 /// killed with -9 in the middle of it, and still every host converges on the failover, with the
 /// generation counter continuing where it was.
-@Suite("failover convergence", .serialized, .ownThread)
+@Suite("failover convergence", .serialized, .ownThread, .tags(.root))
 struct FailoverConvergenceTests {
     @Test("aggregator kill -9 mid-rollout and an agent frozen through it: every host converges, generations never reused")
     func healsAfterRestarts() throws {
@@ -157,17 +160,17 @@ struct FailoverConvergenceTests {
         }
         try lab.startAggregator()
         for host in lab.hosts { try lab.startAgent(host.id) }
-        #expect(lab.eventually(30) { lab.appliedGenerations().count == 6 }, "not every agent reported")
+        #expect(try lab.eventually(30) { try lab.appliedGenerations().count == 6 }, "not every agent reported")
 
         // z2-c freezes (its messages are lost while it is stopped), then mirror A dies.
         let frozen = try #require(lab.agents["z2-c"])
         kill(frozen.processIdentifier, SIGSTOP)
         lab.h.stop(name: "mirrorA")
         var first: FailoverLab.Plan?
-        #expect(lab.eventually(60) {
-            first = lab.failovers().first { $0.mirrors == [b] && $0.acked >= 1 }
+        #expect(try lab.eventually(60) {
+            first = try lab.failovers().first { $0.mirrors == [b] && $0.acked >= 1 }
             return first != nil
-        }, "no failover acked by a canary: \(lab.failovers())")
+        }, "no failover acked by a canary: \(lab.summary)")
         let g = try #require(first).generation
 
         // The aggregator dies mid-rollout and comes back with its state from SQLite.
@@ -177,17 +180,18 @@ struct FailoverConvergenceTests {
         try lab.startAggregator()
         kill(frozen.processIdentifier, SIGCONT)
 
-        let converged = lab.eventually(90) {
-            lab.hosts.allSatisfy { host in ((try? lab.fileMirrors(host))?.containerd ?? []) == [b] }
-                && lab.appliedGenerations().values.allSatisfy { $0 >= g }
-                && lab.failovers().allSatisfy { $0.pending == 0 || !["canary", "rolling"].contains($0.state) }
+        let converged = try lab.eventually(90) {
+            let applied = try lab.appliedGenerations(), plans = try lab.failovers()
+            return try lab.hosts.allSatisfy { host in try lab.fileMirrors(host).containerd == [b] }
+                && applied.count == lab.hosts.count && applied.values.allSatisfy { $0 >= g }
+                && plans.allSatisfy { $0.pending == 0 || !["canary", "rolling"].contains($0.state) }
         }
-        #expect(converged, "not converged: \(lab.failovers()) applied \(lab.appliedGenerations())")
+        #expect(converged, "not converged: \(lab.summary)")
         for host in lab.hosts {
             let files = try lab.fileMirrors(host)
             #expect(files.containerd == [b] && files.crio == [b], "\(host.id): \(files)")
         }
-        let generations = lab.failovers().map(\.generation)
+        let generations = try lab.failovers().map(\.generation)
         #expect(Set(generations).count == generations.count, "a generation was issued twice: \(generations)")
         #expect(generations.contains(g))
     }

@@ -5,7 +5,7 @@ import Testing
 /// Faults a host really meets, made in a network namespace that has only `lo`, with its own resolver
 /// (dnsmasq) and firewall (nftables). The agent runs inside it with a bind-mounted `resolv.conf`, so no
 /// lookup can reach the machine's resolver.
-@Suite("Network faults in a namespace", .serialized, .ownThread)
+@Suite("Network faults in a namespace", .serialized, .ownThread, .tags(.root))
 struct NetworkFaultTests {
     final class Namespace: @unchecked Sendable {
         let name = "rw-t\(UInt32.random(in: 0...UInt32.max) % 1_000_000)"

@@ -65,3 +65,9 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 }
+
+extension Tag {
+    /// Needs root: network namespaces, nftables, bind mounts or a dockerd. `make test` checks for root;
+    /// `make test-unprivileged` runs everything else (docs/development.md).
+    @Tag static var root: Self
+}

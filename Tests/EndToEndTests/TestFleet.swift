@@ -104,11 +104,13 @@ final class Fleet: @unchecked Sendable {
     }
 }
 
-/// Polls `condition` every 200 ms until it holds or `seconds` pass; the last answer decides.
+/// Polls `condition` every 200 ms until it holds or `seconds` pass; the last answer decides. An error
+/// while polling (a server restarting) counts as "not yet"; one from the last try is thrown, so a
+/// condition that cannot be evaluated never passes.
 func pollUntil(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {
-        if try condition() { return true }
+        if (try? condition()) == true { return true }
         usleep(200_000)
     }
     return try condition()

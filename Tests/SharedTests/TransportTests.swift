@@ -2,6 +2,7 @@ import CZeroMQ
 import Foundation
 @testable import RegwatchShared
 import Synchronization
+import RegwatchTestSupport
 import Testing
 
 /// Real libzmq over TCP on 127.0.0.1: every test binds its own ROUTER on an ephemeral port.
@@ -133,10 +134,13 @@ struct TransportTests {
         let dispatcher = MessageDispatcher(handlers: [.report: { m, _ in handled.withLock { $0.append(m.sender) } }], logger: Harness.logger)
         dealer.trySend(try Harness.envelope(Harness.sampleReport(host: "node-b2"), host: "node-b2"))
         dealer.trySend(try Harness.envelope(Harness.sampleReport(host: "node-a1"), host: "node-a1", seq: 2))
-        var outcomes: [MessageDispatcher.Outcome] = []
-        for await message in router.inbound {
-            outcomes.append(dispatcher.dispatch(message.payload, authenticatedPeer: message.authenticatedHost))
-            if outcomes.count == 2 { break }
+        let outcomes = try await withDeadline(10, "two messages at the router") {
+            var outcomes: [MessageDispatcher.Outcome] = []
+            for await message in router.inbound {
+                outcomes.append(dispatcher.dispatch(message.payload, authenticatedPeer: message.authenticatedHost))
+                if outcomes.count == 2 { break }
+            }
+            return outcomes
         }
         #expect(outcomes == [.rejected("wire.sender_mismatch"), .handled(.report)])
         #expect(handled.withLock { $0 } == ["node-a1"])
@@ -180,12 +184,16 @@ struct TransportTests {
             let json = #"{"v":1,"type":"\#(type)","host":"node-a1","seq":\#(i),"sentAt":"2025-11-24T16:00:00Z","body":{"probes":[],"events":[]}}"#
             try await dealer.send(Array(json.utf8))
         }
-        var n = 0
-        for await message in router.inbound {
-            #expect(dispatcher.dispatch(message.payload, authenticatedPeer: message.authenticatedHost) == .rejected("wire.unknown_type"))
-            n += 1
-            if n == 1000 { break }
+        let n = try await withDeadline(30, "1,000 messages at the router") {
+            var n = 0
+            for await message in router.inbound {
+                #expect(dispatcher.dispatch(message.payload, authenticatedPeer: message.authenticatedHost) == .rejected("wire.unknown_type"))
+                n += 1
+                if n == 1000 { break }
+            }
+            return n
         }
+        #expect(n == 1000)
         #expect(calls.load(ordering: .relaxed) == 0)
         #expect(dispatcher.statistics.unknownType == 1000)
         #expect(dispatcher.statistics.handled == 0)
@@ -199,10 +207,13 @@ struct TransportTests {
         let dealer = try Harness.dealer(endpoint: endpoint, host: "node-a1", security: .curve(serverKey: serverKeys.publicKey, clientKeys: agentKeys))
         let sent = (0..<2000).map { i in [UInt8](repeating: UInt8(i % 251), count: (i * 37) % 3000) + Array("#\(i)".utf8) }
         for payload in sent { try await dealer.send(payload) }
-        var got: [[UInt8]] = []
-        for await batch in router.inbound.batched {
-            got += batch.map { Array($0.payload) }
-            if got.count >= sent.count { break }
+        let got = try await withDeadline(30, "2,000 messages at the router") {
+            var got: [[UInt8]] = []
+            for await batch in router.inbound.batched {
+                got += batch.map { Array($0.payload) }
+                if got.count >= sent.count { break }
+            }
+            return got
         }
         #expect(got == sent)
         #expect(router.statistics.inboundBatches < sent.count)

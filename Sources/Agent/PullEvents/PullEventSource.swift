@@ -33,11 +33,13 @@ public final class PullEventSink: Sendable {
     public func emit(_ events: [PullEvent]) {
         guard !events.isEmpty else { return }
         if case .dropped(let lost) = continuation.yield(events) {
-            dropped.add(lost.count, ordering: .relaxed)
+            let total = dropped.add(lost.count, ordering: .relaxed).newValue
+            // The first loss and then about every thousandth event lost: the spool is not keeping up.
+            if total == lost.count || total / 1000 != (total - lost.count) / 1000 {
+                logger.warning("pull events dropped: the spool is far behind its sources", metadata: ["dropped": "\(lost.count)", "dropped.total": "\(total)"])
+            }
         }
     }
-
-    public var droppedEvents: Int { dropped.load(ordering: .relaxed) }
 
     /// Records a source's state; logs only transitions, so an absent source is reported once.
     public func setStatus(_ name: String, _ state: EventSourceStatus.State, _ detail: String = "") {

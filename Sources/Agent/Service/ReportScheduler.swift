@@ -29,9 +29,7 @@ public struct ReportScheduler: Service {
 
     /// Counters the agent exposes; a class so the service (a value) can update them.
     public final class Stats: Sendable {
-        let published = AtomicCounter()
         let dropped = AtomicCounter()
-        public var reportsPublished: Int { published.value }
         public var reportsDropped: Int { dropped.value }
         public init() {}
     }
@@ -79,9 +77,7 @@ public struct ReportScheduler: Service {
     }
 
     private func publish(_ frame: [UInt8]) {
-        if client.trySend(frame) {
-            stats.published.increment()
-        } else {
+        if !client.trySend(frame) {
             stats.dropped.increment()
             logger.warning("report dropped: the outbox to the aggregator is full", metadata: ["host.id": "\(config.host.id)", "dropped": "\(stats.reportsDropped)"])
         }

@@ -26,10 +26,4 @@ public enum OutageKind: String, Codable, Sendable, CaseIterable, Hashable, Compa
     case certExpiring = "cert_expiring"
 
     public static func < (lhs: OutageKind, rhs: OutageKind) -> Bool { lhs.rawValue < rhs.rawValue }
-
-    /// Whether the kind is about an endpoint seen from the whole fleet, i.e. one that may justify moving
-    /// the fleet's runtimes to other mirrors (the failover controller's input).
-    public var isFleetEndpointFailure: Bool {
-        self == .endpointDown || self == .upstreamDownViaMirror
-    }
 }

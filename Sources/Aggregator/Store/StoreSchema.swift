@@ -28,9 +28,6 @@ enum StoreSchema {
         return m
     }
 
-    /// The names this binary knows, in order.
-    static var migrationNames: [String] { migrator.migrations }
-
     /// Outages are scoped per registry too (one mirror URL can serve several registries), and an open
     /// outage's engine state is kept so a restarted aggregator neither reopens nor forgets it.
     private static func v2(_ db: Database) throws {

@@ -79,6 +79,9 @@ public final class DealerClient: Sendable {
         guard HostID.isValid(configuration.hostID) else {
             throw .invalidKey(what: "host id", reason: "\"\(configuration.hostID.prefix(64))\" is not a valid host id (letters, digits, . _ -; at most 63)")
         }
+        if case .curve = configuration.security, !ZMQContext.hasCurve {
+            throw .invalidKey(what: "CURVE", reason: "this libzmq was built without CURVE (libsodium); install one with it (Debian: libzmq5)")
+        }
         let context = ZMQContext()
         let loop: DealerLoop
         do {

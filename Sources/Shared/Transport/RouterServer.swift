@@ -76,6 +76,9 @@ public final class RouterServer: Sendable {
     @discardableResult
     public func start() throws(TransportError) -> String {
         if let bound = boundEndpoint { return bound }
+        if case .curve = configuration.security, !ZMQContext.hasCurve {
+            throw .invalidKey(what: "CURVE", reason: "this libzmq was built without CURVE (libsodium); install one with it (Debian: libzmq5)")
+        }
         let context = ZMQContext()
         let loop: RouterLoop
         do {

@@ -1,8 +1,9 @@
 import RegwatchAgent
+import RegwatchCLI
 import RegwatchShared
 
 /// The human form of a check: one row per endpoint, then the runtimes.
-public func formatCheckTable(_ report: CheckReport) -> String {
+func formatCheckTable(_ report: CheckReport) -> String {
     func ms(_ v: Double?) -> String { v.map { $0 < 10 ? String(format: "%.1f", $0) : String(format: "%.0f", $0) } ?? "-" }
     let rows = report.probes.map { p -> [String] in
         let cert: String = p.tls.map { t in "\(t.daysLeft.map { "\($0)d" } ?? "?")\(t.trusted ? "" : " untrusted")" } ?? "-"
