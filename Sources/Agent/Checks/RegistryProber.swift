@@ -4,12 +4,15 @@ import RegwatchShared
 /// Probes one registry endpoint the way a runtime would reach it, in the order of the operator's
 /// flowchart: DNS, TCP, TLS, a real registry's `/v2/`, auth, then the probe image's manifest (a
 /// pull-through cache answers `/v2/` even when its upstream is down). The first failing step sets the class.
+///
+/// The I/O goes through two seams, ``HTTPTransport`` (libcurl) and ``NameResolver`` (getaddrinfo); each
+/// step's verdict is a pure function in ``ProbeSteps``.
 public struct RegistryProber: Sendable {
-    let runner: CurlMultiRunner
-    let resolver: DNSResolver
+    let runner: any HTTPTransport
+    let resolver: any NameResolver
     let now: @Sendable () -> Date
 
-    public init(runner: CurlMultiRunner, resolver: DNSResolver = DNSResolver(), now: @escaping @Sendable () -> Date = Date.init) {
+    public init(runner: any HTTPTransport, resolver: any NameResolver = DNSResolver(), now: @escaping @Sendable () -> Date = Date.init) {
         self.runner = runner
         self.resolver = resolver
         self.now = now
@@ -40,11 +43,9 @@ public struct RegistryProber: Sendable {
         let (answer, dnsMs) = await resolver.resolve(host)
         result.phases.dnsMs = dnsMs.rounded(toPlaces: 1)
         let address: String
-        switch answer {
-        case .addresses(let list): address = list[0]
-        case .nxdomain(let m): return finish(.dnsNXDomain, m)
-        case .failure(let m): return finish(.dnsFailure, m)
-        case .timeout: return finish(.dnsFailure, "lookup \(host): no answer within \(resolver.timeout)")
+        switch ProbeSteps.resolution(answer, host: host, timeout: resolver.timeout) {
+        case .success(let a): address = a
+        case .failure(let stop): return finish(stop.errorClass, stop.detail)
         }
         let pin = DNSResolver.isIPLiteral(host) ? [] : ["\(host):\(port):\(address.contains(":") ? "[\(address)]" : address)"]
         func request(_ path: String, method: CurlRequest.Method = .get, headers: [String] = []) -> CurlRequest {
@@ -80,22 +81,15 @@ public struct RegistryProber: Sendable {
         result.phases.connectMs = (dnsMs + ping.connectMs).rounded(toPlaces: 1)
         if https && ping.tlsMs > 0 { result.phases.tlsMs = (dnsMs + ping.tlsMs).rounded(toPlaces: 1) }
         if ping.ttfbMs > 0 { result.phases.ttfbMs = (dnsMs + ping.ttfbMs).rounded(toPlaces: 1) }
-        if !ping.succeeded {
-            let cls = ProbeClassification.transportFailure(ping, https: https, targetPort: port)
-            let via = cls == .proxyFailure ? " through the proxy on port \(ProbeClassification.attemptedPort(ping) ?? 0)" : ""
-            return finish(cls, "\(ping.curlMessage) (\(address):\(port)\(via))")
+        // Quota headers count from whichever response carries them first (a 429 may come before the manifest).
+        func noteRateLimit(_ r: CurlResponse) {
+            if target.readsRateLimit, result.rateLimit == nil, let q = ProbeSteps.rateLimit(r.headers) { result.rateLimit = q }
         }
-        let apiVersion = ping.headers["docker-distribution-api-version"]
+        noteRateLimit(ping)
+        if case .stop(let cls, let detail) = ProbeSteps.registryAnswer(ping, https: https, port: port, address: address) {
+            return finish(cls, detail)
+        }
         let challenge = AuthChallenge(ping.headers["www-authenticate"])
-        if ping.status == 429 { return finish(.rateLimited, "GET /v2/ answered 429") }
-        if (500..<600).contains(ping.status) { return finish(.serverError, "GET /v2/ answered \(ping.status)") }
-        guard ping.status == 200 || (ping.status == 401 && (challenge != nil || apiVersion != nil)) else {
-            let kind = ping.headers["content-type"] ?? "no content type"
-            return finish(.notRegistry, "GET /v2/ answered \(ping.status) (\(kind)) without Docker-Distribution-Api-Version: not a registry")
-        }
-        if ping.status == 200 && apiVersion == nil && ErrorClassifier.classify(registryErrorBody: ping.body) == nil && !Self.looksLikeJSON(ping.body) {
-            return finish(.notRegistry, "GET /v2/ answered 200 with \(ping.headers["content-type"] ?? "a non-JSON body"): not a registry")
-        }
 
         guard let repo = target.probeRepository, let tag = target.probeTag else {
             return finish(.ok, "registry answers /v2/ (\(ping.status))")
@@ -121,14 +115,11 @@ public struct RegistryProber: Sendable {
                 tokenRequest.connectTimeoutMs = target.connectTimeoutMs
                 tokenRequest.timeoutMs = target.timeoutMs
                 let tokenResponse = await runner.perform(tokenRequest)
-                guard tokenResponse.succeeded else {
-                    return finish(ProbeClassification.transportFailure(tokenResponse, https: realm.hasPrefix("https")), "token endpoint \(realm): \(tokenResponse.curlMessage)")
+                noteRateLimit(tokenResponse)
+                switch ProbeSteps.tokenAnswer(tokenResponse, realm: realm, hasCredentials: target.credentials != nil) {
+                case .success(let token): authorization = ["Authorization: Bearer \(token)"]
+                case .failure(let stop): return finish(stop.errorClass, stop.detail)
                 }
-                if let cls = ErrorClassifier.classify(httpStatus: tokenResponse.status, kind: .token) {
-                    return finish(cls, "token endpoint \(realm) answered \(tokenResponse.status)\(target.credentials == nil ? " (no credentials configured)" : "")")
-                }
-                guard let token = Self.token(from: tokenResponse.body) else { return finish(.authFailed, "token endpoint \(realm) sent no token") }
-                authorization = ["Authorization: Bearer \(token)"]
             }
         }
 
@@ -137,28 +128,15 @@ public struct RegistryProber: Sendable {
         var manifestRequest = request("/v2/\(repo)/manifests/\(tag)\(ns)", method: .head, headers: [Self.manifestAccept] + authorization)
         manifestRequest.verify = result.tls?.trusted != false
         let manifest = await runner.perform(manifestRequest)
-        if !manifest.succeeded {
-            return finish(ProbeClassification.transportFailure(manifest, https: https, targetPort: port), "HEAD manifest \(repo):\(tag): \(manifest.curlMessage)")
+        if manifest.succeeded {
+            result.manifest = ManifestState(reference: "\(repo):\(tag)", status: manifest.status, digest: manifest.headers["docker-content-digest"])
+            // The manifest's own headers are the freshest count.
+            if target.readsRateLimit, let q = ProbeSteps.rateLimit(manifest.headers) { result.rateLimit = q }
         }
-        result.manifest = ManifestState(reference: "\(repo):\(tag)", status: manifest.status, digest: manifest.headers["docker-content-digest"])
-        if target.readsRateLimit, let (limit, window) = ProbeClassification.rateLimitValue(manifest.headers["ratelimit-limit"]),
-           let (remaining, _) = ProbeClassification.rateLimitValue(manifest.headers["ratelimit-remaining"]) {
-            result.rateLimit = RateLimitState(limit: limit, remaining: remaining, windowSeconds: window ?? 21_600, source: manifest.headers["docker-ratelimit-source"])
+        switch ProbeSteps.manifestAnswer(manifest, reference: "\(repo):\(tag)", https: https, port: port) {
+        case .stop(let cls, let detail): return finish(cls, detail)
+        case .proceed: return finish(.ok, "manifest \(repo):\(tag) present")
         }
-        if let cls = ErrorClassifier.classify(httpStatus: manifest.status, kind: .manifest) {
-            return finish(cls, "HEAD /v2/\(repo)/manifests/\(tag) answered \(manifest.status)")
-        }
-        return finish(.ok, "manifest \(repo):\(tag) present\(manifest.headers["docker-content-digest"].map { " (\($0.prefix(19))…)" } ?? "")")
-    }
-
-    static func token(from body: [UInt8]) -> String? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else { return nil }
-        return (object["token"] as? String) ?? (object["access_token"] as? String)
-    }
-
-    static func looksLikeJSON(_ body: [UInt8]) -> Bool {
-        guard let first = body.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) else { return true }
-        return first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
     }
 }
 

@@ -4,9 +4,9 @@ import Foundation
 /// `daemon.json` says (a reload that failed keeps the old mirrors).
 public struct DockerEngine: Sendable {
     public let socket: String
-    let runner: CurlMultiRunner
+    let runner: any HTTPTransport
 
-    public init(socket: String, runner: CurlMultiRunner) {
+    public init(socket: String, runner: any HTTPTransport) {
         self.socket = socket
         self.runner = runner
     }

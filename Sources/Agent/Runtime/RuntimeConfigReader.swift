@@ -11,7 +11,7 @@ public struct RuntimeConfigReader: Sendable {
     /// Asks a running dockerd for the mirrors it really uses; nil: files only.
     let engine: DockerEngine?
 
-    public init(runtime: AgentConfig.Runtime, runner: CurlMultiRunner? = nil) {
+    public init(runtime: AgentConfig.Runtime, runner: (any HTTPTransport)? = nil) {
         self.runtime = runtime
         if let socket = runtime.docker?.socket, let runner, FileManager.default.fileExists(atPath: socket) {
             engine = DockerEngine(socket: socket, runner: runner)
