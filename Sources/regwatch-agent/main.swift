@@ -51,8 +51,9 @@ extension AgentCommand {
             let spool = try EventSpool(directory: config.stateDir, maxBytes: config.events.spoolMaxBytes)
             let sink = PullEventSink(logger: logger)
             let publisher = EventPublisher(hostID: config.host.id, spool: spool, sink: sink, client: client, settings: config.events, logger: logger, gate: join?.gate)
-            let sources = EventSourcesService(sources: PullEventSources.make(config, logger: logger), sink: sink)
-            let cycle = CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: dockerCredentials)
+            let curl = CurlMultiRunner()
+            let sources = EventSourcesService(sources: PullEventSources.make(config, runner: curl, logger: logger), sink: sink)
+            let cycle = CheckCycle(config: config, prober: RegistryProber(runner: curl), credentials: dockerCredentials)
             let failover = try FailoverCommandService.make(config: config, verifier: credentials.commandVerifier, client: client, logger: logger)
             let scheduler = ReportScheduler(
                 config: config, cycle: cycle, client: client, logger: logger, eventSink: sink,

@@ -1,6 +1,7 @@
 import Foundation
 @testable import RegwatchAgent
 import RegwatchShared
+import RegwatchTestSupport
 import Testing
 
 @Suite("Pull-event sources")
@@ -9,33 +10,80 @@ struct EventSourceTests {
         try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/events/\(name)"))
     }
 
-    @Test("Docker /events response decoded byte by byte: two pulls, the tag event ignored")
-    func dockerEventsByteByByte() throws {
-        let bytes = [UInt8](try Self.fixture("docker-events.http"))
-        var http = HTTPStreamDecoder()
-        var lines = LineSplitter()
+    /// A stand-in for dockerd's API socket: answers one request with `response` and closes; the request
+    /// it read is left in `requestFile`.
+    static func fakeDockerd(socket: String, response: String, requestFile: String) throws -> Process {
+        let script = """
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+        c, _ = s.accept(); req = b""
+        while b"\\r\\n\\r\\n" not in req:
+            chunk = c.recv(4096)
+            if not chunk: break
+            req += chunk
+        open(sys.argv[3], "wb").write(req)
+        c.sendall(open(sys.argv[2], "rb").read()); c.close()
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", script, socket, response, requestFile]
+        try p.run()
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
+        try #require(FileManager.default.fileExists(atPath: socket), "the fake dockerd did not come up")
+        return p
+    }
+
+    @Test("Docker /events through libcurl: dockerd's captured chunked answer on a unix socket gives the two pulls, not the tag; active, then ended")
+    func dockerEventsThroughCurl() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rw-events-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/events/docker-events.http").path
+        let server = try Self.fakeDockerd(socket: "\(dir)/docker.sock", response: fixture, requestFile: "\(dir)/request")
+        defer { server.terminate() }
+        let sink = PullEventSink(logger: .init(label: "test"))
+        let source = DockerEventsSource(socketPath: "\(dir)/docker.sock", runner: CurlMultiRunner(), logger: .init(label: "test"))
+        let end = try await withDeadline(10, "the event stream to end") { await source.stream(into: sink) }
+        #expect(end == .ended(receivedHead: true))
+        sink.continuation.finish()
         var events: [PullEvent] = []
-        for b in bytes {
-            for line in lines.feed(try http.feed([b])) where !line.isEmpty {
-                if let e = try JSONDecoder().decode(DockerEvent.self, from: Data(line.utf8)).pullEvent() { events.append(e) }
-            }
-        }
-        #expect(http.status == 200)
-        #expect(http.chunked)
+        for await group in sink.events { events += group }
         #expect(events.map(\.image) == ["docker.io/library/alpine:3.20", "127.0.0.1:5000/test/app:1"])
         #expect(events.map(\.registry) == ["docker.io", "127.0.0.1:5000"])
         #expect(events.allSatisfy { $0.result == .success && $0.errorClass == .ok && $0.source == "docker-events" })
         #expect(abs(events[0].at.timeIntervalSince1970 - 1_795_914_000.123) < 0.001)
+        #expect(sink.statusList == [EventSourceStatus(name: "docker-events", state: .active, detail: "streaming \(dir)/docker.sock")])
+        let request = try String(contentsOfFile: "\(dir)/request", encoding: .utf8)
+        #expect(request.hasPrefix("GET /events?filters=%7B%22type%22%3A%5B%22image%22%5D%2C%22event%22%3A%5B%22pull%22%5D%7D HTTP/1.1\r\n"))
     }
 
-    @Test("a non-2xx answer and broken chunk framing are errors, not silence")
-    func httpErrors() {
-        var a = HTTPStreamDecoder()
-        #expect(throws: HTTPStreamDecoder.Failure.status(400, "Bad Request")) { _ = try a.feed(Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8)) }
-        var b = HTTPStreamDecoder()
-        #expect(throws: HTTPStreamDecoder.Failure.self) { _ = try b.feed(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".utf8)) }
-        var c = HTTPStreamDecoder()
-        #expect(throws: HTTPStreamDecoder.Failure.self) { _ = try c.feed(Array("SSH-2.0-OpenSSH\r\n\r\n".utf8)) }
+    @Test("a non-2xx answer from /events is a failure naming the status, and nothing is emitted")
+    func dockerEventsRefused() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rw-events-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 28\r\n\r\n{\"message\":\"bad filter v\"}\n"
+            .write(toFile: "\(dir)/answer", atomically: true, encoding: .utf8)
+        let server = try Self.fakeDockerd(socket: "\(dir)/docker.sock", response: "\(dir)/answer", requestFile: "\(dir)/request")
+        defer { server.terminate() }
+        let sink = PullEventSink(logger: .init(label: "test"))
+        let source = DockerEventsSource(socketPath: "\(dir)/docker.sock", runner: CurlMultiRunner(), logger: .init(label: "test"))
+        let end = try await withDeadline(10, "the refused stream to end") { await source.stream(into: sink) }
+        #expect(end == .failed("unexpected answer from \(dir)/docker.sock GET /events: HTTP 400"))
+        sink.continuation.finish()
+        var events: [PullEvent] = []
+        for await group in sink.events { events += group }
+        #expect(events.isEmpty)
+    }
+
+    @Test("Docker's JSON lines split at any byte still decode: pulls kept, other events and garbage skipped")
+    func dockerEventLinesByteByByte() {
+        let lines = DockerEventLines(logger: .init(label: "test"))
+        let text = #"{"status":"pull","id":"alpine:3.20","Type":"image","Action":"pull","Actor":{"ID":"alpine:3.20"},"time":1795914000}"# + "\n"
+            + "not json\n" + #"{"Type":"image","Action":"tag","Actor":{"ID":"sha256:abc"}}"# + "\n"
+        var events: [PullEvent] = []
+        for b in Array(text.utf8) { events += lines.feed([b]) }
+        #expect(events.map(\.image) == ["docker.io/library/alpine:3.20"])
     }
 
     @Test("journal JSON lines: string and byte-array MESSAGE, unit as source, other lines ignored")
@@ -105,7 +153,7 @@ struct EventSourceTests {
     @Test("absent sources are reported once in the status list, and recover to active")
     func absentStatus() async throws {
         let sink = PullEventSink(logger: .init(label: "test"))
-        let source = DockerEventsSource(socketPath: "/nonexistent/docker.sock", recheckAbsent: .seconds(3600), logger: .init(label: "test"))
+        let source = DockerEventsSource(socketPath: "/nonexistent/docker.sock", recheckAbsent: .seconds(3600), runner: CurlMultiRunner(), logger: .init(label: "test"))
         let task = Task { await source.run(into: sink) }
         for _ in 0..<100 where sink.statusList.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         task.cancel()

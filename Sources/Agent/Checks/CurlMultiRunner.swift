@@ -127,6 +127,10 @@ final class Transfer {
             let n = size * count
             let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self)
             if line.hasPrefix("HTTP/") { t.response.headers = [:] } // a new response (e.g. after a 100 or a proxy CONNECT)
+            if line == "\r\n", let stream = t.request.stream {
+                var status = 0
+                if ccurl_easy_getinfo_long(t.handle, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK, status >= 200 { stream.onHeaders(status) }
+            }
             if let colon = line.firstIndex(of: ":") {
                 let name = line[..<colon].lowercased()
                 let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
@@ -138,9 +142,21 @@ final class Transfer {
         ccurl_easy_setopt_callback(h, CURLOPT_WRITEFUNCTION) { ptr, size, count, user in
             let t = Unmanaged<Transfer>.fromOpaque(user!).takeUnretainedValue()
             let n = size * count
+            if let stream = t.request.stream {
+                if stream.isCancelled { return 0 }
+                stream.onData(Array(UnsafeRawBufferPointer(start: ptr, count: n)))
+                return n
+            }
             let room = t.request.maxBody - t.response.body.count
             if room > 0 { t.response.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: min(n, room))) }
             return n
+        }
+        if request.stream != nil {
+            ccurl_easy_setopt_long(h, CURLOPT_NOPROGRESS, 0)
+            ccurl_easy_setopt_pointer(h, CURLOPT_XFERINFODATA, me)
+            ccurl_easy_setopt_xferinfo(h) { user, _, _, _, _ in
+                Unmanaged<Transfer>.fromOpaque(user!).takeUnretainedValue().request.stream?.isCancelled == true ? 1 : 0
+            }
         }
     }
 

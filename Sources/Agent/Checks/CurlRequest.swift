@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One HTTP request the probe engine hands to libcurl.
 public struct CurlRequest: Sendable {
@@ -23,6 +24,9 @@ public struct CurlRequest: Sendable {
     public var unixSocket: String?
     /// Largest body kept; the rest is discarded (registries answer small JSON documents).
     public var maxBody: Int = 64 << 10
+    /// A response read as it streams (Docker's `/events`) instead of kept: the transfer ends when the
+    /// server closes it or the stream is cancelled. Set `timeoutMs` to 0 for no overall timeout.
+    public var stream: CurlStream?
 
     public init(url: String, method: Method = .get) {
         self.url = url
@@ -53,4 +57,21 @@ public struct CurlResponse: Sendable {
     public var primaryPort: Int = 0
 
     public var succeeded: Bool { curlCode == 0 }
+}
+
+/// Receives a streaming response on the transfer thread: the status once the headers are in, then each
+/// piece of the body as it arrives.
+public final class CurlStream: Sendable {
+    let onHeaders: @Sendable (_ status: Int) -> Void
+    let onData: @Sendable ([UInt8]) -> Void
+    private let cancelled = Atomic<Bool>(false)
+
+    public init(onHeaders: @escaping @Sendable (_ status: Int) -> Void, onData: @escaping @Sendable ([UInt8]) -> Void) {
+        self.onHeaders = onHeaders
+        self.onData = onData
+    }
+
+    /// Ends the transfer within about a second (libcurl's progress callback), even on an idle stream.
+    public func cancel() { cancelled.store(true, ordering: .relaxed) }
+    var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
 }

@@ -1,32 +1,33 @@
 import Foundation
 import Logging
 import RegwatchShared
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Successful pulls from Docker Engine's `GET /events` stream (filtered to image pulls) over the unix
-/// socket. dockerd reports only successes there; failures come from its log (``JournalSource``,
-/// ``LogFileSource``).
+/// socket, read through libcurl like the engine's `/info` (one HTTP client in the agent). dockerd reports
+/// only successes there; failures come from its log (``JournalSource``, ``LogFileSource``).
 ///
 /// When dockerd restarts the stream ends and the source reconnects with backoff; when the socket does
 /// not exist the source is `absent` and looks again every `recheckAbsent`.
 public struct DockerEventsSource: PullEventSource {
     public let socketPath: String
     public let recheckAbsent: Duration
+    let runner: any HTTPTransport
     let logger: Logger
     public var name: String { "docker-events" }
 
-    public init(socketPath: String, recheckAbsent: Duration = .seconds(60), logger: Logger) {
+    public init(socketPath: String, recheckAbsent: Duration = .seconds(60), runner: any HTTPTransport, logger: Logger) {
         self.socketPath = socketPath
         self.recheckAbsent = recheckAbsent
+        self.runner = runner
         self.logger = logger
     }
 
-    /// `filters={"type":["image"],"event":["pull"]}`, URL-encoded.
-    static let request = Array(
-        ("GET /events?filters=%7B%22type%22%3A%5B%22image%22%5D%2C%22event%22%3A%5B%22pull%22%5D%7D HTTP/1.1\r\n"
-            + "Host: docker\r\nUser-Agent: regwatch-agent\r\nAccept: application/json\r\n\r\n").utf8)
+    /// `filters={"type":["image"],"event":["pull"]}`, URL-encoded; the host name is not used on a unix socket.
+    static let url = "http://docker/events?filters=%7B%22type%22%3A%5B%22image%22%5D%2C%22event%22%3A%5B%22pull%22%5D%7D"
 
     public func run(into sink: PullEventSink) async {
         var backoff = ReconnectBackoff(initialMs: 500, maxMs: 30_000)
@@ -49,68 +50,64 @@ public struct DockerEventsSource: PullEventSource {
         }
     }
 
-    enum StreamEnd { case ended(receivedHead: Bool), failed(String) }
+    enum StreamEnd: Equatable { case ended(receivedHead: Bool), failed(String) }
 
+    /// One `/events` request, until dockerd ends it, it fails, or the task is cancelled.
     func stream(into sink: PullEventSink) async -> StreamEnd {
-        let fd: Int32
-        switch Self.connect(socketPath) {
-        case .success(let s): fd = s
-        case .failure(let reason): return .failed(reason)
-        }
-        let sent = Self.request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == Self.request.count else {
-            close(fd)
-            return .failed("cannot send to \(socketPath): \(String(cString: strerror(errno)))")
-        }
-        var http = HTTPStreamDecoder()
-        var lines = LineSplitter()
-        let decoder = JSONDecoder()
-        for await chunk in FDChunkStream.chunks(fd: fd, name: "rw-docker-ev") {
-            let body: [UInt8]
-            do {
-                body = try http.feed(chunk)
-            } catch {
-                return .failed("unexpected answer from \(socketPath) GET /events: \(error)")
-            }
-            if http.status != nil { sink.setStatus(name, .active, "streaming \(socketPath)") }
-            sink.emit(lines.feed(body).compactMap { line -> PullEvent? in
-                guard !line.isEmpty else { return nil }
-                guard let raw = try? decoder.decode(DockerEvent.self, from: Data(line.utf8)) else {
-                    logger.debug("unreadable docker event", metadata: ["line": "\(line.prefix(200))"])
-                    return nil
-                }
-                return raw.pullEvent()
+        let lines = DockerEventLines(logger: logger)
+        let head = Mutex<Int?>(nil)
+        let name = name, socketPath = socketPath
+        let stream = CurlStream(
+            onHeaders: { status in
+                head.withLock { $0 = status }
+                if (200..<300).contains(status) { sink.setStatus(name, .active, "streaming \(socketPath)") }
+            },
+            onData: { chunk in
+                guard let status = head.withLock({ $0 }), (200..<300).contains(status) else { return }
+                sink.emit(lines.feed(chunk))
             })
-            if http.finished { break }
+        var request = CurlRequest(url: Self.url)
+        request.unixSocket = socketPath
+        request.timeoutMs = 0
+        request.headers = ["Accept: application/json"]
+        request.stream = stream
+        let response = await withTaskCancellationHandler {
+            await runner.perform(request)
+        } onCancel: {
+            stream.cancel()
         }
-        return .ended(receivedHead: http.status != nil)
+        let status = head.withLock { $0 }
+        if let status, !(200..<300).contains(status) {
+            return .failed("unexpected answer from \(socketPath) GET /events: HTTP \(status)")
+        }
+        if status == nil, !response.succeeded {
+            return .failed("cannot read \(socketPath) GET /events: \(response.curlMessage)")
+        }
+        return .ended(receivedHead: status != nil)
+    }
+}
+
+/// Splits Docker's event stream into JSON lines and decodes the pulls among them. Fed from the transfer
+/// thread, so it keeps its partial line under a lock.
+final class DockerEventLines: Sendable {
+    private let splitter = Mutex(LineSplitter())
+    let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
     }
 
-    enum ConnectResult { case success(Int32), failure(String) }
-
-    static func connect(_ path: String) -> ConnectResult {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .failure("socket(): \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            close(fd)
-            return .failure("socket path too long: \(path)")
+    func feed(_ chunk: [UInt8]) -> [PullEvent] {
+        let lines = splitter.withLock { $0.feed(chunk) }
+        let decoder = JSONDecoder()
+        return lines.compactMap { line -> PullEvent? in
+            guard !line.isEmpty else { return nil }
+            guard let raw = try? decoder.decode(DockerEvent.self, from: Data(line.utf8)) else {
+                logger.debug("unreadable docker event", metadata: ["line": "\(line.prefix(200))"])
+                return nil
+            }
+            return raw.pullEvent()
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { dst in
-            for (i, b) in bytes.enumerated() { dst[i] = b }
-            dst[bytes.count] = 0
-        }
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard r == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            return .failure("cannot connect to \(path): \(reason)")
-        }
-        return .success(fd)
     }
 }
 

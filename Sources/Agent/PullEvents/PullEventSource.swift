@@ -65,11 +65,12 @@ public final class PullEventSink: Sendable {
 
 /// Builds the pull-event sources the configuration asks for.
 public enum PullEventSources {
-    public static func make(_ config: AgentConfig, logger: Logger) -> [any PullEventSource] {
+    /// `runner` carries Docker's `/events` stream (the agent's one libcurl multi handle).
+    public static func make(_ config: AgentConfig, runner: any HTTPTransport, logger: Logger) -> [any PullEventSource] {
         var sources: [any PullEventSource] = []
         let events = config.events
         if events.docker, let docker = config.runtime.docker {
-            sources.append(DockerEventsSource(socketPath: docker.socket, recheckAbsent: events.absentRecheck, logger: logger))
+            sources.append(DockerEventsSource(socketPath: docker.socket, recheckAbsent: events.absentRecheck, runner: runner, logger: logger))
         }
         if !events.journalUnits.isEmpty {
             sources.append(JournalSource(units: events.journalUnits, recheckAbsent: events.absentRecheck, logger: logger))
