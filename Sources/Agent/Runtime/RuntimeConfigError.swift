@@ -1,5 +1,6 @@
 /// A runtime configuration file regwatch cannot use as it is, with the position when the parser gives one.
-/// Reported as `config_invalid` (a broken `daemon.json` stops dockerd from starting).
+/// Reported as the runtime's `valid: false` with this as `detail` (a broken `daemon.json` stops dockerd
+/// from starting).
 public struct RuntimeConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var line: Int?

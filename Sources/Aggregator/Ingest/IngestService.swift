@@ -96,6 +96,7 @@ public final class IngestService: Service, Sendable {
                 guard case .report(let env) = message else { return }
                 guard env.body.host.id == env.host else {
                     state.stats.withLock { $0.reportsRejected += 1 }
+                    Counter(label: MetricNames.reportsDroppedTotal).increment()
                     logger.warning("report names another host than its envelope", metadata: ["host.id": "\(env.host)", "claimed": "\(env.body.host.id.prefix(64))"])
                     return
                 }

@@ -9,7 +9,8 @@ import SQLite3
 /// A cached statement that the ingest path executes many times per transaction, driven through the
 /// SQLite C API: reset, bind each value in place, step, reset.
 ///
-/// Why: ingest runs about eleven statements per report. Through GRDB's `execute(arguments:)` every row
+/// Why: ingest runs a few statements for every report in a transaction (one `probe_report` row, the
+/// host's row, runtime states when they change). Through GRDB's `execute(arguments:)` every row
 /// built a `StatementArguments` array of existentials; even `execute()` after binding through
 /// `StatementBinding` still cleared all bindings, copied every Swift string into a temporary C string
 /// and ran GRDB's per-statement checks. Measured with `regwatch-ingest-bench`, that was as much CPU as

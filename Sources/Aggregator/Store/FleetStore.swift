@@ -144,8 +144,8 @@ public final class FleetStore: Sendable {
 
     // MARK: Connection state
 
-    /// Records whether the host's transport connection is up (ZeroMQ peer connected / disconnected).
-    /// Unknown hosts are ignored: a host appears in the store with its first report.
+    /// Sets a host's connection flag (maintenance and tests; ingest sets it with each report and
+    /// ``markSilentHostsDisconnected(now:intervals:)`` clears it). Unknown hosts are ignored.
     public func setConnected(hostID: String, connected: Bool) throws(StoreError) {
         try write { db in
             try db.execute(sql: "UPDATE host SET connected = ? WHERE id = ?", arguments: [connected, hostID])

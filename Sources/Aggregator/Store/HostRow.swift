@@ -13,7 +13,7 @@ public struct HostRow: Codable, Sendable, Equatable {
         case problems
         /// No report for more than `staleAfter` intervals: its stored state is no longer evidence.
         case stale
-        /// Not stale yet, but its transport connection is down.
+        /// Not stale yet, but silent for two of its intervals (connection state follows reports).
         case disconnected
     }
 

@@ -4,7 +4,7 @@ import GRDB
 /// Why the fleet database could not be opened, read or written.
 ///
 /// Every case names the database file, because the operator's next step is about that file (a path in
-/// the config, a permission, a full disk, an older binary). `code` is stable for scripts and metrics;
+/// the config, a permission, a full disk, an older binary). `code` is stable (docs/errors.md);
 /// `description` is the one line `regwatch-aggregator` prints.
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file or its directory cannot be opened or created (permissions, missing directory, read-only open of a missing file).

@@ -1,5 +1,5 @@
 /// Limits every regwatch ZeroMQ socket runs with. The defaults suit a fleet of thousands of agents;
-/// each is a config key on the side that owns the socket.
+/// most are config keys (`transport:` in either file, see docs/configuration.md); the rest are fixed.
 public struct TransportLimits: Sendable, Equatable {
     /// `ZMQ_MAXMSGSIZE`: a peer sending a larger message is disconnected by libzmq.
     public var maxMessageSize: Int64 = 4 << 20

@@ -10,7 +10,8 @@ public struct Envelope<Body: WireBody>: Codable, Sendable, Hashable {
     public var type: String
     /// The sender's host id (the aggregator uses `aggregator`).
     public var host: String
-    /// Per-sender message sequence number, increasing.
+    /// Per-sender sequence number. Agents count reports and pull-event batches separately, each
+    /// increasing; the aggregator sends 0 on acks and answers and the generation on `failover_command`.
     public var seq: UInt64
     public var sentAt: Date
     public var body: Body
