@@ -52,34 +52,36 @@ struct DockerPullEventsTests {
         let agent = try h.start(CLI.binary("regwatch-agent"), ["run", "--config", "\(d)/agent.yaml"])
         defer { kill(agent.processIdentifier, SIGKILL) }
 
-        var events: [PullEvent] = []
-        var pulledOK = false, pulledFailing = false
-        let deadline = ContinuousClock.now + .seconds(90)
-        for await message in router.inbound {
-            #expect(message.authenticatedHost == "node-pull")
-            switch try WireCodec().decode(message.payload) {
-            case .report(let env):
-                let sources = Dictionary(uniqueKeysWithValues: env.body.eventSources.map { ($0.name, $0.state) })
-                if !pulledOK, sources["docker-events"] == .active, sources["file:\(d)/dockerd.log"] == .active {
-                    // Both sources are live: pull through the mirror.
-                    let (status, _) = try RegistryHarness.spawnAndWait("/usr/bin/docker", ["-H", "unix://\(d)/docker.sock", "pull", "test/app:1"])
-                    #expect(status == 0, "docker pull through the mirror failed")
-                    pulledOK = true
+        // Every 1 s report keeps the stream moving, but a dead agent would not: the whole wait has a deadline.
+        let events = try await withDeadline(90, "a success and a mirror failure from dockerd's pulls") { () -> [PullEvent] in
+            var events: [PullEvent] = []
+            var pulledOK = false, pulledFailing = false
+            for await message in router.inbound {
+                #expect(message.authenticatedHost == "node-pull")
+                switch try WireCodec().decode(message.payload) {
+                case .report(let env):
+                    let sources = Dictionary(uniqueKeysWithValues: env.body.eventSources.map { ($0.name, $0.state) })
+                    if !pulledOK, sources["docker-events"] == .active, sources["file:\(d)/dockerd.log"] == .active {
+                        // Both sources are live: pull through the mirror.
+                        let (status, _) = try RegistryHarness.spawnAndWait("/usr/bin/docker", ["-H", "unix://\(d)/docker.sock", "pull", "test/app:1"])
+                        #expect(status == 0, "docker pull through the mirror failed")
+                        pulledOK = true
+                    }
+                case .pullEvents(let env):
+                    events += env.body.events
+                    _ = router.trySend(to: message.peer, payload: try WireCodec().encode(Envelope(host: "aggregator", seq: 0, sentAt: Date(), body: EventsAck(seqs: env.body.events.map(\.seq)))))
+                    if !pulledFailing, events.contains(where: { $0.result == .success }) {
+                        // Now the mirror dies and Docker Hub is unreachable inside the namespace.
+                        h.stop(name: "mirror")
+                        let (status, _) = try RegistryHarness.spawnAndWait("/usr/bin/docker", ["-H", "unix://\(d)/docker.sock", "pull", "test/app:2"])
+                        #expect(status != 0)
+                        pulledFailing = true
+                    }
+                default: break
                 }
-            case .pullEvents(let env):
-                events += env.body.events
-                _ = router.trySend(to: message.peer, payload: try WireCodec().encode(Envelope(host: "aggregator", seq: 0, sentAt: Date(), body: EventsAck(seqs: env.body.events.map(\.seq)))))
-                if !pulledFailing, events.contains(where: { $0.result == .success }) {
-                    // Now the mirror dies and Docker Hub is unreachable inside the namespace.
-                    h.stop(name: "mirror")
-                    let (status, _) = try RegistryHarness.spawnAndWait("/usr/bin/docker", ["-H", "unix://\(d)/docker.sock", "pull", "test/app:2"])
-                    #expect(status != 0)
-                    pulledFailing = true
-                }
-            default: break
+                if events.contains(where: { $0.result == .failure && $0.endpoint?.contains(":\(mirrorPort)") == true }) { break }
             }
-            if events.contains(where: { $0.result == .failure && $0.endpoint?.contains(":\(mirrorPort)") == true }) { break }
-            if ContinuousClock.now > deadline { break }
+            return events
         }
         let success = try #require(events.first { $0.result == .success }, "no success event; got \(events)")
         #expect(success.image == "docker.io/test/app:1")
