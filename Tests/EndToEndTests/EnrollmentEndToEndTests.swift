@@ -280,6 +280,34 @@ struct EnrollmentEndToEndTests {
         #expect(try f.lastSeen("node-s") == last, "the new, unaccepted key's reports were stored")
     }
 
+    @Test("an agent stopped after the aggregator took its rotated key, before it replaced the file: refused with the old key, it adopts the waiting one and reports")
+    func rotationInterrupted() throws {
+        let f = try Fleet(extra: "enrollment: {mode: token}")
+        let token = try f.createToken("t")
+        try f.startAggregator()
+        try f.addJoiningAgent("node-r", zone: "z1", tokenFile: token)
+        try f.startAgent("node-r")
+        #expect(try f.eventually(20) { try f.hostIDs() == ["node-r"] })
+        f.agents["node-r"]?.terminate()
+        #expect(f.eventually(10) { RegistryHarness.hasExited(f.agents["node-r"]) })
+
+        // The rotation the agent did not finish: the new key waits beside the old one...
+        let keyFile = "\(f.dir)/node-r/state/agent.key"
+        let rotate = try CLI.run("regwatch-agent", ["keys", "rotate", "--config", "\(f.dir)/node-r.yaml", "--wait", "1s"])
+        #expect(rotate.status == 1, "\(rotate.stderr)")
+        let waiting = try KeyFiles.readCurveKeyPair(keyFile + ".next").publicKey
+        // ...and the aggregator already holds it instead of the old one.
+        try KeyFiles.curvePublicText(waiting, role: "agent").write(toFile: "\(f.dir)/next.pub", atomically: true, encoding: .utf8)
+        #expect(try CLI.run("regwatch-aggregator", ["keys", "accept", "--config", f.config, "--host", "node-r", "--key", "\(f.dir)/next.pub", "--replace"]).status == 0)
+
+        try f.startAgent("node-r")
+        let restarted = Date()
+        #expect(try f.eventually(20) { try f.lastSeen("node-r") > restarted }, "\(f.log("node-r").suffix(1500))")
+        #expect(try KeyFiles.readCurveKeyPair(keyFile).publicKey == waiting)
+        #expect(!FileManager.default.fileExists(atPath: keyFile + ".next"))
+        #expect(f.log("node-r").contains("a rotated key was waiting"))
+    }
+
     @Test("join flood: 5,000 unknown keys with bad tokens while 20 enrolled agents report; no enrolled report lost, the pending list at its bound, memory bounded")
     func flood() async throws {
         let f = try Fleet(extra: "enrollment: {maxPending: 200}")

@@ -71,6 +71,7 @@ public final class JoinService: Service, Sendable {
         var nextRotationCheck = ContinuousClock.now
         // When the unanswered join on this connection went out (see ``legacyFallback``).
         var unanswered: ContinuousClock.Instant?
+        var authFailures = client.statistics.authFailures
         if !gate.isAdmitted {
             logger.info("joining the aggregator", metadata: ["host.id": "\(config.host.id)", "key": "\(state.withLock { $0.keys.publicKey.z85 })"])
         }
@@ -86,6 +87,14 @@ public final class JoinService: Service, Sendable {
                         lastHandshakes = -1
                         nextJoinAt = now
                     }
+                }
+            }
+            let failures = client.statistics.authFailures
+            if failures > authFailures {
+                authFailures = failures
+                if adoptWaitingKey() {
+                    lastHandshakes = -1
+                    nextJoinAt = now
                 }
             }
             if !gate.isAdmitted {
@@ -207,6 +216,30 @@ public final class JoinService: Service, Sendable {
         gate.close()
         client.switchIdentity(routingID: JoiningPeer.routingID(for: pending.pair.publicKey), keys: pending.pair)
         logger.notice("key rotated; reconnecting with the new key", metadata: ["host.id": "\(config.host.id)", "key": "\(pending.pair.publicKey.z85)"])
+        return true
+    }
+
+    /// The aggregator refuses the current key and a rotated key waits beside it: the agent stopped after
+    /// the aggregator took the new key and before it replaced the file. Adopt it and join with it (answered
+    /// at once when the aggregator has it). Returns true when it did.
+    private func adoptWaitingKey() -> Bool {
+        guard let clientKey = config.aggregator.clientKey else { return false }
+        let next = AgentIdentity.nextKeyPath(clientKey)
+        guard FileManager.default.fileExists(atPath: next), let pair = try? KeyFiles.readCurveKeyPair(next) else { return false }
+        guard rename(next, clientKey) == 0 else {
+            logger.error("cannot adopt the waiting key", metadata: ["file": "\(next)", "error": "\(String(cString: strerror(errno)))"])
+            return false
+        }
+        state.withLock {
+            $0.keys = pair
+            $0.rotation = nil
+        }
+        record.remove()
+        gate.close()
+        client.switchIdentity(routingID: JoiningPeer.routingID(for: pair.publicKey), keys: pair)
+        logger.notice("the aggregator refuses the old key and a rotated key was waiting: joining with it", metadata: [
+            "host.id": "\(config.host.id)", "key": "\(pair.publicKey.z85)",
+        ])
         return true
     }
 
