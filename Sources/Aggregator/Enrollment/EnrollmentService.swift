@@ -153,7 +153,7 @@ public final class EnrollmentService: Service, Sendable {
 
     func process(join request: JoinRequest, key: CurvePublicKey, peer: String, now: Date = Date()) {
         let host = request.host.id
-        var (tables, rejected) = authenticator.refresh()
+        let (tables, rejected) = authenticator.refresh()
         if tables.active[key] == nil {
             let allowed = state.withLock { s -> Bool in
                 if s.limiter.allow(now: .now) { return true }
@@ -185,12 +185,13 @@ public final class EnrollmentService: Service, Sendable {
                     _ = try enrollments.accept(host: host, key: key, via: via, now: now)
                 } catch .hostHasAnotherKey {
                     // Another key won the host id meanwhile: this one waits for an operator.
-                    tables = authenticator.refresh().tables
                     return addPending(request, key: key, peer: peer, verdict: used, now: now,
                                       reason: "host \(host) is enrolled with another key: accept with --replace if the node was reinstalled")
                 }
                 try? pendingStore.remove(key: key)
-                state.withLock { $0.tables = authenticator.refresh().tables }
+                // The watcher's baseline is left alone: it must still see every other change (a revocation
+                // made meanwhile). It tells this agent once more that it is accepted, which the agent ignores.
+                authenticator.refresh()
                 finish(peer: peer, host: host, key: key, result: result, JoinResult(status: .accepted, reason: via))
             case .pending(let reason):
                 addPending(request, key: key, peer: peer, verdict: verdict, now: now, reason: reason)
@@ -201,7 +202,6 @@ public final class EnrollmentService: Service, Sendable {
             logger.error("cannot decide a join: the keys directory is not usable", metadata: ["host.id": "\(host)", "key": "\(key.z85)", "error": "\(error)"])
             reply(to: peer, JoinResult(status: .refused, reason: "the aggregator cannot read its keys directory", retryAfterSeconds: settings.refusedRetry))
         }
-        _ = rejected
     }
 
     private func addPending(_ request: JoinRequest, key: CurvePublicKey, peer: String, verdict: TokenStore.Verdict, now: Date, reason: String) {

@@ -210,6 +210,7 @@ final class DealerLoop: @unchecked Sendable {
             if items[0].revents & Int16(ZMQ_POLLIN) != 0 { receiveAll(into: &batch) }
             if let at = reconnectAt, monotonicMs() >= at { reconnect() }
         }
+        ZMQMonitor.stop(watching: socket)
         socket.close()
         monitor.socket.close()
     }
@@ -318,6 +319,7 @@ final class DealerLoop: @unchecked Sendable {
     /// else is sent. The keys stay those of the last change (or the configuration) unless `change` has new ones.
     private func apply(_ change: (routingID: String, keys: CurveKeyPair?)) {
         if let keys = change.keys { currentKeys = keys }
+        ZMQMonitor.stop(watching: socket)
         socket.close()
         monitor.socket.close()
         do {

@@ -230,6 +230,7 @@ final class RouterLoop: @unchecked Sendable {
                 }
             }
         }
+        ZMQMonitor.stop(watching: socket)
         socket.close()
         monitor.socket.close()
         zap?.close()

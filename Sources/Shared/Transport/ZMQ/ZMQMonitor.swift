@@ -14,6 +14,13 @@ final class ZMQMonitor: @unchecked Sendable {
         try socket.connect(address)
     }
 
+    /// Stops monitoring `target`. Call it before closing the monitor or the target: libzmq sends events
+    /// to the monitor without `ZMQ_DONTWAIT`, so an event for a monitor nobody reads any more blocks the
+    /// context's I/O thread, and with it every connection of the context.
+    static func stop(watching target: ZMQSocket) {
+        _ = zmq_socket_monitor(target.handle, nil, 0)
+    }
+
     /// The next monitor event, if one is waiting.
     func next() -> RawEvent? {
         guard let received = try? socket.receive(), received.frames.count >= 2, received.frames[0].count >= 6 else { return nil }
