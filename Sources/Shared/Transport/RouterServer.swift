@@ -264,13 +264,18 @@ final class RouterLoop: @unchecked Sendable {
             if message.fd >= 0, message.fd != lastFD || message.peer != lastFDPeer {
                 lastFD = message.fd
                 lastFDPeer = message.peer
-                if let old = peerSockets[message.peer], old.fd != message.fd {
-                    // A new connection took this routing id over (ROUTER_HANDOVER): libzmq leaves the old
-                    // one open but unread, so its peer would hang until its heartbeat timeout. Close it.
-                    closeIfUnchanged(old)
-                }
-                if peerSockets[message.peer]?.fd != message.fd {
-                    peerSockets[message.peer] = (message.fd, Self.remoteAddress(message.fd))
+                // Once per peer and batch: which connection is this? A new one may even reuse the old
+                // one's descriptor number, so the remote address (with its port) is what tells them apart.
+                let address = Self.remoteAddress(message.fd)
+                if let old = peerSockets[message.peer], old.fd != message.fd || old.address != address {
+                    if old.fd != message.fd {
+                        // A new connection took this routing id over (ROUTER_HANDOVER): libzmq leaves the
+                        // old one open but unread, so its peer would hang until its heartbeat timeout.
+                        closeIfUnchanged(old)
+                    }
+                    peerSockets[message.peer] = (message.fd, address)
+                } else if peerSockets[message.peer] == nil {
+                    peerSockets[message.peer] = (message.fd, address)
                 }
             }
             // A routing id that is not the host id ZAP bound the key to, neither of them a joining id:
