@@ -170,12 +170,7 @@ struct EnrollmentEndToEndTests {
 
     @Test("host id collision: a second key with a valid token stays pending while the enrolled agent reports; --replace switches, the old key is refused")
     func collision() throws {
-        let f = try Fleet(extra: "enrollment: {mode: token}")
-        let token = try f.createToken("t")
-        try f.startAggregator()
-        try f.addJoiningAgent("node-c", zone: "z1", tokenFile: token)
-        try f.startAgent("node-c")
-        #expect(try f.eventually(20) { try f.hostIDs() == ["node-c"] })
+        let (f, token) = try Fleet.joined("node-c")
         let oldKey = try #require(try f.keysList().first?["key"] as? String)
 
         // The same host id from a reinstalled disk: a new state dir, so a new key.
@@ -206,12 +201,7 @@ struct EnrollmentEndToEndTests {
 
     @Test("revoke closes the open connection within a second; rotate swaps the key on the live agent and the old key is refused")
     func revokeAndRotate() async throws {
-        let f = try Fleet(extra: "enrollment: {mode: token}")
-        let token = try f.createToken("t")
-        try f.startAggregator()
-        try f.addJoiningAgent("node-k", zone: "z1", tokenFile: token)
-        try f.startAgent("node-k")
-        #expect(try f.eventually(20) { try f.hostIDs() == ["node-k"] })
+        let (f, _) = try Fleet.joined("node-k")
         let keyFile = "\(f.dir)/node-k/state/agent.key"
         let oldPair = try KeyFiles.readCurveKeyPair(keyFile)
 
@@ -247,12 +237,7 @@ struct EnrollmentEndToEndTests {
 
     @Test("a restart keeps the generated key and does not join again; a deleted key file means a new key, which waits as a second key for the host")
     func restartAndLostKey() throws {
-        let f = try Fleet(extra: "enrollment: {mode: token}")
-        let token = try f.createToken("t")
-        try f.startAggregator()
-        try f.addJoiningAgent("node-s", zone: "z1", tokenFile: token)
-        try f.startAgent("node-s")
-        #expect(try f.eventually(20) { try f.hostIDs() == ["node-s"] })
+        let (f, _) = try Fleet.joined("node-s")
         let keyFile = "\(f.dir)/node-s/state/agent.key"
         let first = try KeyFiles.readCurveKeyPair(keyFile).publicKey
 
@@ -282,12 +267,7 @@ struct EnrollmentEndToEndTests {
 
     @Test("an agent stopped after the aggregator took its rotated key, before it replaced the file: refused with the old key, it adopts the waiting one and reports")
     func rotationInterrupted() throws {
-        let f = try Fleet(extra: "enrollment: {mode: token}")
-        let token = try f.createToken("t")
-        try f.startAggregator()
-        try f.addJoiningAgent("node-r", zone: "z1", tokenFile: token)
-        try f.startAgent("node-r")
-        #expect(try f.eventually(20) { try f.hostIDs() == ["node-r"] })
+        let (f, _) = try Fleet.joined("node-r")
         f.agents["node-r"]?.terminate()
         #expect(f.eventually(10) { RegistryHarness.hasExited(f.agents["node-r"]) })
 

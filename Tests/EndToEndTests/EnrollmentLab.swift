@@ -9,6 +9,18 @@ import Testing
 /// Enrollment helpers on a ``Fleet``: bootstrap tokens, agents that join with only the aggregator's
 /// public keys and a token file, the aggregator's metrics, and peers emulated in this process.
 extension Fleet {
+    /// A token-mode aggregator and one agent `id` that joined with a token and reports: the start of most
+    /// enrollment tests. Returns the fleet and the token file.
+    static func joined(_ id: String) throws -> (Fleet, String) {
+        let f = try Fleet(extra: "enrollment: {mode: token}")
+        let token = try f.createToken("t")
+        try f.startAggregator()
+        try f.addJoiningAgent(id, zone: "z1", tokenFile: token)
+        try f.startAgent(id)
+        try #require(try f.eventually(20) { try f.hostIDs() == [id] }, "\(id) did not join: \(f.log(id).suffix(800))")
+        return (f, token)
+    }
+
     /// Creates a token with `regwatch-aggregator tokens create` and writes it to `DIR/NAME.token`.
     @discardableResult
     func createToken(_ name: String, extra: [String] = []) throws -> String {
