@@ -177,8 +177,8 @@ struct ProbeStepsTests {
     @Test("manifest answers: 404 not_found, 429 rate_limited with headroom, a broken connection by its transport class")
     func manifestAnswers() {
         func stop(_ r: CurlResponse) -> (ErrorClass, String)? {
-            if case .stop(let c, let d) = ProbeSteps.manifestAnswer(r, reference: "library/alpine:3.20", https: true, port: 443) { return (c, d) }
-            return nil
+            let verdict = ProbeSteps.manifestAnswer(r, reference: "library/alpine:3.20", https: true, port: 443)
+            return (verdict.errorClass, verdict.detail)
         }
         #expect(stop(http(404))?.0 == .notFound)
         #expect(stop(http(404))?.1 == "HEAD /v2/library/alpine/manifests/3.20 answered 404")

@@ -62,16 +62,16 @@ enum ProbeSteps {
         return .success(token)
     }
 
-    /// `HEAD` of the probe image's manifest.
-    static func manifestAnswer(_ manifest: CurlResponse, reference: String, https: Bool, port: Int) -> Verdict {
+    /// `HEAD` of the probe image's manifest: the last step, so always the probe's verdict (`ok` included).
+    static func manifestAnswer(_ manifest: CurlResponse, reference: String, https: Bool, port: Int) -> Stop {
         if !manifest.succeeded {
-            return .stop(ProbeClassification.transportFailure(manifest, https: https, targetPort: port), "HEAD manifest \(reference): \(manifest.curlMessage)")
+            return Stop(ProbeClassification.transportFailure(manifest, https: https, targetPort: port), "HEAD manifest \(reference): \(manifest.curlMessage)")
         }
         if let cls = ErrorClassifier.classify(httpStatus: manifest.status, kind: .manifest) {
             let (repo, tag) = split(reference)
-            return .stop(cls, "HEAD /v2/\(repo)/manifests/\(tag) answered \(manifest.status)\(headroom(manifest.headers))")
+            return Stop(cls, "HEAD /v2/\(repo)/manifests/\(tag) answered \(manifest.status)\(headroom(manifest.headers))")
         }
-        return .stop(.ok, "manifest \(reference) present\(manifest.headers["docker-content-digest"].map { " (\($0.prefix(19))…)" } ?? "")")
+        return Stop(.ok, "manifest \(reference) present\(manifest.headers["docker-content-digest"].map { " (\($0.prefix(19))…)" } ?? "")")
     }
 
     /// Docker Hub's quota headers (`ratelimit-limit: 100;w=21600`, `ratelimit-remaining`,

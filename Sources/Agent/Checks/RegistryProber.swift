@@ -133,10 +133,8 @@ public struct RegistryProber: Sendable {
             // The manifest's own headers are the freshest count.
             if target.readsRateLimit, let q = ProbeSteps.rateLimit(manifest.headers) { result.rateLimit = q }
         }
-        switch ProbeSteps.manifestAnswer(manifest, reference: "\(repo):\(tag)", https: https, port: port) {
-        case .stop(let cls, let detail): return finish(cls, detail)
-        case .proceed: return finish(.ok, "manifest \(repo):\(tag) present")
-        }
+        let verdict = ProbeSteps.manifestAnswer(manifest, reference: "\(repo):\(tag)", https: https, port: port)
+        return finish(verdict.errorClass, verdict.detail)
     }
 }
 

@@ -23,12 +23,9 @@ public enum AgentIdentity {
         return true
     }
 
-    /// Writes a secret key file (0600) in a 0700 directory; never replaces one.
+    /// Writes a secret key file (0600), creating its directory 0700; never replaces one.
     public static func write(_ pair: CurveKeyPair, to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        let existed = FileManager.default.fileExists(atPath: dir)
-        try KeyDirectory.ensure(dir)
-        if !existed { chmod(dir, 0o700) }
+        try KeyDirectory.ensure((path as NSString).deletingLastPathComponent)
         try AtomicFile.write(Array(KeyFiles.curveSecretText(pair, role: "agent").utf8), to: path, mode: 0o600, exclusive: true)
     }
 

@@ -144,15 +144,16 @@ final class DealerLoop: @unchecked Sendable {
     var backlog: [Outbox.Item] = []
     var backlogIndex = 0
     var connected = false
+    /// The key pair new sockets use (rotation replaces it).
+    var currentKeys: CurveKeyPair?
 
     init(client: DealerClient, context: ZMQContext) throws(TransportError) {
         self.client = client
         self.context = context
         let config = client.configuration
         backoff = config.backoff
-        var keys: CurveKeyPair?
-        if case .curve(_, let clientKeys) = config.security { keys = clientKeys }
-        (socket, monitor) = try Self.connect(context: context, config: config, routingID: config.routingID, keys: keys)
+        if case .curve(_, let clientKeys) = config.security { currentKeys = clientKeys }
+        (socket, monitor) = try Self.connect(context: context, config: config, routingID: config.routingID, keys: currentKeys)
     }
 
     /// A DEALER with the configured options, its monitor, connecting to the aggregator.
@@ -335,11 +336,6 @@ final class DealerLoop: @unchecked Sendable {
         client.logger.info("reconnecting to the aggregator with a new identity", metadata: ["routing.id": "\(change.routingID.prefix(64))", "new.key": "\(change.keys != nil)"])
     }
 
-    /// The key pair new sockets use (rotation replaces it).
-    lazy var currentKeys: CurveKeyPair? = {
-        if case .curve(_, let keys) = client.configuration.security { return keys }
-        return nil
-    }()
 
     private func reconnect() {
         reconnectAt = nil
