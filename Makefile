@@ -5,13 +5,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Build: libzmq (transport), libcurl (probes), SQLite (store).
 # Tests: socat (a relay to freeze; a fake web page), docker-registry + apache2-utils + openssl + curl (real registries,
-# htpasswd, certificates, pushing a test image), python3 (the fault-injecting proxy in front of a registry),
+# htpasswd, certificates, pushing a test image), python3 (the fault-injecting proxy in front of a registry; its tomllib
+# and python3-yaml are the reference readers the YAML and TOML parsers are checked against),
 # iproute2 + nftables + dnsmasq-base (test hosts in network namespaces: firewall DROP, NXDOMAIN), docker.io (a real
 # dockerd in a namespace: its effective mirrors and pulls), containerd + skopeo (real clients of the containerd
 # certs.d and registries.conf that failover writes), prometheus (promtool checks the /metrics text),
 # prometheus-alertmanager (a real receiver of outage alerts).
 # Bench: prometheus-blackbox-exporter (the peer measured side by side).
-DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 \
+DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 python3-yaml \
   iproute2 nftables dnsmasq-base docker.io containerd skopeo prometheus prometheus-alertmanager prometheus-blackbox-exporter
 
 .PHONY: deps build release test test-unprivileged bench demo clean

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 
 /// Runs a root command with regwatch's exit-code contract: 0 fine, 1 problems found, 2 usage or
@@ -16,7 +17,7 @@ public enum CLIRunner {
                 print(Root.fullMessage(for: error))
                 exit(0)
             }
-            FileHandle.standardError.write(Data((Root.fullMessage(for: error) + "\n").utf8))
+            StandardError.write(Root.fullMessage(for: error) + "\n")
             exit(ExitCode.usage.rawValue)
         }
         do {
@@ -28,7 +29,7 @@ public enum CLIRunner {
             }
             exit(0)
         } catch let exit as ExitCode {
-            Foundation.exit(exit.rawValue)
+            Glibc.exit(exit.rawValue)
         } catch {
             let code = Root.exitCode(for: error)
             if code == .success {
@@ -37,10 +38,10 @@ public enum CLIRunner {
                 exit(0)
             }
             if code == .validationFailure {
-                FileHandle.standardError.write(Data((Root.fullMessage(for: error) + "\n").utf8))
+                StandardError.write(Root.fullMessage(for: error) + "\n")
                 exit(ExitCode.usage.rawValue)
             }
-            FileHandle.standardError.write(Data("\(Root.configuration.commandName ?? "regwatch"): \(UserFacing.message(error))\n".utf8))
+            StandardError.write("\(Root.configuration.commandName ?? "regwatch"): \(UserFacing.message(error))\n")
             exit(ExitCode.usage.rawValue)
         }
     }
@@ -61,6 +62,20 @@ extension ExitCode {
     public static let problems = ExitCode(1)
     /// Usage or configuration error.
     public static let usage = ExitCode(2)
+}
+
+/// Messages for the user that are not the command's output.
+public enum StandardError {
+    public static func write(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return }
+            offset += n
+        }
+    }
 }
 
 /// Turns any error into the one line a user sees.

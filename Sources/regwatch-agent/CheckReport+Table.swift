@@ -4,7 +4,7 @@ import RegwatchShared
 
 /// The human form of a check: one row per endpoint, then the runtimes.
 func formatCheckTable(_ report: CheckReport) -> String {
-    func ms(_ v: Double?) -> String { v.map { $0 < 10 ? String(format: "%.1f", $0) : String(format: "%.0f", $0) } ?? "-" }
+    func ms(_ v: Double?) -> String { v.map { DecimalText.fixed($0, places: $0 < 10 ? 1 : 0) } ?? "-" }
     let rows = report.probes.map { p -> [String] in
         let cert: String = p.tls.map { t in "\(t.daysLeft.map { "\($0)d" } ?? "?")\(t.trusted ? "" : " untrusted")" } ?? "-"
         let rate: String = p.rateLimit.map { "\($0.remaining)/\($0.limit)" } ?? "-"

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import RegwatchAgent
 import RegwatchCLI
 import RegwatchShared
@@ -177,7 +178,7 @@ extension AgentCommand {
                 while Date() < deadline {
                     if let reason = FileManager.default.contents(atPath: refused) {
                         unlink(refused)
-                        FileHandle.standardError.write(Data(("rotation refused: \(String(decoding: reason, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))\n").utf8))
+                        StandardError.write("rotation refused: \(String(decoding: reason, as: UTF8.self).trimmed())\n")
                         throw ExitCode.problems
                     }
                     if !FileManager.default.fileExists(atPath: next), (try? KeyFiles.readCurveKeyPair(clientKey))?.publicKey == pair.publicKey {
@@ -187,7 +188,7 @@ extension AgentCommand {
                     usleep(100_000)
                 }
                 // Never remove the waiting key: the agent may be sending it right now.
-                FileHandle.standardError.write(Data(("the running agent did not rotate within \(wait); \(next) waits for it (is regwatch-agent run up and connected?)\n").utf8))
+                StandardError.write("the running agent did not rotate within \(wait); \(next) waits for it (is regwatch-agent run up and connected?)\n")
                 throw ExitCode.problems
             }
         }

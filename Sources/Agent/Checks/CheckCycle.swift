@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// One check cycle on this host: every endpoint probed concurrently, every managed runtime's mirror

@@ -1,5 +1,7 @@
 import CCurl
-import Foundation
+import FoundationEssentials
+import Glibc
+import RegwatchShared
 import Synchronization
 
 /// Runs many HTTP requests concurrently on one libcurl multi handle, on a dedicated thread, so a probe
@@ -26,9 +28,7 @@ public final class CurlMultiRunner: Sendable {
         let multi = curl_multi_init()!
         shared = Shared(multi: multi)
         let shared = shared
-        let thread = Thread { CurlMultiRunner.loop(shared) }
-        thread.name = "regwatch-curl"
-        thread.start()
+        OSThread.detach(name: "regwatch-curl") { CurlMultiRunner.loop(shared) }
     }
 
     deinit {
@@ -133,7 +133,7 @@ final class Transfer {
             }
             if let colon = line.firstIndex(of: ":") {
                 let name = line[..<colon].lowercased()
-                let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                let value = line[line.index(after: colon)...].trimmed()
                 t.response.headers[name] = value
             }
             return n

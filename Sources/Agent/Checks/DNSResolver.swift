@@ -1,6 +1,7 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
+import RegwatchShared
 #endif
 
 /// Name resolution the way the runtimes do it (getaddrinfo, so `/etc/hosts` and `resolv.conf` apply),
@@ -27,7 +28,7 @@ public struct DNSResolver: Sendable {
         let outcome = await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
                 await withCheckedContinuation { (c: CheckedContinuation<Outcome?, Never>) in
-                    Thread.detachNewThread { c.resume(returning: Self.getaddrinfoBlocking(host)) }
+                    OSThread.detach(name: "regwatch-dns", stackSize: 256 << 10) { c.resume(returning: Self.getaddrinfoBlocking(host)) }
                 }
             }
             group.addTask {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RegwatchShared
 
 /// Turns libcurl's view of a failed or finished transfer into the shared error classes.
@@ -55,8 +56,8 @@ enum ProbeClassification {
     /// the connection never came up (curl leaves the info at 0 then).
     static func attemptedPort(_ r: CurlResponse) -> Int? {
         if r.primaryPort != 0 { return r.primaryPort }
-        guard let range = r.curlMessage.range(of: #" port (\d+)"#, options: .regularExpression) else { return nil }
-        return Int(r.curlMessage[range].dropFirst(" port ".count))
+        guard let match = r.curlMessage.firstMatch(of: #/ port (\d+)/#) else { return nil }
+        return Int(match.1)
     }
 
     /// The class of a certificate curl refused (`SSL certificate problem: …`, `no alternative certificate
@@ -107,9 +108,9 @@ enum ProbeClassification {
     static func rateLimitValue(_ header: String?) -> (Int, Int?)? {
         guard let header else { return nil }
         let parts = header.split(separator: ";")
-        guard let value = parts.first.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else { return nil }
-        let window = parts.dropFirst().first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("w=") }
-            .flatMap { Int($0.trimmingCharacters(in: .whitespaces).dropFirst(2)) }
+        guard let value = parts.first.flatMap({ Int($0.trimmingSpaces()) }) else { return nil }
+        let window = parts.dropFirst().first { $0.trimmingSpaces().hasPrefix("w=") }
+            .flatMap { Int($0.trimmingSpaces().dropFirst(2)) }
         return (value, window)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// The verdicts of the probe flowchart, one function per step, each a pure function of what that step's
@@ -90,8 +90,8 @@ enum ProbeSteps {
     }
 
     static func token(from body: [UInt8]) -> String? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else { return nil }
-        return (object["token"] as? String) ?? (object["access_token"] as? String)
+        guard let object = JSONValue.parse(body) else { return nil }
+        return object["token"]?.string ?? object["access_token"]?.string
     }
 
     static func looksLikeJSON(_ body: [UInt8]) -> Bool {

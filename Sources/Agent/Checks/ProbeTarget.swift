@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// One endpoint to probe and what to ask it.
@@ -84,15 +84,14 @@ public struct DockerCredentials: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(file: path, key: "", message: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard let root = JSONValue.parse(data)?.object else {
             throw ConfigError(file: path, key: "", message: "not a Docker config.json (expected a JSON object)")
         }
         var auths: [String: String] = [:]
-        for (key, value) in root["auths"] as? [String: Any] ?? [:] {
-            guard let entry = value as? [String: Any] else { continue }
-            if let auth = entry["auth"] as? String, let decoded = Data(base64Encoded: auth), let text = String(data: decoded, encoding: .utf8) {
+        for (key, entry) in root["auths"]?.object ?? [:] {
+            if let auth = entry["auth"]?.string, let decoded = Data(base64Encoded: auth), let text = String(data: decoded, encoding: .utf8) {
                 auths[key] = text
-            } else if let user = entry["username"] as? String, let password = entry["password"] as? String {
+            } else if let user = entry["username"]?.string, let password = entry["password"]?.string {
                 auths[key] = "\(user):\(password)"
             }
         }

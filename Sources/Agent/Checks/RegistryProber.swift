@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RegwatchShared
 
 /// Probes one registry endpoint the way a runtime would reach it, in the order of the operator's

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// The agent's configuration (`/etc/regwatch/agent.yaml`). Every key, its default and its meaning are

@@ -1,5 +1,5 @@
 import CCurl
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 import Synchronization
 #if canImport(Glibc)
@@ -59,7 +59,7 @@ public final class EventSpool: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw SpoolError(path: directory, reason: "cannot create the state directory: \(error.localizedDescription)")
+            throw SpoolError(path: directory, reason: "cannot create the state directory: \(String(describing: error))")
         }
         var s = State(fd: -1)
         if let data = FileManager.default.contents(atPath: path) {
@@ -221,7 +221,7 @@ public final class EventSpool: Sendable {
             let body = raw.dropFirst()
             switch tag {
             case UInt8(ascii: "N"):
-                if let n = UInt64(String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespaces)) {
+                if let n = UInt64(String(decoding: body, as: UTF8.self).trimmingSpaces()) {
                     s.stats.nextSeq = max(s.stats.nextSeq, n)
                 }
             case UInt8(ascii: "+"):

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// The verdict of `diagnose`: which question of the operator's flowchart fails first, for the pull path

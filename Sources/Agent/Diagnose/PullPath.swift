@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// The endpoints a runtime on this host tries for a registry, in its order: the managed runtime's

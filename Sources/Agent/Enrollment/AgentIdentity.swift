@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// The agent's own CURVE key pair: made on first start when the agent joins with a bootstrap token, so
@@ -25,7 +25,7 @@ public enum AgentIdentity {
 
     /// Writes a secret key file (0600), creating its directory 0700; never replaces one.
     public static func write(_ pair: CurveKeyPair, to path: String) throws {
-        try KeyDirectory.ensure((path as NSString).deletingLastPathComponent)
+        try KeyDirectory.ensure(URL(fileURLWithPath: path).deletingLastPathComponent().path)
         try AtomicFile.write(Array(KeyFiles.curveSecretText(pair, role: "agent").utf8), to: path, mode: 0o600, exclusive: true)
     }
 
@@ -34,7 +34,7 @@ public enum AgentIdentity {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KeyFileError(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
-        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = String(decoding: data, as: UTF8.self).trimmed()
         guard !token.isEmpty, !token.contains(where: \.isNewline) else { throw KeyFileError(path: path, reason: "expected one line holding the bootstrap token") }
         return token
     }

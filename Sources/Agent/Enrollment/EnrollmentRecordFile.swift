@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RegwatchShared
 
 /// That the aggregator accepted this agent's key for its host id, in `stateDir/enrollment.json`.
@@ -40,7 +41,7 @@ public struct EnrollmentRecordFile: Sendable {
     }
 
     public func write(_ record: Record) throws {
-        try KeyDirectory.ensure((path as NSString).deletingLastPathComponent)
+        try KeyDirectory.ensure(URL(fileURLWithPath: path).deletingLastPathComponent().path)
         try AtomicFile.write(Array(try JSONCoding.encoder(pretty: true).encode(record)) + [0x0A], to: path, mode: 0o600)
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// The highest failover generation this agent has applied, in `stateDir/applied-generation`.
@@ -22,16 +22,16 @@ public struct AppliedGenerationFile: Sendable {
     public func read() throws(Failure) -> UInt64 {
         guard FileManager.default.fileExists(atPath: path) else { return 0 }
         guard let data = FileManager.default.contents(atPath: path) else { throw Failure(path: path, reason: "cannot read") }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(decoding: data, as: UTF8.self).trimmed()
         guard let g = UInt64(text) else { throw Failure(path: path, reason: "not a generation number: \"\(text.prefix(40))\"") }
         return g
     }
 
     public func write(_ generation: UInt64) throws(Failure) {
         do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
         } catch {
-            throw Failure(path: path, reason: "cannot create the state directory: \(error.localizedDescription)")
+            throw Failure(path: path, reason: "cannot create the state directory: \(String(describing: error))")
         }
         do throws(AtomicFile.WriteError) {
             try AtomicFile.write(Array("\(generation)\n".utf8), to: path, mode: 0o600)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// When this agent applied failover generations in the last hour, in `stateDir/failover-changes`
@@ -23,6 +23,6 @@ public struct ChangeHistoryFile: Sendable {
     /// Adds `now`, dropping entries older than an hour.
     public func record(_ now: Date) throws(AtomicFile.WriteError) {
         let kept = recent(now: now) + [now]
-        try AtomicFile.write(Array(kept.map { String(format: "%.3f\n", $0.timeIntervalSince1970) }.joined().utf8), to: path, mode: 0o600)
+        try AtomicFile.write(Array(kept.map { "\(DecimalText.fixed($0.timeIntervalSince1970, places: 3))\n" }.joined().utf8), to: path, mode: 0o600)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// Decides whether this agent may act on a failover command, before anything is written.
@@ -116,7 +116,7 @@ public struct CommandGate: Sendable {
     static func normalise(_ url: String) -> String {
         var s = url
         while s.hasSuffix("/") { s.removeLast() }
-        guard let schemeEnd = s.range(of: "://") else { return s }
+        guard let schemeEnd = s.firstRange(of: "://") else { return s }
         let rest = s[schemeEnd.upperBound...]
         let hostEnd = rest.firstIndex(of: "/") ?? rest.endIndex
         return s[..<schemeEnd.upperBound].lowercased() + rest[..<hostEnd].lowercased() + rest[hostEnd...]

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RegwatchShared
 
 /// Reloads a runtime after its mirror configuration changed. The real implementation signals the

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 #if canImport(Glibc)
 import Glibc
@@ -43,9 +43,9 @@ public struct ProcessReloader: RuntimeReloading {
     /// The pid in `dockerPidFile` when it names a running dockerd, else every dockerd.
     func dockerPIDs() -> [pid_t] {
         if let path = dockerPidFile, let text = try? String(contentsOfFile: path, encoding: .utf8),
-           let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+           let pid = pid_t(text.trimmed()),
            let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
-           comm.trimmingCharacters(in: .whitespacesAndNewlines) == "dockerd" {
+           comm.trimmed() == "dockerd" {
             return [pid]
         }
         return Self.pids(named: "dockerd")
@@ -57,7 +57,7 @@ public struct ProcessReloader: RuntimeReloading {
         return entries.compactMap { e -> pid_t? in
             guard let pid = pid_t(e),
                   let comm = try? String(contentsOfFile: "/proc/\(e)/comm", encoding: .utf8) else { return nil }
-            return comm.trimmingCharacters(in: .whitespacesAndNewlines) == name ? pid : nil
+            return comm.trimmed() == name ? pid : nil
         }
     }
 }

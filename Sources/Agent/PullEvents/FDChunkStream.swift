@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 #if canImport(Glibc)
 import Glibc

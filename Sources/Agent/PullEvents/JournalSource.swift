@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import RegwatchShared
 #if canImport(Glibc)
@@ -70,19 +70,19 @@ public struct JournalSource: PullEventSource {
 
     /// A pull failure from one `journalctl -o json` line, or nil.
     static func event(fromJSONLine line: String) -> PullEvent? {
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+        guard let obj = JSONValue.parse(line.utf8)?.object else { return nil }
         let message: String
-        if let s = obj["MESSAGE"] as? String {
+        if let s = obj["MESSAGE"]?.string {
             message = s
-        } else if let bytes = obj["MESSAGE"] as? [Int] {
+        } else if let bytes = obj["MESSAGE"]?.array, bytes.allSatisfy({ $0.number != nil }) {
             // journald sends non-UTF-8 or very long messages as a byte array.
-            message = String(decoding: bytes.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
+            message = String(decoding: bytes.map { UInt8(truncatingIfNeeded: Int($0.number ?? 0)) }, as: UTF8.self)
         } else {
             return nil
         }
         guard let failure = PullLogParser.parse(message) else { return nil }
-        let at = (obj["__REALTIME_TIMESTAMP"] as? String).flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1e6) } ?? Date()
-        let unit = (obj["_SYSTEMD_UNIT"] as? String)?.replacingOccurrences(of: ".service", with: "") ?? "unknown"
+        let at = obj["__REALTIME_TIMESTAMP"]?.string.flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1e6) } ?? Date()
+        let unit = obj["_SYSTEMD_UNIT"]?.string?.replacing(".service", with: "") ?? "unknown"
         return PullEvent(failure: failure, at: at, source: "journal:\(unit)")
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// Recognises image-pull failures in runtime and kubelet log lines (the real messages in Tests/SharedTests/Fixtures/classifier/catalogue.tsv) and extracts the
@@ -18,7 +18,7 @@ public enum PullLogParser {
     /// The failure a line reports, or nil for any other line.
     public static func parse(_ raw: String) -> Failure? {
         // Quotes inside logfmt values arrive escaped (`msg="PullImage \"x\" failed"`); look at them plainly.
-        let line = raw.replacingOccurrences(of: "\\\"", with: "\"")
+        let line = raw.replacing("\\\"", with: "\"")
         let markers = [
             "PullImage \"", "Failed to pull image \"", "Attempting next endpoint for pull after error:",
             "Not continuing with pull after error:", "Handler for POST /images/create returned error:", "trying next host",
@@ -40,21 +40,21 @@ public enum PullLogParser {
     static func errorText(_ line: String) -> String {
         if let e = field("error", in: line) { return e }
         for marker in ["after error:", "returned error:", "\": "] {
-            if let r = line.range(of: marker) { return line[r.upperBound...].trimmingCharacters(in: .whitespaces) }
+            if let r = line.firstRange(of: marker) { return line[r.upperBound...].trimmingSpaces() }
         }
         return line
     }
 
     static func quoted(after prefix: String, in line: String, closing: String = "\"") -> String? {
-        guard let start = line.range(of: prefix) else { return nil }
+        guard let start = line.firstRange(of: prefix) else { return nil }
         let rest = line[start.upperBound...]
-        guard let end = rest.range(of: closing) else { return nil }
+        guard let end = rest.firstRange(of: closing) else { return nil }
         return String(rest[..<end.lowerBound])
     }
 
     /// `key=value` or `key="value with \"escapes\""` from a logfmt line.
     static func field(_ key: String, in line: String) -> String? {
-        guard let r = line.range(of: " \(key)=") ?? (line.hasPrefix("\(key)=") ? line.range(of: "\(key)=") : nil) else { return nil }
+        guard let r = line.firstRange(of: " \(key)=") ?? (line.hasPrefix("\(key)=") ? line.firstRange(of: "\(key)=") : nil) else { return nil }
         let rest = line[r.upperBound...]
         if rest.first == "\"" {
             var out = ""
@@ -73,9 +73,9 @@ public enum PullLogParser {
     /// dockerd: `Handler for POST /images/create returned error: … for docker.io/library/x:1 …` has no
     /// image field; the API path in debug lines carries `fromImage=`.
     static func fromImagesCreate(_ line: String) -> String? {
-        guard let r = line.range(of: "fromImage=") else { return nil }
+        guard let r = line.firstRange(of: "fromImage=") else { return nil }
         let v = line[r.upperBound...].prefix { $0 != "&" && $0 != " " && $0 != "\"" }
-        let tag = line.range(of: "tag=").map { String(line[$0.upperBound...].prefix { $0 != "&" && $0 != " " && $0 != "\"" }) }
-        return String(v).removingPercentEncoding.map { name in tag.map { "\(name):\($0)" } ?? name }
+        let tag = line.firstRange(of: "tag=").map { String(line[$0.upperBound...].prefix { $0 != "&" && $0 != " " && $0 != "\"" }) }
+        return v.percentDecoded().map { name in tag.map { "\(name):\($0)" } ?? name }
     }
 }

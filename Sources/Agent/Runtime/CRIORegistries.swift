@@ -1,5 +1,4 @@
-import Foundation
-import TOMLKit
+import FoundationEssentials
 
 /// CRI-O / podman / skopeo `registries.conf` (v2): `[[registry]]` entries with their mirrors.
 /// The longest matching prefix wins; mirrors are tried in order, then the primary `location`.
@@ -24,23 +23,21 @@ public struct CRIORegistries: Sendable, Equatable {
     public static func parse(_ text: String, path: String) throws(RuntimeConfigError) -> CRIORegistries {
         let table: TOMLTable
         do {
-            table = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw RuntimeConfigError(path: path, line: Int(error.source.begin.line), column: Int(error.source.begin.column), message: error.description)
+            table = try TOMLParser.parse(text)
         } catch {
-            throw RuntimeConfigError(path: path, message: "\(error)")
+            throw RuntimeConfigError(path: path, line: error.line, column: error.column, message: error.message)
         }
         if table["registries"] != nil && table["registry"] == nil {
             throw RuntimeConfigError(path: path, message: "registries.conf v1 format ([registries.search]) is not supported; use v2 [[registry]] tables")
         }
         var registries: [Registry] = []
-        for (i, entry) in (table["registry"]?.array ?? TOMLArray()).enumerated() {
+        for (i, entry) in (table["registry"]?.array ?? []).enumerated() {
             guard let r = entry.table else { throw RuntimeConfigError(path: path, message: "registry[\(i)] must be a table") }
             let location = r["location"]?.string ?? ""
             let prefix = r["prefix"]?.string ?? location
             guard !prefix.isEmpty else { throw RuntimeConfigError(path: path, message: "registry[\(i)] needs a prefix or a location") }
             var mirrors: [Mirror] = []
-            for m in r["mirror"]?.array ?? TOMLArray() {
+            for m in r["mirror"]?.array ?? [] {
                 guard let mt = m.table, let loc = mt["location"]?.string else {
                     throw RuntimeConfigError(path: path, message: "registry[\(i)].mirror needs a location")
                 }

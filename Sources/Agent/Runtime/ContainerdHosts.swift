@@ -1,5 +1,4 @@
-import Foundation
-import TOMLKit
+import FoundationEssentials
 
 /// One registry's containerd `hosts.toml`: the hosts tried in file order, then `server`.
 ///
@@ -26,11 +25,9 @@ public struct ContainerdHosts: Sendable, Equatable {
     public static func parse(_ text: String, registry: String, path: String) throws(RuntimeConfigError) -> ContainerdHosts {
         let table: TOMLTable
         do {
-            table = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw RuntimeConfigError(path: path, line: Int(error.source.begin.line), column: Int(error.source.begin.column), message: "failed to decode: \(error.description)")
+            table = try TOMLParser.parse(text)
         } catch {
-            throw RuntimeConfigError(path: path, message: "failed to decode: \(error)")
+            throw RuntimeConfigError(path: path, line: error.line, column: error.column, message: "failed to decode: \(error.message)")
         }
         let server = table["server"]?.string
         var hosts: [Host] = []
@@ -45,22 +42,12 @@ public struct ContainerdHosts: Sendable, Equatable {
                 hosts.append(Host(url: url, capabilities: caps, skipVerify: h["skip_verify"]?.bool ?? false, ca: ca, overridePath: h["override_path"]?.bool ?? false))
             }
         }
-        // TOML tables do not keep their order, but containerd tries hosts in file order: recover it from the text.
-        let offsets = Dictionary(uniqueKeysWithValues: hosts.map { ($0.url, Self.firstHeaderOffset(of: $0.url, in: text)) })
-        hosts.sort { offsets[$0.url]! < offsets[$1.url]! }
         return ContainerdHosts(registry: registry, server: server, hosts: hosts)
-    }
-
-    static func firstHeaderOffset(of url: String, in text: String) -> Int {
-        for quote in ["\"", "'"] {
-            if let r = text.range(of: "host.\(quote)\(url)\(quote)") { return text.distance(from: text.startIndex, to: r.lowerBound) }
-        }
-        return Int.max
     }
 
     /// The registry a `certs.d` directory name stands for.
     public static func registry(forDirectory name: String) -> String {
-        if name.hasSuffix("_"), let r = name.dropLast().range(of: "_", options: .backwards),
+        if name.hasSuffix("_"), let r = name.dropLast().lastRange(of: "_"),
            let port = Int(name.dropLast()[r.upperBound...]), port > 0 {
             return "\(name[..<r.lowerBound]):\(port)"
         }

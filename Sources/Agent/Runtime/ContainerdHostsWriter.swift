@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Writes containerd's `certs.d/<registry>/hosts.toml` for a mirror order.
 ///

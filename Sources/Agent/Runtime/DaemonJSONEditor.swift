@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// Changes `registry-mirrors` in a Docker `daemon.json` and nothing else.
@@ -49,21 +49,19 @@ public enum DaemonJSONEditor {
     /// The edit changed `registry-mirrors` and nothing else.
     static func verify(original: [UInt8], edited: [UInt8], mirrors: [String]) throws(Failure) {
         if let v = StrictJSON.check(edited) { throw Failure(message: "internal error: the edit is not valid JSON (\(v.message)); not writing it") }
-        guard var before = (try? JSONSerialization.jsonObject(with: Data(original))) as? [String: Any],
-              var after = (try? JSONSerialization.jsonObject(with: Data(edited))) as? [String: Any] else {
+        guard var before = JSONValue.parse(original)?.object, var after = JSONValue.parse(edited)?.object else {
             throw Failure(message: "internal error: cannot read the edit back; not writing it")
         }
-        guard (after.removeValue(forKey: "registry-mirrors") as? [String]) == mirrors else {
+        guard after.removeValue(forKey: "registry-mirrors")?.strings == mirrors else {
             throw Failure(message: "internal error: registry-mirrors did not read back as written; not writing it")
         }
         before.removeValue(forKey: "registry-mirrors")
-        let canonical = { (o: [String: Any]) in try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) }
-        guard let a = canonical(before), let b = canonical(after), a == b else {
+        guard before == after else {
             throw Failure(message: "internal error: the edit changed other keys; not writing it")
         }
     }
 
     static func decodeKey(_ bytes: ArraySlice<UInt8>) -> String? {
-        (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) as? String
+        JSONValue.parse(bytes)?.string
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The parts of Docker's `daemon.json` that decide where images come from.
 ///
@@ -23,21 +23,18 @@ public struct DockerDaemonConfig: Sendable, Equatable {
             let (line, column) = TextPosition.lineColumn(of: violation.offset, in: bytes)
             throw RuntimeConfigError(path: path, line: line, column: column, message: "not valid JSON: \(violation.message)")
         }
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: Data(bytes))
-        } catch {
-            throw RuntimeConfigError(path: path, message: "not valid JSON: \(error.localizedDescription)")
+        guard let object = JSONValue.parse(bytes) else {
+            throw RuntimeConfigError(path: path, message: "not valid JSON")
         }
-        guard let root = object as? [String: Any] else {
+        guard let root = object.object else {
             throw RuntimeConfigError(path: path, line: 1, column: 1, message: "top level must be a JSON object")
         }
         func strings(_ key: String) throws(RuntimeConfigError) -> [String] {
             guard let value = root[key] else { return [] }
-            guard let list = value as? [Any], list.allSatisfy({ $0 is String }) else {
+            guard let list = value.strings else {
                 throw RuntimeConfigError(path: path, message: "\(key) must be a list of strings")
             }
-            return list.map { $0 as! String }
+            return list
         }
         let mirrors = try strings("registry-mirrors")
         for mirror in mirrors {
@@ -45,11 +42,11 @@ public struct DockerDaemonConfig: Sendable, Equatable {
                 throw RuntimeConfigError(path: path, message: problem)
             }
         }
-        let proxies = root["proxies"] as? [String: Any]
+        let proxies = root["proxies"]?.object
         return DockerDaemonConfig(
             mirrors: mirrors.map(Self.normalized), insecureRegistries: try strings("insecure-registries"),
-            httpProxy: proxies?["http-proxy"] as? String, httpsProxy: proxies?["https-proxy"] as? String,
-            noProxy: proxies?["no-proxy"] as? String
+            httpProxy: proxies?["http-proxy"]?.string, httpsProxy: proxies?["https-proxy"]?.string,
+            noProxy: proxies?["no-proxy"]?.string
         )
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The Docker Engine API over its unix socket: what the daemon actually uses, as opposed to what
 /// `daemon.json` says (a reload that failed keeps the old mirrors).
@@ -33,9 +33,8 @@ public struct DockerEngine: Sendable {
         let response = await runner.perform(request)
         guard response.succeeded else { throw .unreachable(response.curlMessage) }
         guard response.status == 200 else { throw .badAnswer("status \(response.status)") }
-        guard let info = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any],
-              let registry = info["RegistryConfig"] as? [String: Any] else { throw .badAnswer("no RegistryConfig") }
-        let mirrors = registry["Mirrors"] as? [String] ?? []
+        guard let registry = JSONValue.parse(response.body)?["RegistryConfig"]?.object else { throw .badAnswer("no RegistryConfig") }
+        let mirrors = registry["Mirrors"]?.strings ?? []
         return mirrors.map(DockerDaemonConfig.normalized)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Rewrites the mirrors of one `[[registry]]` block in a CRI-O/podman `registries.conf` (v2) and leaves
 /// every other line of the file as it was.
@@ -21,7 +21,7 @@ public enum RegistriesConfEditor {
         /// `https://mirror-a:5000/` -> `mirror-a:5000`.
         var location: String {
             var s = url
-            if let r = s.range(of: "://") { s = String(s[r.upperBound...]) }
+            if let r = s.firstRange(of: "://") { s = String(s[r.upperBound...]) }
             while s.hasSuffix("/") { s.removeLast() }
             return s
         }
@@ -40,18 +40,18 @@ public enum RegistriesConfEditor {
             var i = block.range.lowerBound
             var inMirror = false
             while i < block.range.upperBound {
-                let t = lines[i].trimmingCharacters(in: .whitespaces)
-                if t.hasPrefix("[") { inMirror = t.replacingOccurrences(of: " ", with: "") == "[[registry.mirror]]" }
+                let t = lines[i].trimmingSpaces()
+                if t.hasPrefix("[") { inMirror = t.replacing(" ", with: "") == "[[registry.mirror]]" }
                 if !inMirror { kept.append(lines[i]) }
                 i += 1
             }
-            while let last = kept.last, last.trimmingCharacters(in: .whitespaces).isEmpty { kept.removeLast() }
+            while let last = kept.last, last.trimmingSpaces().isEmpty { kept.removeLast() }
             let tail = block.range.upperBound < lines.count ? [""] : []
             lines.replaceSubrange(block.range, with: kept + [""] + rendered.dropLast() + tail)
         } else {
-            while let last = lines.last, last.trimmingCharacters(in: .whitespaces).isEmpty { lines.removeLast() }
+            while let last = lines.last, last.trimmingSpaces().isEmpty { lines.removeLast() }
             var host = upstream
-            if let r = host.range(of: "://") { host = String(host[r.upperBound...]) }
+            if let r = host.firstRange(of: "://") { host = String(host[r.upperBound...]) }
             while host.hasSuffix("/") { host.removeLast() }
             lines += ["", "# Added by regwatch-agent: mirror order for \(registry).", "[[registry]]", "prefix = \(quote(registry))",
                       "location = \(quote(host))", ""] + rendered
@@ -80,8 +80,8 @@ public enum RegistriesConfEditor {
             start = nil; prefix = nil; location = nil
         }
         for (i, raw) in lines.enumerated() {
-            let t = raw.trimmingCharacters(in: .whitespaces)
-            let header = t.replacingOccurrences(of: " ", with: "")
+            let t = raw.trimmingSpaces()
+            let header = t.replacing(" ", with: "")
             if header.hasPrefix("[") {
                 if header == "[[registry.mirror]]" { continue }
                 close(i)
@@ -89,8 +89,8 @@ public enum RegistriesConfEditor {
                 continue
             }
             guard start != nil, let eq = t.firstIndex(of: "=") else { continue }
-            let key = t[..<eq].trimmingCharacters(in: .whitespaces)
-            let value = t[t.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = t[..<eq].trimmingSpaces()
+            let value = t[t.index(after: eq)...].trimmingSpaces()
             // Only the block's own keys: those before its first mirror table.
             if key == "prefix" && prefix == nil && !inMirror(lines, before: i, from: start!) { prefix = unquote(value) }
             if key == "location" && location == nil && !inMirror(lines, before: i, from: start!) { location = unquote(value) }
@@ -99,24 +99,24 @@ public enum RegistriesConfEditor {
         // Trailing blank lines belong to the gap, not to the block.
         return blocks.map { b in
             var end = b.0.upperBound
-            while end > b.0.lowerBound + 1, lines[end - 1].trimmingCharacters(in: .whitespaces).isEmpty { end -= 1 }
+            while end > b.0.lowerBound + 1, lines[end - 1].trimmingSpaces().isEmpty { end -= 1 }
             return (b.0.lowerBound..<end, b.1)
         }
     }
 
     static func inMirror(_ lines: [String], before i: Int, from start: Int) -> Bool {
-        lines[(start + 1)..<i].contains { $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: " ", with: "") == "[[registry.mirror]]" }
+        lines[(start + 1)..<i].contains { $0.trimmingSpaces().replacing(" ", with: "") == "[[registry.mirror]]" }
     }
 
     static func unquote(_ v: String) -> String {
         var s = v
-        if let hash = s.range(of: " #") { s = String(s[..<hash.lowerBound]) }
-        s = s.trimmingCharacters(in: .whitespaces)
+        if let hash = s.firstRange(of: " #") { s = String(s[..<hash.lowerBound]) }
+        s = s.trimmingSpaces()
         if (s.hasPrefix("\"") && s.hasSuffix("\"")) || (s.hasPrefix("'") && s.hasSuffix("'")), s.count >= 2 { s = String(s.dropFirst().dropLast()) }
         return s
     }
 
     static func quote(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        "\"" + s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
     }
 }

@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 import RegwatchShared
 
 /// Reads the mirror configuration of every runtime the agent manages, each cycle, into report form.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A strict RFC 8259 syntax check, as Go's `encoding/json` (and so dockerd) applies it.
 ///
@@ -47,7 +47,7 @@ struct StrictJSON {
     private func describe() -> String {
         guard i < b.count else { return "end of input" }
         let c = b[i]
-        return c >= 0x20 && c < 0x7F ? "'\(Character(UnicodeScalar(c)))'" : String(format: "0x%02x", c)
+        return c >= 0x20 && c < 0x7F ? "'\(Character(UnicodeScalar(c)))'" : "0x" + (c < 0x10 ? "0" : "") + String(c, radix: 16)
     }
 
     private mutating func skipSpace() {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Maps what went wrong — a runtime's free-text error, an HTTP status, a registry error code, a libcurl
 /// result — to the shared ``ErrorClass`` vocabulary.

@@ -1,5 +1,5 @@
-import Foundation
-import Yams
+import FoundationEssentials
+import Synchronization
 
 /// A cursor into a parsed YAML config that knows its key path and line, so every error names both.
 ///
@@ -12,25 +12,22 @@ import Yams
 public struct ConfigNode {
     public let file: String
     public let path: String
-    let node: Yams.Node?
+    let node: YAMLNode?
     private let consumed: ConsumedKeys
     let environment: [String: String]
 
     /// Parses `text` (the content of `file`). An empty document is an empty mapping.
     public static func parse(_ text: String, file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> ConfigNode {
+        let node: YAMLNode?
         do {
-            let node = try Yams.compose(yaml: text)
-            if let node, node.mapping == nil {
-                throw ConfigError(file: file, line: node.mark.map { $0.line }, key: "", message: "top level must be a mapping of keys")
-            }
-            return ConfigNode(file: file, path: "", node: node, environment: environment)
-        } catch let error as ConfigError {
-            throw error
-        } catch let error as YamlError {
-            throw ConfigError(file: file, line: Self.line(of: error), key: "", message: "not valid YAML: \(Self.summary(of: error))")
+            node = try YAMLParser.parse(text)
         } catch {
-            throw ConfigError(file: file, key: "", message: "not valid YAML: \(error)")
+            throw ConfigError(file: file, line: error.line, key: "", message: "not valid YAML: \(error.problem)")
         }
+        if let node, node.mapping == nil, !node.isNull {
+            throw ConfigError(file: file, line: node.line, key: "", message: "top level must be a mapping of keys")
+        }
+        return ConfigNode(file: file, path: "", node: node.flatMap { $0.isNull ? nil : $0 }, environment: environment)
     }
 
     /// Reads and parses a file; a missing file is an error naming it.
@@ -48,7 +45,7 @@ public struct ConfigNode {
     /// For an absent key: the line of the mapping it is missing from.
     private let parentLine: Int?
 
-    init(file: String, path: String, node: Yams.Node?, parentLine: Int? = nil, environment: [String: String]) {
+    init(file: String, path: String, node: YAMLNode?, parentLine: Int? = nil, environment: [String: String]) {
         self.file = file
         self.path = path
         self.node = node
@@ -57,20 +54,20 @@ public struct ConfigNode {
         consumed = ConsumedKeys()
     }
 
-    public var line: Int? { node?.mark.map { $0.line } ?? parentLine }
+    public var line: Int? { node?.line ?? parentLine }
 
     /// The scalar text when this value is a plain scalar (not a mapping or list), as written.
-    public var scalarText: String? { node?.scalar?.string }
+    public var scalarText: String? { node?.scalar }
 
     /// The scalar text with environment variables expanded; nil when this value is not a scalar.
     func expandedScalar() throws(ConfigError) -> String? {
-        guard let text = node?.scalar?.string else { return nil }
+        guard let text = node?.scalar else { return nil }
         return try EnvironmentExpansion.expand(text, environment: environment, at: self)
     }
 
     /// True when the scalar names a variable: typed readers then parse the expanded text themselves.
-    private var needsExpansion: Bool { node?.scalar?.string.contains("${") ?? false }
-    public var isPresent: Bool { node != nil && node?.null == nil }
+    private var needsExpansion: Bool { node?.scalar?.contains("${") ?? false }
+    public var isPresent: Bool { node.map { !$0.isNull } ?? false }
 
     /// The key is written in the file, even with an empty value (`docker:` enables a section with defaults).
     public var exists: Bool { node != nil }
@@ -84,7 +81,7 @@ public struct ConfigNode {
     /// The value under `key` (absent values are a node with `isPresent == false`).
     public subscript(key: String) -> ConfigNode {
         consumed.insert(key)
-        let child = node?.mapping?[Yams.Node(key)]
+        let child = node?[key]
         return ConfigNode(file: file, path: childPath(key), node: child, parentLine: line, environment: environment)
     }
 
@@ -99,10 +96,7 @@ public struct ConfigNode {
     public func entries() throws(ConfigError) -> [(String, ConfigNode)] {
         guard isPresent else { return [] }
         guard let map = node?.mapping else { throw error("expected a mapping") }
-        return map.map { (k, v) in
-            let key = k.string ?? "\(k)"
-            return (key, ConfigNode(file: file, path: childPath(key), node: v, environment: environment))
-        }
+        return map.map { ($0.key, ConfigNode(file: file, path: childPath($0.key), node: $0.value, environment: environment)) }
     }
 
     public func string(default value: String? = nil) throws(ConfigError) -> String? {
@@ -125,22 +119,22 @@ public struct ConfigNode {
             case let t: throw error("expected true or false, got \"\(t ?? "?")\"")
             }
         }
-        guard let b = node?.bool else { throw error("expected true or false, got \"\(node?.scalar?.string ?? "?")\"") }
+        guard let b = node?.bool else { throw error("expected true or false, got \"\(node?.scalar ?? "?")\"") }
         return b
     }
 
     public func int(default value: Int, range: ClosedRange<Int>? = nil) throws(ConfigError) -> Int {
         guard isPresent else { return value }
         let parsed = needsExpansion ? (try expandedScalar()).flatMap { Int($0) } : node?.int
-        guard let i = parsed else { throw error("expected a whole number, got \"\(node?.scalar?.string ?? "?")\"") }
+        guard let i = parsed else { throw error("expected a whole number, got \"\(node?.scalar ?? "?")\"") }
         if let range, !range.contains(i) { throw error("\(i) is out of range \(range.lowerBound)...\(range.upperBound)") }
         return i
     }
 
     public func double(default value: Double, range: ClosedRange<Double>? = nil) throws(ConfigError) -> Double {
         guard isPresent else { return value }
-        let parsed = needsExpansion ? (try expandedScalar()).flatMap { Double($0) } : node?.float
-        guard let d = parsed else { throw error("expected a number, got \"\(node?.scalar?.string ?? "?")\"") }
+        let parsed = needsExpansion ? (try expandedScalar()).flatMap { Double($0) } : node?.double
+        guard let d = parsed else { throw error("expected a number, got \"\(node?.scalar ?? "?")\"") }
         if let range, !range.contains(d) { throw error("\(d) is out of range \(range.lowerBound)...\(range.upperBound)") }
         return d
     }
@@ -149,7 +143,7 @@ public struct ConfigNode {
     public func duration(default value: Duration) throws(ConfigError) -> Duration {
         guard isPresent else { return value }
         guard let text = try expandedScalar(), let d = DurationText.parse(text) else {
-            throw error("expected a duration like 30s, 500ms, 5m or 1h, got \"\(node?.scalar?.string ?? "?")\"")
+            throw error("expected a duration like 30s, 500ms, 5m or 1h, got \"\(node?.scalar ?? "?")\"")
         }
         return d
     }
@@ -169,36 +163,24 @@ public struct ConfigNode {
     public func rejectUnknownKeys() throws(ConfigError) {
         if isPresent, node?.mapping == nil { throw error("expected a mapping of keys") }
         guard let map = node?.mapping else { return }
-        for (k, v) in map {
-            let key = k.string ?? "\(k)"
-            if !consumed.contains(key) {
-                throw ConfigError(file: file, line: v.mark.map { $0.line } ?? line, key: childPath(key), message: "unknown key")
-            }
-        }
-    }
-
-    private static func line(of error: YamlError) -> Int? {
-        switch error {
-        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
-        default: return nil
-        }
-    }
-
-    private static func summary(of error: YamlError) -> String {
-        switch error {
-        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): return problem
-        default: return String(describing: error).split(separator: "\n").first.map(String.init) ?? "invalid"
+        for entry in map where !consumed.contains(entry.key) {
+            throw ConfigError(file: file, line: entry.keyLine, key: childPath(entry.key), message: "unknown key")
         }
     }
 }
 
 /// `${NAME}` and `${NAME:-default}` in config values.
 enum EnvironmentExpansion {
+    /// Letters, digits and `_`.
+    static func isNameByte(_ b: UInt8) -> Bool {
+        (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95
+    }
+
     static func expand(_ text: String, environment: [String: String], at node: ConfigNode) throws(ConfigError) -> String {
         guard text.contains("${") else { return text }
         var out = ""
         var rest = Substring(text)
-        while let start = rest.range(of: "${") {
+        while let start = rest.firstRange(of: "${") {
             let before = rest[..<start.lowerBound]
             if before.hasSuffix("$") {
                 // `$${` is a literal `${`.
@@ -213,12 +195,11 @@ enum EnvironmentExpansion {
             }
             let inner = rest[start.upperBound..<close]
             var name = inner, fallback: Substring?
-            if let sep = inner.range(of: ":-") {
+            if let sep = inner.firstRange(of: ":-") {
                 name = inner[..<sep.lowerBound]
                 fallback = inner[sep.upperBound...]
             }
-            guard let first = name.utf8.first, !(48...57).contains(first),
-                  name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 }) else {
+            guard let first = name.utf8.first, !(48...57).contains(first), name.utf8.allSatisfy(Self.isNameByte) else {
                 throw node.error("\"${\(inner.prefix(64))}\" is not an environment variable name (letters, digits, _)")
             }
             if let value = environment[String(name)], !(value.isEmpty && fallback != nil) {
@@ -236,17 +217,16 @@ enum EnvironmentExpansion {
 }
 
 /// Keys a reader asked for. A reference so copies of a node share it.
-final class ConsumedKeys: @unchecked Sendable {
-    private var keys: Set<String> = []
-    private let lock = NSLock()
-    func insert(_ key: String) { lock.withLock { _ = keys.insert(key) } }
-    func contains(_ key: String) -> Bool { lock.withLock { keys.contains(key) } }
+final class ConsumedKeys: Sendable {
+    private let keys = Mutex<Set<String>>([])
+    func insert(_ key: String) { keys.withLock { _ = $0.insert(key) } }
+    func contains(_ key: String) -> Bool { keys.withLock { $0.contains(key) } }
 }
 
 /// Durations as operators write them in config files.
 public enum DurationText {
     public static func parse(_ text: String) -> Duration? {
-        let t = text.trimmingASCIIWhitespace()
+        let t = text.trimmed()
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, scale) in units where t.hasSuffix(suffix) {
             let number = t.dropLast(suffix.count)

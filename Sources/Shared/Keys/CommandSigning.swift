@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 
 /// Signs failover directives (aggregator) and verifies them (agent) with Ed25519.
 ///

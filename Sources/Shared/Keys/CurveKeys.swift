@@ -6,7 +6,7 @@ public struct CurvePublicKey: Hashable, Sendable, CustomStringConvertible {
 
     /// Validates that `z85` decodes to exactly 32 bytes.
     public init(z85: String) throws(TransportError) {
-        let trimmed = z85.trimmingASCIIWhitespace()
+        let trimmed = z85.trimmed()
         guard CurveKeyCodec.decode(trimmed) != nil else {
             throw .invalidKey(what: "CURVE public key", reason: "expected 40 Z85 characters, got \"\(trimmed.prefix(48))\"")
         }
@@ -29,7 +29,7 @@ public struct CurveKeyPair: Sendable, CustomStringConvertible {
 
     /// Derives the public key from a Z85 secret key.
     public init(secretZ85: String) throws(TransportError) {
-        let trimmed = secretZ85.trimmingASCIIWhitespace()
+        let trimmed = secretZ85.trimmed()
         guard CurveKeyCodec.decode(trimmed) != nil else {
             throw .invalidKey(what: "CURVE secret key", reason: "expected 40 Z85 characters")
         }
@@ -65,15 +65,6 @@ enum CurveKeyCodec {
         var out = [CChar](repeating: 0, count: 41)
         guard zmq_z85_encode(&out, raw, raw.count) != nil else { return nil }
         return String(zeroTerminated: out)
-    }
-}
-
-extension String {
-    func trimmingASCIIWhitespace() -> String {
-        let scalars = unicodeScalars
-        guard let start = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
-              let end = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        return String(scalars[start...end])
     }
 }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Creates key directories owner-only (0700), and says clearly when a path is not a usable directory.
 public enum KeyDirectory {
@@ -9,9 +10,9 @@ public enum KeyDirectory {
     }
 
     public static func ensure(_ dir: String) throws(Failure) {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw Failure(path: dir, reason: "exists and is not a directory") }
+        var info = stat()
+        if stat(dir, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw Failure(path: dir, reason: "exists and is not a directory") }
             return
         }
         do {

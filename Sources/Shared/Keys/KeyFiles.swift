@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 
 /// Reading and writing regwatch key files.
 ///
@@ -103,12 +103,12 @@ public enum KeyFiles {
             throw KeyFileError(path: path, reason: reason)
         }
         for rawLine in text.split(whereSeparator: \.isNewline) {
-            let line = String(rawLine).trimmingASCIIWhitespace()
+            let line = String(rawLine).trimmed()
             if line.hasPrefix("#") || line.isEmpty { continue }
             guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = String(line[..<eq]).trimmingASCIIWhitespace()
+            let key = String(line[..<eq]).trimmed()
             guard key == name else { continue }
-            var value = String(line[line.index(after: eq)...]).trimmingASCIIWhitespace()
+            var value = String(line[line.index(after: eq)...]).trimmed()
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
                 value = String(value.dropFirst().dropLast())
             }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The desired mirror order for one host, as decided by the aggregator's failover controller.
 ///

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The outcome of probing one endpoint in one cycle: what failed first, and how long each phase took.
 ///

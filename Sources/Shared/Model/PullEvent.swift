@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One image pull seen on a host, successful or not, classified with the shared classifier.
 ///

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A full snapshot of one host's view, sent every cycle. Reports are idempotent state: the newest wins,
 /// so losing one costs nothing but freshness.

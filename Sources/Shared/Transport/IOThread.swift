@@ -1,5 +1,4 @@
 import CZeroMQ
-import Foundation
 import Synchronization
 
 /// Runs a transport's poll loop on a dedicated OS thread, so blocking libzmq calls never occupy a
@@ -13,8 +12,7 @@ public final class IOThread: Sendable {
 
     public init(name: String, body: @escaping @Sendable () -> Void) {
         let completion = completion
-        let thread = Thread {
-            rw_set_thread_name(String(name.prefix(15)))
+        OSThread.detach(name: name) {
             body()
             let waiters = completion.state.withLock { s in
                 s.done = true
@@ -23,9 +21,6 @@ public final class IOThread: Sendable {
             }
             for w in waiters { w.resume() }
         }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
     }
 
     /// Waits for the loop to end; any number of callers may wait.

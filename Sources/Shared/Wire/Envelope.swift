@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The frame every wire message travels in: protocol version, type, sender and a per-sender sequence.
 ///

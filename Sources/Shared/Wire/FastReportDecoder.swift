@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A direct decoder for `report` envelopes, the message the aggregator receives tens of thousands of
 /// times per second. `JSONDecoder` spends several hundred microseconds on a 2.5 KB report (generic

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Encodes envelopes to JSON frames and decodes frames into allowlisted ``WireMessage`` values.
 ///
@@ -63,7 +63,7 @@ public struct WireCodec: Sendable {
         guard let error = error as? DecodingError else { return String(describing: error) }
         func path(_ ctx: DecodingError.Context) -> String {
             let p = ctx.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-            return p.isEmpty ? "$" : p.replacingOccurrences(of: ".[", with: "[")
+            return p.isEmpty ? "$" : p.replacing(".[", with: "[")
         }
         switch error {
         case .keyNotFound(let key, let ctx):
@@ -72,7 +72,7 @@ public struct WireCodec: Sendable {
         case .typeMismatch(let type, let ctx): return "\(path(ctx)): expected \(type)"
         case .valueNotFound(let type, let ctx): return "\(path(ctx)): null where \(type) is required"
         case .dataCorrupted(let ctx):
-            let underlying = (ctx.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+            let underlying = ctx.underlyingError.map { String(describing: $0) }
             return "\(path(ctx)): \(underlying ?? ctx.debugDescription)"
         @unknown default: return String(describing: error)
         }
@@ -110,7 +110,7 @@ public enum JSONCoding {
 public enum RFC3339 {
     public static func format(_ date: Date) -> String {
         date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
-            .replacingOccurrences(of: "+0000", with: "Z")
+            .replacing("+0000", with: "Z")
     }
 
     public static func parse(_ string: String) -> Date? {

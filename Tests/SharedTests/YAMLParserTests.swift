@@ -1,0 +1,116 @@
+import Foundation
+@testable import RegwatchShared
+import RegwatchTestSupport
+import Testing
+
+/// regwatch reads YAML with its own parser; PyYAML (what operators' tooling uses) is the reference.
+@Suite("YAML reader")
+struct YAMLParserTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/yaml").path
+
+    /// A document as plain data, so two readers' results compare with `==`.
+    indirect enum Plain: Equatable, Decodable, CustomStringConvertible {
+        case null, bool(Bool), number(Double), string(String), array([Plain]), object([String: Plain])
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { self = .null }
+            else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+            else if let n = try? c.decode(Double.self) { self = .number(n) }
+            else if let s = try? c.decode(String.self) { self = .string(s) }
+            else if let a = try? c.decode([Plain].self) { self = .array(a) }
+            else { self = .object(try c.decode([String: Plain].self)) }
+        }
+
+        /// Our node, typed with YAML 1.1's rules as PyYAML applies them.
+        init(_ node: YAMLNode?) {
+            guard let node else { self = .null; return }
+            switch node.kind {
+            case .mapping(let entries): self = .object(Dictionary(uniqueKeysWithValues: entries.map { ($0.key, Plain($0.value)) }))
+            case .sequence(let items): self = .array(items.map { Plain($0) })
+            case .scalar(let text, quoted: true): self = .string(text)
+            case .scalar(let text, quoted: false):
+                if node.isNull { self = .null }
+                else if let b = node.bool { self = .bool(b) }
+                else if let i = node.int { self = .number(Double(i)) }
+                else if text.contains("."), let d = node.double { self = .number(d) }
+                else { self = .string(text) }
+            }
+        }
+
+        var description: String {
+            switch self {
+            case .null: "null"
+            case .bool(let b): "\(b)"
+            case .number(let n): "\(n)"
+            case .string(let s): "\"\(s)\""
+            case .array(let a): "[" + a.map(\.description).joined(separator: ", ") + "]"
+            case .object(let o): "{" + o.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}"
+            }
+        }
+    }
+
+    static func reference(_ path: String) throws -> Plain {
+        let script = "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1])), default=str))"
+        let (status, out) = try RegistryHarness.spawnAndWait("/usr/bin/python3", ["-c", script, path])
+        try #require(status == 0, "PyYAML could not read \(path)")
+        return try JSONDecoder().decode(Plain.self, from: Data(out.utf8))
+    }
+
+    @Test("every fixture reads as PyYAML reads it", arguments: try FileManager.default.contentsOfDirectory(atPath: fixtures).sorted())
+    func matchesPyYAML(_ name: String) throws {
+        let path = "\(Self.fixtures)/\(name)"
+        let ours = Plain(try YAMLParser.parse(String(contentsOfFile: path, encoding: .utf8)))
+        #expect(ours == (try Self.reference(path)))
+    }
+
+    @Test("lines: each node and key knows the line it starts on")
+    func lines() throws {
+        let root = try #require(try YAMLParser.parse("# c\na:\n  b: 1\n  list:\n    - x\n    - {y: 2}\nc: |\n  text\n"))
+        #expect(root.line == 2)
+        #expect(root["a"]?["b"]?.line == 3)
+        #expect(root["a"]?.mapping?.last?.keyLine == 4)
+        #expect(root["a"]?["list"]?.sequence?.map(\.line) == [5, 6])
+        #expect(root["c"]?.line == 7)
+    }
+
+    @Test("typed scalars: booleans, integers, numbers; quoted values stay strings")
+    func scalars() throws {
+        let root = try #require(try YAMLParser.parse("a: 0x1F\nb: 0o17\nc: 1_000\nd: 1e3\ne: \"true\"\nf: off\ng: -7\n"))
+        #expect(root["a"]?.int == 31)
+        #expect(root["b"]?.int == 15)
+        #expect(root["c"]?.int == 1000)
+        #expect(root["d"]?.double == 1000)
+        #expect(root["e"]?.kind == .scalar("true", quoted: true))
+        #expect(root["f"]?.bool == false)
+        #expect(root["g"]?.int == -7)
+        #expect(try YAMLParser.parse("") == nil)
+        #expect(try YAMLParser.parse("---\n# nothing\n...\n") == nil)
+    }
+
+    @Test("what it refuses, with the line", arguments: [
+        ("a:\n\tb: 1\n", 2, "tab"),
+        ("a: 1\na: 2\n", 2, "duplicate key \"a\""),
+        ("a: {x: 1, x: 2}\n", 1, "duplicate key \"x\""),
+        ("a: &anchor 1\nb: *anchor\n", 1, "anchors"),
+        ("a: !!str 1\n", 1, "tags"),
+        ("a: 1\n---\nb: 2\n", 2, "several documents"),
+        ("a: \"open\n", 1, "unterminated quoted string"),
+        ("a: [1, 2\n", 1, "unterminated ["),
+        ("a:\n  b: 1\n c: 2\n", 3, "unexpected indentation"),
+        ("a: 1\n  b: 2\n", 2, "unexpected indentation"),
+        ("a: b: c\n", 1, "cannot contain \": \""),
+        ("- a\nb: 1\n", 2, "expected"),
+        ("a: \"\\q\"\n", 1, "unknown escape"),
+        ("? complex\n: value\n", 1, "complex keys"),
+    ] as [(String, Int, String)])
+    func refuses(_ text: String, _ line: Int, _ problem: String) {
+        do {
+            let node = try YAMLParser.parse(text)
+            Issue.record("accepted: \(String(describing: node))")
+        } catch {
+            #expect(error.line == line, "\(error)")
+            #expect(error.problem.contains(problem), "\(error.problem)")
+        }
+    }
+}
