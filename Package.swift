@@ -78,7 +78,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // The link order of its hot functions (`make release`, scripts/agent-order.sh).
+            exclude: ["hot-functions.order"]
         ),
         .executableTarget(
             name: "regwatch-aggregator",

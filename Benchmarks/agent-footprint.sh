@@ -7,6 +7,12 @@
 set -euo pipefail
 AGENT=${1:?agent binary}
 AGG=${2:?aggregator binary}
+# The footprint rests on the agent loading neither full Foundation with ICU nor the shared Swift runtime.
+if ldd "$AGENT" | grep -qE 'libFoundation\.so|_FoundationICU|libicu|libswiftCore'; then
+  echo "agent-footprint: $AGENT links full Foundation, ICU or the shared Swift runtime (build it with make release):" >&2
+  ldd "$AGENT" | grep -E 'Foundation|icu|swift' >&2
+  exit 1
+fi
 MINUTES=${FOOTPRINT_MINUTES:-10}
 INTERVAL=${FOOTPRINT_INTERVAL:-30}
 DIR=$(mktemp -d /tmp/rw-footprint.XXXXXX)
@@ -104,10 +110,13 @@ done
 WALL=$(python3 -c "import time; print(time.time() - $START)")
 A1=$(cpu_ticks $AGENTPID); B1=$(cpu_ticks $BBPID)
 ANON=$(anon_kb $AGENTPID)
+# Where the steady-state resident memory is: the largest mappings.
+MAPPINGS=$(awk '/^[0-9a-f]+-[0-9a-f]+ /{name=($6 == "" ? "[anonymous]" : $6); perm=$2} /^Rss:/{if ($2 >= 256) printf "    %6.1f MiB  %s %s\n", $2/1024, perm, name}' /proc/$AGENTPID/smaps | sort -rn | head -12)
+STEADY=$ASUM; STEADY_N=$N
 SHARING="  at the end: regwatch-agent PSS $(( $(pss_kb $AGENTPID) / 1024 )) MiB, private $(( $(private_kb $AGENTPID) / 1024 )) MiB; blackbox_exporter PSS $(( $(pss_kb $BBPID) / 1024 )) MiB, private $(( $(private_kb $BBPID) / 1024 )) MiB"
 REPORTS=$(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^regwatch_reports_ingested_total/ {print $2}')
 
-python3 - "$ASUM" "$BSUM" "$N" "$AMAX" "$BMAX" "$A0" "$A1" "$B0" "$B1" "$HZ" "$WALL" "$ANON" "$MINUTES" "$INTERVAL" "${REPORTS:-0}" <<'PY'
+python3 - "$ASUM" "$BSUM" "$N" "$AMAX" "$BMAX" "$A0" "$A1" "$B0" "$B1" "$HZ" "$WALL" "$ANON" "$MINUTES" "$INTERVAL" "${REPORTS:-0}" "$DIR/steady.txt" <<'PY'
 import sys
 asum, bsum, n, amax, bmax, a0, a1, b0, b1, hz = map(int, sys.argv[1:11]); n = max(n, 1)
 wall = float(sys.argv[11]); anon = int(sys.argv[12]); minutes, interval = sys.argv[13], sys.argv[14]; reports = sys.argv[15]
@@ -115,9 +124,13 @@ acpu = (a1 - a0) / hz / wall * 100; bcpu = (b1 - b0) / hz / wall * 100
 print(f"agent footprint: {minutes} min, interval {interval}s, 10 endpoints, {reports} reports stored by the aggregator")
 print(f"  regwatch-agent      RSS mean {asum/n/1024:6.1f} MiB  max {amax/1024:6.1f} MiB  (anonymous {anon/1024:.1f} MiB)  CPU {acpu:.3f}% of a core")
 print(f"  blackbox_exporter   RSS mean {bsum/n/1024:6.1f} MiB  max {bmax/1024:6.1f} MiB                          CPU {bcpu:.3f}% of a core")
-print(f"  ratio agent/blackbox: RSS {asum/max(bsum,1):.2f}x, CPU {acpu/max(bcpu,1e-9):.2f}x   (goals: RSS <= 12 MB, CPU <= 0.1% of a core)")
+print(f"  ratio agent/blackbox: RSS {asum/max(bsum,1):.2f}x, CPU {acpu/max(bcpu,1e-9):.2f}x")
+with open(sys.argv[16], "w") as out:
+    out.write(f"{asum/n:.0f} {acpu/max(bcpu,1e-9):.3f}\n")
 PY
 echo "$SHARING"
+echo "  largest resident mappings of regwatch-agent:"
+echo "$MAPPINGS"
 
 # The floor under the RSS goal: the agent's C libraries (libcurl with TLS, libzmq with CURVE) doing its kind
 # of work in a Swift program with no agent code and the Swift runtime linked statically.
@@ -163,3 +176,16 @@ done
 [ -n "${FOOTPRINT_SMAPS:-}" ] && awk '/^[0-9a-f]/{hdr=$1" "$6} /^Rss:/{if ($2>500) print $2, hdr}' /proc/$AGENTPID/smaps >&2
 spool=$(stat -c %s "$DIR/state/events.spool")
 echo "$line; spool file $((spool / 1024)) KiB"
+PEAK=$(awk '/^VmHWM:/ {print $2}' "/proc/$AGENTPID/status")
+
+# The goals, each against what was measured above in this run. CPU per probe: both probe the same 10
+# endpoints once per interval, so the ratio of CPU time is the ratio per probe.
+read -r SMEAN CPURATIO < "$DIR/steady.txt"
+python3 - "$SMEAN" "$FRSS" "$PEAK" "$CPURATIO" <<'PY'
+import sys
+steady, floor, peak, cpu = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+def verdict(ok): return "meets the goal" if ok else "MISSES the goal"
+print(f"  goals: steady RSS {steady/1024:.1f} MiB = {steady/floor:.2f}x the floor (goal <= 1.40x): {verdict(steady <= 1.4 * floor)}")
+print(f"         peak RSS (VmHWM, full spool) {peak/1024:.1f} MiB = floor + {(peak-floor)/1024:.1f} MiB (goal <= +16 MiB): {verdict(peak - floor <= 16 * 1024)}")
+print(f"         CPU per probe {cpu:.2f}x blackbox_exporter's (goal <= 0.50x): {verdict(cpu <= 0.5)}")
+PY

@@ -16,3 +16,4 @@ const curl_version_info_data *ccurl_version_info(void) { return curl_version_inf
 
 int ccurl_malloc_trim(void) { return malloc_trim(0); }
 int ccurl_limit_malloc_arenas(int n) { return mallopt(M_ARENA_MAX, n); }
+int ccurl_set_malloc_trim_threshold(int bytes) { return mallopt(M_TRIM_THRESHOLD, bytes); }

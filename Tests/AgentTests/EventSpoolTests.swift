@@ -81,6 +81,26 @@ struct EventSpoolTests {
         #expect(spool.statistics.acknowledged == 2000)
     }
 
+    @Test("events are read back from the journal: across compactions (copied in chunks) and a reopen, each is intact and in order")
+    func readBack() throws {
+        let dir = tempDir()
+        let images = (0..<3000).map { "registry.test:5000/team/app-\($0):\($0)" }
+        do {
+            let spool = try EventSpool(directory: dir, maxBytes: 4 << 20)
+            spool.append(images.map(event))
+            spool.acknowledge(Array(stride(from: 1, through: 3000, by: 3)))
+            try spool.compact()
+            #expect(spool.pending(limit: .max).map(\.image) == images.enumerated().filter { $0.offset % 3 != 0 }.map(\.element))
+            spool.append([event("after:compaction")])
+        }
+        let reopened = try EventSpool(directory: dir, maxBytes: 4 << 20)
+        let pending = reopened.pending(limit: .max)
+        #expect(pending.count == 2001)
+        #expect(pending.last?.image == "after:compaction")
+        #expect(pending.dropLast().map(\.image) == images.enumerated().filter { $0.offset % 3 != 0 }.map(\.element))
+        #expect(reopened.statistics.pendingBytes == (try FileManager.default.attributesOfItem(atPath: dir + "/events.spool")[.size] as? Int ?? 0) - "N 3002\n".utf8.count)
+    }
+
     @Test("pending(limit:maxBytes:where:) respects all three bounds")
     func pendingSelection() throws {
         let spool = try EventSpool(directory: tempDir(), maxBytes: 1 << 20)

@@ -1,4 +1,5 @@
 import Foundation
+import RegwatchTestSupport
 import Testing
 
 /// The executables as users run them: exit codes and one-line errors (the CLI contract: README, docs/errors.md).
@@ -16,6 +17,18 @@ struct CLITests {
         #expect(r.status == 2, "exit \(r.status), stderr: \(r.stderr)", sourceLocation: sourceLocation)
         #expect(r.stderrLines.count == 1, "stderr: \(r.stderr)", sourceLocation: sourceLocation)
         for p in parts { #expect(r.stderr.contains(p), "stderr lacks \(p): \(r.stderr)", sourceLocation: sourceLocation) }
+    }
+
+    @Test("the agent binary loads FoundationEssentials only: no full Foundation, no ICU (its memory footprint rests on it)")
+    func agentWithoutFoundation() throws {
+        let (status, libraries) = try RegistryHarness.spawnAndWait("/usr/bin/ldd", [CLI.binary("regwatch-agent")])
+        #expect(status == 0)
+        #expect(libraries.contains("libzmq"), "ldd output: \(libraries)")
+        for banned in ["libFoundation.so", "libFoundationInternationalization", "_FoundationICU", "libicu"] {
+            #expect(!libraries.contains(banned), "the agent links \(banned)")
+        }
+        let (_, aggregator) = try RegistryHarness.spawnAndWait("/usr/bin/ldd", [CLI.binary("regwatch-aggregator")])
+        #expect(aggregator.contains("libFoundation.so") || !aggregator.contains("libswiftCore"), "the check would see Foundation if it were there")
     }
 
     @Test("enrollment flow: generate, accept, list --json, refuse a second key, revoke")

@@ -69,7 +69,9 @@ public final class CurlMultiRunner: Sendable {
                 t.finish(code: code)
             }
             if !inFlight.isEmpty || !stopped {
-                curl_multi_poll(multi, nil, 0, 1000, nil)
+                // Idle, nothing can happen until perform() or deinit calls curl_multi_wakeup: no reason to wake
+                // every second on every node. With transfers, curl shortens the wait to its own timers.
+                curl_multi_poll(multi, nil, 0, inFlight.isEmpty ? 60_000 : 1000, nil)
             }
         }
         curl_multi_cleanup(multi)

@@ -118,7 +118,9 @@ public final class JoinService: Service, Sendable {
                 nextRotationCheck = now + .seconds(1)
                 checkRotation(now: now)
             }
-            try? await Task.sleep(for: tick)
+            // Admitted, only the rotation check is left, once a second: no need to wake ten times as often
+            // on every node of the fleet.
+            try? await Task.sleep(for: gate.isAdmitted ? max(tick, .seconds(1)) : tick)
         }
     }
 

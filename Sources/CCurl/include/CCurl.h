@@ -25,4 +25,6 @@ int ccurl_malloc_trim(void);
 /* mallopt(M_ARENA_MAX, n): fewer per-thread heaps, so a small daemon's memory is not spread (and
    fragmented) over one 64 MiB arena per thread that ever allocated. */
 int ccurl_limit_malloc_arenas(int n);
+/* mallopt(M_TRIM_THRESHOLD, bytes): free memory at the top of the heap beyond this goes back to the system. */
+int ccurl_set_malloc_trim_threshold(int bytes);
 #endif

@@ -15,6 +15,15 @@ public enum AtomicFile {
     /// Writes `data` to `path` atomically with the given permission bits.
     /// With `exclusive`, refuses to replace an existing file.
     public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, exclusive: Bool = false) throws(WriteError) {
+        try write(to: path, mode: mode, exclusive: exclusive) { (emit: ([UInt8]) throws(WriteError) -> Void) throws(WriteError) in try emit(bytes) }
+    }
+
+    /// Like ``write(_:to:mode:exclusive:)`` for content produced in pieces: `produce` hands each piece to
+    /// `emit`, so a large file never has to be held in memory whole.
+    public static func write(
+        to path: String, mode: mode_t = 0o644, exclusive: Bool = false,
+        _ produce: (_ emit: ([UInt8]) throws(WriteError) -> Void) throws(WriteError) -> Void
+    ) throws(WriteError) {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
         if exclusive && FileManager.default.fileExists(atPath: path) {
@@ -28,17 +37,25 @@ public enum AtomicFile {
         defer {
             if !ok { unlink(tmp) }
         }
-        let written = bytes.withUnsafeBytes { buf -> Int in
-            var off = 0
-            while off < buf.count {
-                let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
-                if n < 0 { if errno == EINTR { continue }; return -1 }
-                off += n
+        do throws(WriteError) {
+            try produce { (bytes: [UInt8]) throws(WriteError) in
+                let written = bytes.withUnsafeBytes { buf -> Int in
+                    var off = 0
+                    while off < buf.count {
+                        let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
+                        if n < 0 { if errno == EINTR { continue }; return -1 }
+                        off += n
+                    }
+                    return off
+                }
+                guard written == bytes.count else { throw WriteError(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
             }
-            return off
+        } catch {
+            close(fd)
+            throw error
         }
         Failpoint.hit("atomic.after-temp-write")
-        guard written == bytes.count, fchmod(fd, mode) == 0, fsync(fd) == 0 else {
+        guard fchmod(fd, mode) == 0, fsync(fd) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw WriteError(path: path, reason: "write failed: \(reason)")
