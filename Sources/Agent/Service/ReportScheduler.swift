@@ -55,11 +55,11 @@ public struct ReportScheduler: Service {
                 if let gate = self.gate {
                     // Admitted: what waited goes out at once, not at the next cycle.
                     group.addTask {
+                        var seen = 0
                         while !Task.isCancelled {
-                            await gate.waitUntilAdmitted()
+                            seen = await gate.waitForAdmission(after: seen)
                             if Task.isCancelled { return }
                             self.flushHeld()
-                            try? await Task.sleep(for: .milliseconds(200))
                         }
                     }
                 }
@@ -107,6 +107,8 @@ public struct ReportScheduler: Service {
                         f.append(frame)
                         if f.count > Self.heldLimit { f.removeFirst(f.count - Self.heldLimit) }
                     }
+                    // Admitted between the check and the append: out now, not at the next admission.
+                    if gate.isAdmitted { flushHeld() }
                 } else {
                     flushHeld()
                     publish(frame)
