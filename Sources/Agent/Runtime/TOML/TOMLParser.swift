@@ -59,12 +59,7 @@ public struct TOMLParser {
                 }
                 try endOfLine()
             default:
-                let at = position
-                let path = try key()
-                skipSpace()
-                try expect("=", "\"=\" after a key")
-                skipSpace()
-                let v = try value()
+                let (path, v, at) = try keyValue()
                 try insert(v, at: current, path, at: at)
                 try endOfLine()
             }
@@ -101,14 +96,30 @@ public struct TOMLParser {
     }
 
     private mutating func insert(_ v: TOMLValue, at table: [String], _ key: [String], at pos: (Int, Int)) throws(Failure) {
-        let parent = table + key.dropLast(), last = key.last!
+        let parent = table + key.dropLast()
         for n in table.count..<parent.count { dottedTables.insert(Array(parent.prefix(n + 1))) }
-        try Self.modify(&root, parent, prefix: []) { (t: inout TOMLTable) throws(Failure) in
-            guard t[last] == nil else { throw Failure(line: pos.0, column: pos.1, message: "duplicate key \(Self.dotted(key))") }
+        try Self.put(v, key, under: table, in: &root, at: pos)
+    }
+
+    /// Sets `key` (dotted) in the table at `prefix` of `table`; a key set twice or a value in the way is an error.
+    private static func put(_ v: TOMLValue, _ key: [String], under prefix: [String], in table: inout TOMLTable, at pos: (Int, Int)) throws(Failure) {
+        let last = key.last!
+        try modify(&table, prefix + key.dropLast(), prefix: []) { (t: inout TOMLTable) throws(Failure) in
+            guard t[last] == nil else { throw Failure(line: pos.0, column: pos.1, message: "duplicate key \(dotted(key))") }
             t[last] = v
         } onConflict: { p throws(Failure) in
-            throw Failure(line: pos.0, column: pos.1, message: "\(Self.dotted(key)): \(Self.dotted(p)) is already a value, not a table")
+            throw Failure(line: pos.0, column: pos.1, message: "\(dotted(key)): \(dotted(p)) is already a value, not a table")
         }
+    }
+
+    /// `key = value`, with where the key starts.
+    private mutating func keyValue() throws(Failure) -> ([String], TOMLValue, (Int, Int)) {
+        let at = position
+        let path = try key()
+        skipSpace()
+        try expect("=", "\"=\" after a key")
+        skipSpace()
+        return (path, try value(), at)
     }
 
     /// Runs `body` on the table at `path`, creating tables on the way; through an array of tables it
@@ -212,18 +223,8 @@ public struct TOMLParser {
         skipSpace()
         if peek == UInt8(ascii: "}") { i += 1; return .table(t) }
         while true {
-            let at = position
-            let path = try key()
-            skipSpace()
-            try expect("=", "\"=\" after a key")
-            skipSpace()
-            let v = try value()
-            try Self.modify(&t, Array(path.dropLast()), prefix: []) { (inner: inout TOMLTable) throws(Failure) in
-                guard inner[path.last!] == nil else { throw Failure(line: at.0, column: at.1, message: "duplicate key \(Self.dotted(path))") }
-                inner[path.last!] = v
-            } onConflict: { p throws(Failure) in
-                throw Failure(line: at.0, column: at.1, message: "\(Self.dotted(path)): \(Self.dotted(p)) is already a value")
-            }
+            let (path, v, at) = try keyValue()
+            try Self.put(v, path, under: [], in: &t, at: at)
             skipSpace()
             if peek == UInt8(ascii: ",") { i += 1; continue }
             guard peek == UInt8(ascii: "}") else { throw fail("expected \",\" or \"}\" in an inline table (on one line)") }

@@ -166,7 +166,7 @@ public struct YAMLParser {
             let next = text.index(after: index)
             if c == "#", index > text.startIndex, [" ", "\t"].contains(text[text.index(before: index)]) { return nil }
             if c == ":", next == text.endIndex || text[next] == " " || text[next] == "\t" {
-                let key = String(text[..<index]).trimmingTrailingSpace()
+                let key = String(trim(text[..<index]))
                 if let first = key.first, "&*!|>%@`".contains(first) {
                     throw YAMLError(line: line, "anchors, aliases and tags are not supported (key \"\(key)\")")
                 }
@@ -443,13 +443,5 @@ struct FlowReader {
             }
         }
         throw YAMLError(line: line, "unterminated quoted string")
-    }
-}
-
-extension String {
-    func trimmingTrailingSpace() -> String {
-        var s = Substring(self)
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }
