@@ -18,6 +18,12 @@ struct AgentCommand: AsyncParsableCommand {
 struct ConfigOption: ParsableArguments {
     @Option(name: .long, help: "Agent configuration file.")
     var config: String = AgentConfig.defaultPath
+    @Option(name: .customLong("host-root"), help: ArgumentHelp("Where the host's / is mounted (an agent in a container); wins over host.root in the config.", valueName: "dir"))
+    var hostRoot: String?
+
+    func validate() throws { _ = try parseHostRoot(hostRoot) }
+
+    func load() throws -> AgentConfig { try AgentConfig.load(config, hostRoot: parseHostRoot(hostRoot)) }
 }
 
 extension AgentCommand {
@@ -31,7 +37,7 @@ extension AgentCommand {
 
         func run() async throws {
             ProcessTuning.forSmallDaemon()
-            let config = try AgentConfig.load(options.config)
+            let config = try options.load()
             let logger = Logger(label: "regwatch.agent")
             if try AgentIdentity.ensureKey(config, configFile: options.config) {
                 logger.notice("made this agent's key pair; only its public half leaves the host", metadata: ["file": "\(config.aggregator.clientKey ?? "")"])
@@ -84,7 +90,7 @@ extension AgentCommand {
             discussion: "Exit 0 when everything is healthy, 1 when problems were found, 2 on a usage or configuration error."
         )
 
-        @OptionGroup var options: ConfigOption
+        @OptionGroup var options: HostOptions
         @Flag(name: .long, help: "JSON output.") var json = false
         @Option(name: .customLong("repeat"), help: "Run this many cycles back to back and print the last (for measuring the probe engine).")
         var repeatCount: Int = 1
@@ -94,12 +100,17 @@ extension AgentCommand {
         }
 
         func run() async throws {
-            let config = try AgentConfig.load(options.config)
-            let credentials = try CheckCycle.loadCredentials(config)
-            let cycle = CheckCycle(config: config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: credentials)
+            let setup = try await options.setup()
+            let cycle = CheckCycle(config: setup.config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: setup.credentials, proxy: setup.proxy)
             var report = await cycle.run()
             for _ in 1..<repeatCount { report = await cycle.run() }
-            if json { try printJSON(report) } else { print(formatCheckTable(report)) }
+            report.discovery = setup.discovery
+            if json {
+                try printJSON(report)
+            } else {
+                if let d = setup.discovery { print(formatDiscovery(d)) }
+                print(formatCheckTable(report))
+            }
             if !report.healthy { throw ExitCode.problems }
         }
     }
@@ -110,8 +121,10 @@ extension AgentCommand {
             discussion: "Exit 0 when the image pulls cleanly, 1 when a problem was found, 2 on a usage or configuration error."
         )
 
-        @OptionGroup var options: ConfigOption
+        @OptionGroup var options: HostOptions
         @Flag(name: .long, help: "JSON output.") var json = false
+        @Option(name: .long, help: ArgumentHelp("Also write a Markdown summary for an incident ticket to this file (secrets redacted).", valueName: "file"))
+        var report: String?
         @Argument(help: "The image, as a runtime would be asked for it (e.g. alpine:3.20, registry.example:5000/team/app:1).")
         var image: String
 
@@ -120,25 +133,36 @@ extension AgentCommand {
         }
 
         func run() async throws {
-            let config = try AgentConfig.load(options.config)
-            let credentials = try CheckCycle.loadCredentials(config)
             let reference = ImageReference(image)!
+            let setup = try await options.setup(imageRegistry: reference.registry)
+            let config = setup.config
             let runtimes = RuntimeConfigReader(runtime: config.runtime).read()
             let prober = RegistryProber(runner: CurlMultiRunner())
             var results: [ProbeResult] = []
             // In order, as the runtime tries them: each answer is evidence for the verdict.
-            for target in PullPath.targets(for: reference, config: config, runtimes: runtimes, credentials: credentials) {
+            for var target in PullPath.targets(for: reference, config: config, runtimes: runtimes, credentials: setup.credentials) {
+                target.proxy = setup.proxy
                 results.append(await prober.probe(target))
             }
-            let diagnosis = Diagnosis.evaluate(image: reference, path: results)
+            var diagnosis = Diagnosis.evaluate(image: reference, path: results)
+            diagnosis.discovery = setup.discovery
+            if let report {
+                let text = DiagnosisReport(diagnosis: diagnosis, hostID: config.host.id, configSource: setup.source,
+                                           generatedAt: Date(), secrets: setup.secrets).markdown
+                do { try AtomicFile.write(Array(text.utf8), to: report, mode: 0o644) } catch {
+                    throw ValidationError("--report \(report): cannot write: \(error)")
+                }
+            }
             if json {
                 try printJSON(diagnosis)
             } else {
+                if let d = setup.discovery { print(formatDiscovery(d)) }
                 print("image \(diagnosis.image)\n")
                 print(formatTable(["#", "ROLE", "ENDPOINT", "CHECK", "CLASS", "EVIDENCE"], diagnosis.steps.enumerated().map { i, s in
                     ["\(i + 1)", s.role, s.endpoint, s.check, s.class, s.detail]
                 }))
                 print("\nverdict: \(diagnosis.verdict.class)\n  \(diagnosis.verdict.summary)\nnext step: \(diagnosis.verdict.next)")
+                if let report { print("report written to \(report)") }
             }
             if !diagnosis.healthy { throw ExitCode.problems }
         }
@@ -159,7 +183,7 @@ extension AgentCommand {
             }
 
             func run() throws {
-                let config = try AgentConfig.load(options.config)
+                let config = try options.load()
                 guard !config.aggregator.insecure, let clientKey = config.aggregator.clientKey else {
                     throw ConfigError(file: options.config, key: "aggregator.clientKey", message: "no CURVE key to rotate (insecure transport)")
                 }
@@ -218,14 +242,14 @@ extension AgentCommand {
             @OptionGroup var options: ConfigOption
 
             func run() throws {
-                let config = try AgentConfig.load(options.config)
+                let config = try options.load()
                 let file = AppliedGenerationFile(stateDir: config.stateDir)
                 let generation: UInt64
                 do { generation = try file.read() } catch {
-                    throw ConfigError(file: error.path, key: "stateDir", message: error.reason)
+                    throw ConfigError(file: config.hostRoot.shown(error.path), key: "stateDir", message: error.reason)
                 }
                 let changes = ChangeHistoryFile(stateDir: config.stateDir).recent(now: Date())
-                print("applied generation \(generation) (\(file.path)); \(changes.count) of \(config.failover.maxChangesPerHour) changes used in the last hour")
+                print("applied generation \(generation) (\(config.hostRoot.shown(file.path))); \(changes.count) of \(config.failover.maxChangesPerHour) changes used in the last hour")
             }
         }
 
@@ -237,7 +261,7 @@ extension AgentCommand {
             @Option(name: .long, help: "File with the signed command.") var command: String
 
             func run() async throws {
-                let config = try AgentConfig.load(options.config)
+                let config = try options.load()
                 let credentials = try AgentCredentials.load(config, configFile: options.config)
                 guard let data = FileManager.default.contents(atPath: command) else {
                     throw ValidationError("\(command): cannot read the command file")
@@ -260,7 +284,7 @@ extension AgentCommand {
         @OptionGroup var options: ConfigOption
 
         func run() throws {
-            let config = try AgentConfig.load(options.config)
+            let config = try options.load()
             var enrollment = ""
             if let token = config.aggregator.bootstrapToken, !config.aggregator.insecure {
                 do { _ = try AgentIdentity.readToken(token) } catch {

@@ -7,11 +7,14 @@ public struct CheckCycle: Sendable {
     public let config: AgentConfig
     public let prober: RegistryProber
     public let credentials: DockerCredentials?
+    /// A runtime's proxy found by discovery; every probe goes through it.
+    public let proxy: ProxySetting?
 
-    public init(config: AgentConfig, prober: RegistryProber, credentials: DockerCredentials? = nil) {
+    public init(config: AgentConfig, prober: RegistryProber, credentials: DockerCredentials? = nil, proxy: ProxySetting? = nil) {
         self.config = config
         self.prober = prober
         self.credentials = credentials
+        self.proxy = proxy
     }
 
     /// Loads the Docker credentials files the registries name (one file per path).
@@ -20,13 +23,17 @@ public struct CheckCycle: Sendable {
         var any = false
         for path in Set(config.registries.compactMap(\.credentials)) {
             any = true
-            merged.merge(try DockerCredentials.load(path).auths) { a, _ in a }
+            merged.merge(try DockerCredentials.load(path, root: config.hostRoot).auths) { a, _ in a }
         }
         return any ? DockerCredentials(auths: merged) : nil
     }
 
     public func run() async -> CheckReport {
-        let targets = ProbeTarget.all(from: config, credentials: credentials)
+        let targets = ProbeTarget.all(from: config, credentials: credentials).map { t in
+            var t = t
+            t.proxy = proxy
+            return t
+        }
         let results = await withTaskGroup(of: (Int, ProbeResult).self) { group in
             for (i, t) in targets.enumerated() { group.addTask { (i, await prober.probe(t)) } }
             var out = [ProbeResult?](repeating: nil, count: targets.count)
@@ -43,12 +50,15 @@ public struct CheckReport: Sendable, Encodable {
     public var host: HostIdentity
     public var probes: [ProbeResult]
     public var runtimes: [RuntimeConfigState]
+    /// What `check` found on the host when it ran without a config file; its problems count.
+    public var discovery: HostDiscovery?
 
     public var healthy: Bool {
         probes.allSatisfy { $0.errorClass == .ok } && runtimes.allSatisfy(\.valid)
+            && !(discovery?.findings.contains { $0.kind == .problem } ?? false)
     }
 
-    enum CodingKeys: String, CodingKey { case host, endpoints, runtime, healthy }
+    enum CodingKeys: String, CodingKey { case host, endpoints, runtime, healthy, discovery }
 
     struct EndpointJSON: Encodable {
         var registry, endpoint, role, `class`, detail: String
@@ -76,5 +86,6 @@ public struct CheckReport: Sendable, Encodable {
         for r in runtimes { runtime[r.runtime.rawValue] = RuntimeJSON(mirrors: r.mirrors, valid: r.valid, detail: r.detail, hash: r.hash) }
         try c.encode(runtime, forKey: .runtime)
         try c.encode(healthy, forKey: .healthy)
+        try c.encodeIfPresent(discovery, forKey: .discovery)
     }
 }

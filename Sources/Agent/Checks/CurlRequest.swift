@@ -20,6 +20,10 @@ public struct CurlRequest: Sendable {
     public var verify: Bool = true
     /// CA bundle to verify the server against instead of the system's (a private registry's CA).
     public var caFile: String?
+    /// The proxy for this request (a runtime's, found by discovery); nil: curl reads `HTTPS_PROXY` and
+    /// friends from the environment. `noProxy` as in `NO_PROXY`.
+    public var proxy: String?
+    public var noProxy: String?
     /// Connect over a unix socket (dockerd's API) instead of TCP.
     public var unixSocket: String?
     /// Largest body kept; the rest is discarded (registries answer small JSON documents).

@@ -16,6 +16,8 @@ public struct ProbeTarget: Sendable, Equatable {
     public var caFile: String?
     public var connectTimeoutMs: Int
     public var timeoutMs: Int
+    /// The runtime's proxy, when discovery found one; nil: the agent's environment decides.
+    public var proxy: ProxySetting?
 
     public init(endpoint: Endpoint, probeRepository: String? = nil, probeTag: String? = nil, credentials: String? = nil,
                 insecure: Bool = false, readsRateLimit: Bool = false, caFile: String? = nil, connectTimeoutMs: Int = 5_000, timeoutMs: Int = 10_000) {
@@ -80,12 +82,14 @@ public struct DockerCredentials: Sendable, Equatable {
         self.auths = auths
     }
 
-    public static func load(_ path: String) throws(ConfigError) -> DockerCredentials {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError(file: path, key: "", message: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
+    /// `path` is a real path (under `root` when the agent reads a host from a container); errors name it as the host does.
+    public static func load(_ path: String, root: HostRoot = HostRoot()) throws(ConfigError) -> DockerCredentials {
+        guard let bytes = root.contents(atPath: path) else {
+            throw ConfigError(file: root.shown(path), key: "", message: root.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
+        let data = Data(bytes)
         guard let root = JSONValue.parse(data)?.object else {
-            throw ConfigError(file: path, key: "", message: "not a Docker config.json (expected a JSON object)")
+            throw ConfigError(file: root.shown(path), key: "", message: "not a Docker config.json (expected a JSON object)")
         }
         var auths: [String: String] = [:]
         for (key, entry) in root["auths"]?.object ?? [:] {

@@ -40,15 +40,20 @@ public struct RegistryProber: Sendable {
         let port = url.port ?? (https ? 443 : 80)
         let base = target.endpoint.url.hasSuffix("/") ? String(target.endpoint.url.dropLast()) : target.endpoint.url
 
-        // DNS
-        let (answer, dnsMs) = await resolver.resolve(host)
-        result.phases.dnsMs = dnsMs.rounded(toPlaces: 1)
-        let address: String
-        switch ProbeSteps.resolution(answer, host: host, timeout: resolver.timeout) {
-        case .success(let a): address = a
-        case .failure(let stop): return finish(stop.errorClass, stop.detail)
+        // DNS, unless a proxy does it: then the proxy resolves the name, as it does for the runtime.
+        let proxy = target.proxy?.proxy(forHost: host, scheme: scheme)
+        var pin: [String] = []
+        var address = host
+        if proxy == nil {
+            let (answer, dnsMs) = await resolver.resolve(host)
+            result.phases.dnsMs = dnsMs.rounded(toPlaces: 1)
+            switch ProbeSteps.resolution(answer, host: host, timeout: resolver.timeout) {
+            case .success(let a): address = a
+            case .failure(let stop): return finish(stop.errorClass, stop.detail)
+            }
+            pin = DNSResolver.isIPLiteral(host) ? [] : ["\(host):\(port):\(address.contains(":") ? "[\(address)]" : address)"]
         }
-        let pin = DNSResolver.isIPLiteral(host) ? [] : ["\(host):\(port):\(address.contains(":") ? "[\(address)]" : address)"]
+        let dnsMs = result.phases.dnsMs ?? 0
         func request(_ path: String, method: CurlRequest.Method = .get, headers: [String] = []) -> CurlRequest {
             var r = CurlRequest(url: base + path, method: method)
             r.resolve = pin
@@ -56,6 +61,8 @@ public struct RegistryProber: Sendable {
             r.connectTimeoutMs = target.connectTimeoutMs
             r.timeoutMs = target.timeoutMs
             r.caFile = target.caFile
+            // A runtime's proxy replaces the agent's environment: "" means direct, whatever HTTPS_PROXY says.
+            if target.proxy != nil { r.proxy = proxy ?? "" }
             return r
         }
 

@@ -56,6 +56,8 @@ public struct AgentConfig: Sendable, Equatable {
         public var docker: Docker?
         public var containerd: Containerd?
         public var crio: CRIO?
+        /// Where the host's files are (`host.root`); the paths above are already under it (``AgentConfig/rooted(at:)``).
+        public var root = HostRoot()
     }
 
     /// Pull-event sources and their delivery.
@@ -100,18 +102,23 @@ public struct AgentConfig: Sendable, Equatable {
         public init() {}
     }
 
-    /// Loads and validates a config file.
-    public static func load(_ path: String) throws(ConfigError) -> AgentConfig {
-        try parse(ConfigNode.load(path))
+    /// Loads and validates a config file. `hostRoot` (from `--host-root`) wins over the file's `host.root`.
+    public static func load(_ path: String, hostRoot: HostRoot? = nil) throws(ConfigError) -> AgentConfig {
+        try parse(ConfigNode.load(path), hostRoot: hostRoot)
     }
 
-    public static func parse(_ root: ConfigNode, defaultHostID: String = ProcessInfo.processInfo.hostName) throws(ConfigError) -> AgentConfig {
+    public static func parse(_ root: ConfigNode, defaultHostID: String = ProcessInfo.processInfo.hostName, hostRoot: HostRoot? = nil) throws(ConfigError) -> AgentConfig {
         let hostNode = root["host"]
         let hostID = try hostNode["id"].string(default: defaultHostID) ?? defaultHostID
         guard HostID.isValid(hostID) else {
             throw hostNode["id"].error("\"\(hostID)\" is not a valid host id (letters, digits, . _ -; at most \(HostID.maxLength))")
         }
         let labels = try hostNode["labels"].stringMap()
+        var effectiveRoot = hostRoot ?? HostRoot()
+        if let dir = try hostNode["root"].string() {
+            guard let r = HostRoot(dir) else { throw hostNode["root"].error("expected an absolute directory, got \"\(dir)\"") }
+            if hostRoot == nil { effectiveRoot = r }
+        }
         try hostNode.rejectUnknownKeys()
 
         let interval = try root["interval"].duration(default: .seconds(30))
@@ -214,7 +221,7 @@ public struct AgentConfig: Sendable, Equatable {
         )
         config.events = events
         config.failover = failover
-        return config
+        return config.rooted(at: effectiveRoot)
     }
 
     private static func parseEvents(_ node: ConfigNode) throws(ConfigError) -> Events {

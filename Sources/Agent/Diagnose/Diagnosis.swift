@@ -12,6 +12,8 @@ public struct Diagnosis: Sendable, Encodable {
         public var check: String
         public var `class`: String
         public var detail: String
+        /// Cumulative milliseconds per phase, as the probe measured them.
+        public var phases = PhaseTimings()
     }
 
     public struct Verdict: Sendable, Encodable, Equatable {
@@ -26,7 +28,10 @@ public struct Diagnosis: Sendable, Encodable {
     public var verdict: Verdict
     public var healthy: Bool { verdict.class == ErrorClass.ok.rawValue }
 
-    enum CodingKeys: String, CodingKey { case image, registry, steps, verdict }
+    /// What `diagnose` found on the host when it ran without a config file.
+    public var discovery: HostDiscovery?
+
+    enum CodingKeys: String, CodingKey { case image, registry, steps, verdict, discovery }
 
     /// The flowchart's order: the first question with a failing answer is the verdict.
     static let priority: [ErrorClass] = [
@@ -53,7 +58,7 @@ public struct Diagnosis: Sendable, Encodable {
     /// `path`: probe results in the order the runtime tries the endpoints (mirrors, then upstream).
     public static func evaluate(image: ImageReference, path: [ProbeResult]) -> Diagnosis {
         let steps = path.map { r in
-            Step(endpoint: r.endpoint.url, role: r.endpoint.role.rawValue, check: check(for: r.errorClass), class: r.errorClass.rawValue, detail: r.detail)
+            Step(endpoint: r.endpoint.url, role: r.endpoint.role.rawValue, check: check(for: r.errorClass), class: r.errorClass.rawValue, detail: r.detail, phases: r.phases)
         }
         let served = path.firstIndex { $0.errorClass == .ok }
         let failing = path.enumerated().filter { $0.element.errorClass != .ok && (served == nil || $0.offset < served!) }
@@ -135,5 +140,6 @@ public struct Diagnosis: Sendable, Encodable {
         try c.encode(registry, forKey: .registry)
         try c.encode(steps, forKey: .steps)
         try c.encode(verdict, forKey: .verdict)
+        try c.encodeIfPresent(discovery, forKey: .discovery)
     }
 }

@@ -18,6 +18,8 @@ public final class FailoverCommandService: Service, Sendable {
     let changes: ChangeHistoryFile
     let settings: AgentConfig.Failover
     let hostID: String
+    /// Paths in ack reasons are shown as the host names them.
+    let hostRoot: HostRoot
     let logger: Logger
     let acknowledge: @Sendable (FailoverAck) -> Void
     private let applied: Atomic<UInt64>
@@ -38,6 +40,7 @@ public final class FailoverCommandService: Service, Sendable {
         changes = ChangeHistoryFile(stateDir: config.stateDir)
         settings = config.failover
         hostID = config.host.id
+        hostRoot = config.hostRoot
         self.logger = logger
         self.acknowledge = acknowledge
         applied = Atomic(try generationFile.read())
@@ -61,6 +64,12 @@ public final class FailoverCommandService: Service, Sendable {
 
     /// Decides and applies one command; returns the ack to send.
     public func handle(_ command: SignedFailoverCommand, now: Date) async -> FailoverAck {
+        var ack = await decide(command, now: now)
+        ack.reason = hostRoot.shown(ack.reason)
+        return ack
+    }
+
+    private func decide(_ command: SignedFailoverCommand, now: Date) async -> FailoverAck {
         let current = appliedGeneration
         switch gate.evaluate(command, appliedGeneration: current, now: now) {
         case .ignore(let g, let reason):

@@ -16,11 +16,14 @@ public struct JournalSource: PullEventSource {
     public let journalctl: String
     /// systemd's marker directory: present only when systemd is PID 1.
     public let systemdMarker: String
+    /// The host's journal under a host root (`journalctl --root`); nil: this system's journal.
+    public let journalRoot: String?
     let logger: Logger
     public var name: String { "journal" }
 
     public init(units: [String], recheckAbsent: Duration = .seconds(60), journalctl: String = "/usr/bin/journalctl",
-                systemdMarker: String = "/run/systemd/system", logger: Logger) {
+                systemdMarker: String = "/run/systemd/system", journalRoot: String? = nil, logger: Logger) {
+        self.journalRoot = journalRoot
         self.units = units
         self.recheckAbsent = recheckAbsent
         self.journalctl = journalctl
@@ -42,6 +45,7 @@ public struct JournalSource: PullEventSource {
                 continue
             }
             var args = ["-o", "json", "-f", "-n", "0", "--no-pager"]
+            if let journalRoot { args += ["--root", journalRoot] }
             for u in units { args += ["-u", u.contains(".") ? u : "\(u).service"] }
             guard let child = ChildProcess.spawn(journalctl, args) else {
                 sink.setStatus(name, .failing, "cannot start \(journalctl): \(String(cString: strerror(errno)))")

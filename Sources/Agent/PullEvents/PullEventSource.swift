@@ -73,7 +73,9 @@ public enum PullEventSources {
             sources.append(DockerEventsSource(socketPath: docker.socket, recheckAbsent: events.absentRecheck, runner: runner, logger: logger))
         }
         if !events.journalUnits.isEmpty {
-            sources.append(JournalSource(units: events.journalUnits, recheckAbsent: events.absentRecheck, logger: logger))
+            let root = config.hostRoot
+            sources.append(JournalSource(units: events.journalUnits, recheckAbsent: events.absentRecheck,
+                                         systemdMarker: root.path("/run/systemd/system"), journalRoot: root.isHost ? nil : root.prefix, logger: logger))
         }
         for file in events.files {
             sources.append(LogFileSource(path: file, pollInterval: events.filePoll, logger: logger))

@@ -19,6 +19,13 @@ public struct CRIORegistries: Sendable, Equatable {
 
     public var unqualifiedSearchRegistries: [String]
     public var registries: [Registry]
+    /// The file names `unqualified-search-registries` (even empty): a drop-in that does replaces the list.
+    var setsSearchRegistries = false
+
+    public init(unqualifiedSearchRegistries: [String], registries: [Registry]) {
+        self.unqualifiedSearchRegistries = unqualifiedSearchRegistries
+        self.registries = registries
+    }
 
     public static func parse(_ text: String, path: String) throws(RuntimeConfigError) -> CRIORegistries {
         let table: TOMLTable
@@ -46,7 +53,17 @@ public struct CRIORegistries: Sendable, Equatable {
             registries.append(Registry(prefix: prefix, location: location, insecure: r["insecure"]?.bool ?? false, blocked: r["blocked"]?.bool ?? false, mirrors: mirrors))
         }
         let search = table["unqualified-search-registries"]?.array?.compactMap { $0.string } ?? []
-        return CRIORegistries(unqualifiedSearchRegistries: search, registries: registries)
+        var conf = CRIORegistries(unqualifiedSearchRegistries: search, registries: registries)
+        conf.setsSearchRegistries = table["unqualified-search-registries"] != nil
+        return conf
+    }
+
+    /// A drop-in on top: its entries replace those with the same prefix, a search list it sets wins.
+    public mutating func merge(_ dropIn: CRIORegistries) {
+        for r in dropIn.registries {
+            if let i = registries.firstIndex(where: { $0.prefix == r.prefix }) { registries[i] = r } else { registries.append(r) }
+        }
+        if dropIn.setsSearchRegistries { unqualifiedSearchRegistries = dropIn.unqualifiedSearchRegistries }
     }
 
     /// The entry that applies to an image reference such as `docker.io/library/alpine:3.20`: longest prefix.

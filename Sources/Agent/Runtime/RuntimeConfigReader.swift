@@ -10,10 +10,11 @@ public struct RuntimeConfigReader: Sendable {
     public let runtime: AgentConfig.Runtime
     /// Asks a running dockerd for the mirrors it really uses; nil: files only.
     let engine: DockerEngine?
+    var root: HostRoot { runtime.root }
 
     public init(runtime: AgentConfig.Runtime, runner: (any HTTPTransport)? = nil) {
         self.runtime = runtime
-        if let socket = runtime.docker?.socket, let runner, FileManager.default.fileExists(atPath: socket) {
+        if let socket = runtime.docker?.socket, let runner, runtime.root.fileExists(atPath: socket) {
             engine = DockerEngine(socket: socket, runner: runner)
         } else {
             engine = nil
@@ -29,13 +30,13 @@ public struct RuntimeConfigReader: Sendable {
             let effective = try await engine.effectiveMirrors()
             let configured = states[i].mirrors["docker.io"] ?? []
             if effective != configured {
-                states[i].detail = "dockerd uses [\(effective.joined(separator: ", "))] but \(runtime.docker!.daemonJSON) says [\(configured.joined(separator: ", "))]: reload pending or failed"
+                states[i].detail = "dockerd uses [\(effective.joined(separator: ", "))] but \(root.shown(runtime.docker!.daemonJSON)) says [\(configured.joined(separator: ", "))]: reload pending or failed"
                 states[i].valid = false
             } else if states[i].detail.isEmpty {
                 states[i].detail = "dockerd uses these mirrors"
             }
         } catch {
-            states[i].detail += (states[i].detail.isEmpty ? "" : "; ") + "\(error)"
+            states[i].detail += (states[i].detail.isEmpty ? "" : "; ") + root.shown("\(error)")
         }
         return states
     }
@@ -49,48 +50,66 @@ public struct RuntimeConfigReader: Sendable {
     }
 
     func readDocker(_ path: String) -> RuntimeConfigState {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = root.contents(atPath: path) else {
             // dockerd runs without a daemon.json: no mirrors, nothing wrong.
-            if !FileManager.default.fileExists(atPath: path) {
-                return state(.docker, mirrors: [:], detail: "\(path) does not exist (no mirrors configured)")
+            if !root.fileExists(atPath: path) {
+                return state(.docker, mirrors: [:], detail: "\(root.shown(path)) does not exist (no mirrors configured)")
             }
             return invalid(.docker, RuntimeConfigError(path: path, message: "cannot be read"))
         }
         do {
-            let config = try DockerDaemonConfig.parse(Array(data), path: path)
+            let config = try DockerDaemonConfig.parse(data, path: path)
             return state(.docker, mirrors: config.mirrors.isEmpty ? [:] : ["docker.io": config.mirrors], extra: config.insecureRegistries.sorted())
         } catch {
             return invalid(.docker, error)
         }
     }
 
+    /// `certsDir` may list several directories separated by `:` (containerd's `config_path`): the first
+    /// one with a registry's `hosts.toml` decides for that registry.
     func readContainerd(_ certsDir: String) -> RuntimeConfigState {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: certsDir) else {
-            return state(.containerd, mirrors: [:], detail: "\(certsDir) does not exist (no hosts.toml files)")
-        }
         var mirrors: [String: [String]] = [:]
         var extra: [String] = []
-        for name in entries.sorted() {
-            let path = "\(certsDir)/\(name)/hosts.toml"
-            guard let data = FileManager.default.contents(atPath: path) else { continue }
-            do {
-                let hosts = try ContainerdHosts.parse(String(decoding: data, as: UTF8.self), registry: ContainerdHosts.registry(forDirectory: name), path: path)
-                mirrors[hosts.registry] = hosts.pullMirrors
-                extra += hosts.hosts.map { "\(hosts.registry) \($0.url) \($0.capabilities.joined(separator: ",")) skip_verify=\($0.skipVerify)" }
-                extra.append("\(hosts.registry) server=\(hosts.server ?? "-")")
-            } catch {
-                return invalid(.containerd, error)
+        var seen = false
+        for dir in certsDir.split(separator: ":").map(String.init) {
+            guard let entries = root.contentsOfDirectory(atPath: dir) else { continue }
+            seen = true
+            for name in entries {
+                let path = "\(dir)/\(name)/hosts.toml"
+                let registry = ContainerdHosts.registry(forDirectory: name)
+                guard mirrors[registry] == nil, let data = root.contents(atPath: path) else { continue }
+                do {
+                    let hosts = try ContainerdHosts.parse(String(decoding: data, as: UTF8.self), registry: registry, path: path)
+                    mirrors[hosts.registry] = hosts.pullMirrors
+                    extra += hosts.hosts.map { "\(hosts.registry) \($0.url) \($0.capabilities.joined(separator: ",")) skip_verify=\($0.skipVerify)" }
+                    extra.append("\(hosts.registry) server=\(hosts.server ?? "-")")
+                } catch {
+                    return invalid(.containerd, error)
+                }
             }
+        }
+        guard seen else {
+            return state(.containerd, mirrors: [:], detail: "\(root.shown(certsDir)) does not exist (no hosts.toml files)")
         }
         return state(.containerd, mirrors: mirrors, extra: extra)
     }
 
+    /// The file, then its drop-ins (`registries.conf.d/*.conf`, in name order) as containers-registries.conf.d(5)
+    /// merges them: a drop-in's `[[registry]]` replaces the entry with the same prefix, its other keys win.
     func readCRIO(_ path: String) -> RuntimeConfigState {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return state(.crio, mirrors: [:], detail: "\(path) does not exist (no mirrors configured)")
+        let dropInDir = path + ".d"
+        let dropIns = (root.contentsOfDirectory(atPath: dropInDir) ?? []).filter { $0.hasSuffix(".conf") }.map { "\(dropInDir)/\($0)" }
+        let main = root.contents(atPath: path)
+        guard main != nil || !dropIns.isEmpty else {
+            return state(.crio, mirrors: [:], detail: "\(root.shown(path)) does not exist (no mirrors configured)")
         }
-        do {
-            let conf = try CRIORegistries.parse(String(decoding: data, as: UTF8.self), path: path)
+        do throws(RuntimeConfigError) {
+            var conf = CRIORegistries(unqualifiedSearchRegistries: [], registries: [])
+            if let main { conf = try CRIORegistries.parse(String(decoding: main, as: UTF8.self), path: path) }
+            for file in dropIns {
+                guard let data = root.contents(atPath: file) else { continue }
+                conf.merge(try CRIORegistries.parse(String(decoding: data, as: UTF8.self), path: file))
+            }
             var mirrors: [String: [String]] = [:]
             for r in conf.registries where !r.mirrors.isEmpty { mirrors[r.prefix] = r.mirrors.map(\.location) }
             let extra = conf.registries.map { "\($0.prefix) location=\($0.location) insecure=\($0.insecure) blocked=\($0.blocked)" }
@@ -105,7 +124,7 @@ public struct RuntimeConfigReader: Sendable {
     }
 
     private func invalid(_ kind: RuntimeKind, _ error: RuntimeConfigError) -> RuntimeConfigState {
-        RuntimeConfigState(runtime: kind, mirrors: [:], valid: false, detail: error.description, hash: "")
+        RuntimeConfigState(runtime: kind, mirrors: [:], valid: false, detail: root.shown(error.description), hash: "")
     }
 
     /// A stable digest of what decides where images come from (not of the file's bytes: reformatting a

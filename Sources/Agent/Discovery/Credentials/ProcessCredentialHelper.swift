@@ -1,0 +1,101 @@
+import FoundationEssentials
+import Glibc
+import RegwatchShared
+
+/// Runs `docker-credential-NAME get` found in `searchPath` (real directories, under the host root when
+/// there is one). The helper gets its own process group so a timeout kills whatever it started too.
+public struct ProcessCredentialHelper: CredentialHelperRunning {
+    public let searchPath: [String]
+
+    public init(searchPath: [String]) {
+        self.searchPath = searchPath
+    }
+
+    public func get(helper: String, serverURL: String, timeout: Duration) async -> CredentialHelper.Outcome {
+        let name = "docker-credential-\(helper)"
+        let candidates: [String] = searchPath.map { "\($0)/\(name)" }
+        guard let path = candidates.first(where: { (p: String) -> Bool in access(p, X_OK) == 0 }) else {
+            return .missing("\(name) is not installed (looked in \(searchPath.joined(separator: ":")))")
+        }
+        return await withCheckedContinuation { continuation in
+            OSThread.detach(name: "rw-credhelper") {
+                continuation.resume(returning: Self.run(path, input: serverURL + "\n", timeout: timeout))
+            }
+        }
+    }
+
+    static func run(_ path: String, input: String, timeout: Duration) -> CredentialHelper.Outcome {
+        var stdin: [Int32] = [-1, -1], stdout: [Int32] = [-1, -1], stderr: [Int32] = [-1, -1]
+        guard makePipe(&stdin), makePipe(&stdout, nonBlocking: true), makePipe(&stderr, nonBlocking: true) else {
+            return .failed("cannot make a pipe: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdin[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr[1], 2)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attr, &none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        let argv = [strdup(path), strdup("get"), nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+        close(stdin[0]); close(stdout[1]); close(stderr[1])
+        guard rc == 0 else {
+            close(stdin[1]); close(stdout[0]); close(stderr[0])
+            return .failed("cannot start \(path): \(String(cString: strerror(rc)))")
+        }
+        let bytes = Array(input.utf8)
+        _ = bytes.withUnsafeBytes { write(stdin[1], $0.baseAddress, $0.count) }
+        close(stdin[1])
+
+        var out: [UInt8] = [], err: [UInt8] = []
+        var open: Set<Int32> = [stdout[0], stderr[0]]
+        let deadline = ContinuousClock.now + timeout
+        var timedOut = false, tooLong = false
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !open.isEmpty {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { timedOut = true; break }
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ms = Int32(min(left.milliseconds + 1, 1000))
+            if poll(&fds, nfds_t(fds.count), ms) < 0 && errno != EINTR { break }
+            for f in fds where f.revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(f.fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    if f.fd == stdout[0] { out += buffer[0..<n] } else { err += buffer[0..<n] }
+                    if out.count + err.count > 1 << 20 { tooLong = true; open.removeAll(); break }
+                } else if n == 0 || errno != EAGAIN {
+                    open.remove(f.fd)
+                }
+            }
+        }
+        close(stdout[0]); close(stderr[0])
+        if timedOut || tooLong { kill(-pid, SIGKILL) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if timedOut { return .timedOut }
+        if tooLong { return .failed("answered more than 1 MiB") }
+        let exited = status & 0x7f == 0, code = (status >> 8) & 0xff
+        if exited && code == 0 {
+            guard let answer = CredentialHelper.parseAnswer(out) else { return .failed("answered something that is not credentials JSON") }
+            return .found(username: answer.username, secret: answer.secret)
+        }
+        // What a failing helper says (never its stdout of a success, which carries the secret).
+        let message = String(decoding: err.isEmpty ? out : err, as: UTF8.self).trimmed()
+        // The helpers' own wording for "nothing stored for this server".
+        if message.lowercased().contains("credentials not found") { return .none }
+        let how = exited ? "exit \(code)" : "signal \(status & 0x7f)"
+        return .failed("\(how)\(message.isEmpty ? "" : ": \(String(message.split(separator: "\n").first ?? "").prefix(200))")")
+    }
+}

@@ -1,0 +1,111 @@
+import FoundationEssentials
+import RegwatchShared
+
+/// What `check` and `diagnose` found on a host without a config file: each fact with the file it came
+/// from (as the host names it), and the agent configuration made from them. Secrets never enter
+/// ``findings``; credentials live only in ``credentials``.
+public struct HostDiscovery: Sendable, Encodable {
+    public struct Finding: Sendable, Encodable, Equatable {
+        public enum Kind: String, Sendable, Encodable {
+            case runtime, mirrors, insecure, registry, credentials, helper, proxy, problem
+        }
+        public var kind: Kind
+        /// The runtime or registry the fact is about.
+        public var subject: String
+        public var detail: String
+        /// The host path it was read from, `environment`, or `--registry`.
+        public var source: String
+    }
+
+    /// The host root (`/` or the `--host-root` directory).
+    public var root: String
+    public var findings: [Finding]
+    /// The registries checked: Docker Hub, then every one named above, in name order.
+    public var registries: [String]
+    /// The proxy probes go through (a runtime's), when one was found.
+    public var proxy: ProxySetting?
+    public var config: AgentConfig
+    public var credentials: DockerCredentials?
+
+    enum CodingKeys: String, CodingKey { case root, findings, registries, proxy }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(root, forKey: .root)
+        try c.encode(findings, forKey: .findings)
+        try c.encode(registries, forKey: .registries)
+        try c.encodeIfPresent(proxy, forKey: .proxy)
+    }
+}
+
+/// An HTTP proxy as a runtime uses it; URLs shown with any password replaced by `***`.
+public struct ProxySetting: Sendable, Equatable, Encodable {
+    public var http: String?
+    public var https: String?
+    public var noProxy: String?
+    /// Whose proxy it is: `dockerd`, `containerd`, `environment`.
+    public var owner: String
+    public var source: String
+
+    public init(http: String?, https: String?, noProxy: String?, owner: String, source: String) {
+        self.http = http
+        self.https = https
+        self.noProxy = noProxy
+        self.owner = owner
+        self.source = source
+    }
+
+    /// From `HTTP_PROXY`-style variables (upper case wins, as Go's and curl's readers have it); nil when none is set.
+    init?(environment env: [String: String], owner: String, source: String) {
+        func get(_ name: String) -> String? { (env[name] ?? env[name.lowercased()]).flatMap { $0.isEmpty ? nil : $0 } }
+        guard get("HTTP_PROXY") != nil || get("HTTPS_PROXY") != nil else { return nil }
+        self.init(http: get("HTTP_PROXY"), https: get("HTTPS_PROXY"), noProxy: get("NO_PROXY"), owner: owner, source: source)
+    }
+
+    /// The proxy for a URL of this scheme.
+    public func url(for scheme: String) -> String? { scheme == "https" ? (https ?? http) : http }
+
+    /// The proxy a request to `host` goes through, or nil when it goes direct: no proxy for the scheme,
+    /// or `NO_PROXY` names the host, a domain it is in (`example.com`, `.example.com`), or `*`.
+    public func proxy(forHost host: String, scheme: String) -> String? {
+        guard let url = url(for: scheme) else { return nil }
+        let h = host.lowercased()
+        for raw in (noProxy ?? "").split(separator: ",") {
+            var entry = raw.trimmingSpaces().lowercased()
+            if entry == "*" { return nil }
+            if let colon = entry.lastIndex(of: ":"), !entry.contains("]"), entry.filter({ $0 == ":" }).count == 1 { entry = String(entry[..<colon]) }
+            if entry.hasPrefix(".") { entry.removeFirst() }
+            if !entry.isEmpty && (h == entry || h.hasSuffix("." + entry)) { return nil }
+        }
+        return url
+    }
+
+    public var shown: String {
+        var parts: [String] = []
+        if let http { parts.append("HTTP_PROXY=\(Self.redacted(http))") }
+        if let https { parts.append("HTTPS_PROXY=\(Self.redacted(https))") }
+        if let noProxy { parts.append("NO_PROXY=\(noProxy)") }
+        return parts.joined(separator: " ")
+    }
+
+    /// `http://user:pass@proxy:3128` -> `http://user:***@proxy:3128`.
+    public static func redacted(_ url: String) -> String {
+        guard let at = url.lastIndex(of: "@") else { return url }
+        let start = url.firstRange(of: "://")?.upperBound ?? url.startIndex
+        guard start < at else { return url }
+        let userinfo = url[start..<at]
+        guard let colon = userinfo.firstIndex(of: ":") else { return url }
+        return String(url[..<colon]) + ":***" + String(url[at...])
+    }
+
+    enum CodingKeys: String, CodingKey { case http, https, noProxy, owner, source }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(http.map(Self.redacted), forKey: .http)
+        try c.encodeIfPresent(https.map(Self.redacted), forKey: .https)
+        try c.encodeIfPresent(noProxy, forKey: .noProxy)
+        try c.encode(owner, forKey: .owner)
+        try c.encode(source, forKey: .source)
+    }
+}
