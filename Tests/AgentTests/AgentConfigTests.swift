@@ -18,6 +18,42 @@ struct AgentConfigTests {
         }
     }
 
+    @Test("host.root: every host path the agent reads or writes goes under it, the agent's own secrets do not; --host-root wins")
+    func hostRoot() throws {
+        let yaml = """
+        host: {id: n1, root: /host}
+        aggregator: {serverKey: /secrets/server.pub, signingKey: /secrets/signing.pub, bootstrapToken: /secrets/token}
+        stateDir: /var/lib/regwatch
+        registries:
+          - {name: docker.io, credentials: /root/.docker/config.json, ca: /etc/ssl/hub.pem, mirrors: [{url: "https://m:5000", ca: /etc/ssl/m.pem}]}
+        runtime:
+          docker: {}
+          containerd: {certsDir: "/etc/containerd/certs.d:/srv/certs.d"}
+          crio: {}
+        events: {files: [/var/log/pulls.log]}
+        """
+        let c = try parse(yaml)
+        #expect(c.hostRoot.prefix == "/host")
+        #expect(c.stateDir == "/host/var/lib/regwatch")
+        // The key the agent makes lives in its state directory, on the host.
+        #expect(c.aggregator.clientKey == "/host/var/lib/regwatch/agent.key")
+        #expect([c.aggregator.serverKey, c.aggregator.signingKey, c.aggregator.bootstrapToken] == ["/secrets/server.pub", "/secrets/signing.pub", "/secrets/token"])
+        #expect(c.registries[0].credentials == "/host/root/.docker/config.json")
+        #expect(c.registries[0].ca == "/host/etc/ssl/hub.pem")
+        #expect(c.registries[0].mirrorCAs == ["https://m:5000": "/host/etc/ssl/m.pem"])
+        #expect(c.runtime.docker.map { [$0.daemonJSON, $0.socket, $0.pidFile] } == ["/host/etc/docker/daemon.json", "/host/var/run/docker.sock", "/host/var/run/docker.pid"])
+        #expect(c.runtime.containerd?.certsDir == "/host/etc/containerd/certs.d:/host/srv/certs.d")
+        #expect(c.runtime.crio?.registriesConf == "/host/etc/containers/registries.conf")
+        #expect(c.events.files == ["/host/var/log/pulls.log"])
+        #expect(c.rooted(at: HostRoot("/host")!) == c)
+
+        let flag = try AgentConfig.parse(ConfigNode.parse(yaml, file: "agent.yaml"), defaultHostID: "h", hostRoot: HostRoot("/other")!)
+        #expect(flag.stateDir == "/other/var/lib/regwatch")
+        let none = try AgentConfig.parse(ConfigNode.parse(yaml, file: "agent.yaml"), defaultHostID: "h", hostRoot: HostRoot())
+        #expect(none.stateDir == "/var/lib/regwatch" && none.hostRoot.isHost)
+        expectError("aggregator: {insecure: true}\nhost: {root: host}\n", "agent.yaml:2: host.root: expected an absolute directory, got \"host\"")
+    }
+
     @Test("the contract's example parses, with defaults for what it leaves out")
     func contractExample() throws {
         let c = try parse("""

@@ -270,27 +270,37 @@ public struct HostDiscoverer: Sendable {
         guard !files.isEmpty else { return }
         runtime.crio = .init(registriesConf: root.path(Paths.registriesConf), reload: .none)
         s.note(.runtime, "crio", "CRI-O/podman registries: \(files.count) file\(files.count == 1 ? "" : "s")", files[0])
+        var parsed: [(file: String, conf: CRIORegistries)] = []
         for file in files {
             guard let bytes = read(file) else { continue }
-            do {
-                let conf = try CRIORegistries.parse(String(decoding: bytes, as: UTF8.self), path: file)
-                if !conf.unqualifiedSearchRegistries.isEmpty {
-                    conf.unqualifiedSearchRegistries.forEach { s.name($0) }
-                    s.note(.registry, "search", "unqualified-search-registries: \(conf.unqualifiedSearchRegistries.joined(separator: ", "))", file)
-                }
-                for r in conf.registries {
-                    let registry = String(r.prefix.split(separator: "/").first ?? "")
-                    s.name(registry)
-                    if !r.location.isEmpty { s.name(String(r.location.split(separator: "/").first ?? "")) }
-                    if r.prefix == registry { r.mirrors.forEach { s.addMirror(registry, $0.location, insecure: $0.insecure) } }
-                    var detail = r.mirrors.isEmpty ? "no mirrors" : "mirrors \(r.mirrors.map(\.location).joined(separator: ", ")), tried in order, then \(r.location.isEmpty ? r.prefix : r.location)"
-                    if r.blocked { detail = "blocked: pulls are refused" }
-                    if r.insecure { s.insecureHosts.insert(registry); detail += "; insecure" }
-                    s.note(r.blocked ? .problem : .mirrors, r.prefix, detail, file)
-                }
-            } catch {
+            do { parsed.append((file, try CRIORegistries.parse(String(decoding: bytes, as: UTF8.self), path: file))) } catch {
                 s.note(.problem, "crio", "\(error.description): CRI-O and podman refuse this file", file)
             }
+        }
+        var merged = CRIORegistries(unqualifiedSearchRegistries: [], registries: [])
+        for (i, p) in parsed.enumerated() {
+            merged.merge(p.conf)
+            if !p.conf.unqualifiedSearchRegistries.isEmpty {
+                p.conf.unqualifiedSearchRegistries.forEach { s.name($0) }
+                s.note(.registry, "search", "unqualified-search-registries: \(p.conf.unqualifiedSearchRegistries.joined(separator: ", "))", p.file)
+            }
+            for r in p.conf.registries {
+                let registry = String(r.prefix.split(separator: "/").first ?? "")
+                s.name(registry)
+                if !r.location.isEmpty { s.name(String(r.location.split(separator: "/").first ?? "")) }
+                var detail = r.mirrors.isEmpty ? "no mirrors" : "mirrors \(r.mirrors.map(\.location).joined(separator: ", ")), tried in order, then \(r.location.isEmpty ? r.prefix : r.location)"
+                if r.blocked { detail = "blocked: pulls are refused" }
+                if r.insecure { detail += "; insecure" }
+                if let later = parsed[(i + 1)...].last(where: { $0.conf.registries.contains { $0.prefix == r.prefix } }) {
+                    detail += " (replaced by \(later.file))"
+                }
+                s.note(r.blocked ? .problem : .mirrors, r.prefix, detail, p.file)
+            }
+        }
+        for r in merged.registries {
+            let registry = String(r.prefix.split(separator: "/").first ?? "")
+            if r.insecure { s.insecureHosts.insert(registry) }
+            if r.prefix == registry { r.mirrors.forEach { s.addMirror(registry, $0.location, insecure: $0.insecure) } }
         }
     }
 

@@ -29,7 +29,7 @@ public struct DockerClientConfig: Sendable, Equatable {
             } else if let user = entry["username"]?.string, let password = entry["password"]?.string {
                 logins[key] = Login(username: user, secret: password)
             } else if let token = entry["identitytoken"]?.string {
-                logins[key] = Login(username: "<token>", secret: token)
+                logins[key] = Login(username: "(identity token)", secret: token)
             }
         }
         var helpers: [String: String] = [:]
