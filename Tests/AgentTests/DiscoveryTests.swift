@@ -24,6 +24,16 @@ struct DiscoveryTests {
                              extraRegistries: extra.map { (name: $0.0, upstream: $0.1) }, imageRegistry: image, hostID: "fixture-node").discover()
     }
 
+    /// A temporary host root holding `files` (host path -> content).
+    static func hostTree(_ files: [String: String]) throws -> String {
+        let dir = NSTemporaryDirectory() + "rw-host-\(UUID().uuidString)"
+        for (path, text) in files {
+            try FileManager.default.createDirectory(atPath: dir + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: dir + path, atomically: true, encoding: .utf8)
+        }
+        return dir
+    }
+
     static func lines(_ d: HostDiscovery) -> String {
         d.findings.map { "\($0.kind.rawValue) | \($0.subject) | \($0.detail) | \($0.source)" }.joined(separator: "\n") + "\n"
     }
@@ -95,18 +105,27 @@ struct DiscoveryTests {
         #expect(d.config.runtime.docker == nil && d.config.runtime.containerd == nil && d.config.runtime.crio == nil)
     }
 
+    @Test("systemd drop-ins as systemd applies them: /etc hides /run's file of the same name, all in name order")
+    func dropInPrecedence() async throws {
+        let dir = try Self.hostTree([
+            "/etc/systemd/system/docker.service.d/10-proxy.conf": "[Service]\nEnvironment=HTTPS_PROXY=http://etc:1\n",
+            "/run/systemd/system/docker.service.d/10-proxy.conf": "[Service]\nEnvironment=HTTPS_PROXY=http://run-hidden:1\n",
+            "/run/systemd/system/docker.service.d/20-noproxy.conf": "[Service]\nEnvironment=NO_PROXY=.corp\n",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let d = await HostDiscoverer(root: HostRoot(dir)!, environment: [:], helpers: ScriptedHelpers(answers: [:]), hostID: "h").discover()
+        #expect(d.proxy == ProxySetting(http: nil, https: "http://etc:1", noProxy: ".corp", owner: "dockerd", source: "/run/systemd/system/docker.service.d/20-noproxy.conf"))
+    }
+
     @Test("broken files are findings naming file, line and what the runtime does with them")
     func brokenFiles() async throws {
-        let dir = NSTemporaryDirectory() + "rw-broken-\(UUID().uuidString)"
+        let dir = try Self.hostTree([
+            "/etc/docker/daemon.json": "{\"registry-mirrors\": [\"mirror.corp\"]}",
+            "/etc/containerd/config.toml": "version = 2\n[plugins\n",
+            "/etc/rancher/k3s/registries.yaml": "mirrors:\n\tdocker.io: {}\n",
+            "/root/.docker/config.json": "{\"auths\": {\"x.corp\": {\"auth\": \"not base64!\"}}}",
+        ])
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        func put(_ path: String, _ text: String) throws {
-            try FileManager.default.createDirectory(atPath: dir + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try text.write(toFile: dir + path, atomically: true, encoding: .utf8)
-        }
-        try put("/etc/docker/daemon.json", "{\"registry-mirrors\": [\"mirror.corp\"]}")
-        try put("/etc/containerd/config.toml", "version = 2\n[plugins\n")
-        try put("/etc/rancher/k3s/registries.yaml", "mirrors:\n\tdocker.io: {}\n")
-        try put("/root/.docker/config.json", "{\"auths\": {\"x.corp\": {\"auth\": \"not base64!\"}}}")
         let d = await HostDiscoverer(root: HostRoot(dir)!, environment: [:], helpers: ScriptedHelpers(answers: [:]), hostID: "h").discover()
         let problems = d.findings.filter { $0.kind == .problem }.map { "\($0.source): \($0.detail)" }
         #expect(problems.count == 4, "\(problems)")

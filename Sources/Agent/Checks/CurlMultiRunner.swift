@@ -116,8 +116,6 @@ final class Transfer {
             ccurl_easy_setopt_string(h, CURLOPT_USERPWD, basic)
         }
         if let ca = request.caFile { ccurl_easy_setopt_string(h, CURLOPT_CAINFO, ca) }
-        if let proxy = request.proxy { ccurl_easy_setopt_string(h, CURLOPT_PROXY, proxy) }
-        if let noProxy = request.noProxy { ccurl_easy_setopt_string(h, CURLOPT_NOPROXY, noProxy) }
         if let socket = request.unixSocket { ccurl_easy_setopt_string(h, CURLOPT_UNIX_SOCKET_PATH, socket) }
         if let proxy = request.proxy { ccurl_easy_setopt_string(h, CURLOPT_PROXY, proxy) }
         if let noProxy = request.noProxy { ccurl_easy_setopt_string(h, CURLOPT_NOPROXY, noProxy) }

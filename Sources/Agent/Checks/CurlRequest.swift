@@ -20,8 +20,8 @@ public struct CurlRequest: Sendable {
     public var verify: Bool = true
     /// CA bundle to verify the server against instead of the system's (a private registry's CA).
     public var caFile: String?
-    /// The proxy for this request (a runtime's, found by discovery); nil: curl reads `HTTPS_PROXY` and
-    /// friends from the environment. `noProxy` as in `NO_PROXY`.
+    /// The proxy for this request (a runtime's, found by discovery; "" for none); nil: curl reads
+    /// `HTTPS_PROXY` and friends from the environment. `noProxy` as in `NO_PROXY`.
     public var proxy: String?
     public var noProxy: String?
     /// Connect over a unix socket (dockerd's API) instead of TCP.

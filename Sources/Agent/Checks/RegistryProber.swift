@@ -122,6 +122,9 @@ public struct RegistryProber: Sendable {
                 tokenRequest.basicAuth = target.credentials
                 tokenRequest.connectTimeoutMs = target.connectTimeoutMs
                 tokenRequest.timeoutMs = target.timeoutMs
+                if let runtimeProxy = target.proxy, let tokenURL = URL(string: tokenRequest.url), let tokenHost = tokenURL.host {
+                    tokenRequest.proxy = runtimeProxy.proxy(forHost: tokenHost, scheme: tokenURL.scheme ?? "https") ?? ""
+                }
                 let tokenResponse = await runner.perform(tokenRequest)
                 noteRateLimit(tokenResponse)
                 switch ProbeSteps.tokenAnswer(tokenResponse, realm: realm, hasCredentials: target.credentials != nil) {

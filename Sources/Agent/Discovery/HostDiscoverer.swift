@@ -45,6 +45,7 @@ public struct HostDiscoverer: Sendable {
         static let containerdConfig = "/etc/containerd/config.toml"
         static let containerdSocket = "/run/containerd/containerd.sock"
         static let registriesConf = "/etc/containers/registries.conf"
+        /// Highest precedence first.
         static let dropInRoots = ["/etc/systemd/system", "/run/systemd/system"]
         static let k3s: [(name: String, registries: String, certs: String)] = [
             ("k3s", "/etc/rancher/k3s/registries.yaml", "/var/lib/rancher/k3s/agent/etc/containerd/certs.d"),
@@ -129,16 +130,19 @@ public struct HostDiscoverer: Sendable {
     func isDirectory(_ hostPath: String) -> Bool { root.isDirectory(atPath: root.path(hostPath)) }
     func list(_ hostPath: String) -> [String] { root.contentsOfDirectory(atPath: root.path(hostPath)) ?? [] }
 
-    /// `Environment=` of a unit's drop-ins, later files winning; with the last file that set a proxy.
+    /// `Environment=` of a unit's drop-ins as systemd applies them: one file per name (`/etc` over
+    /// `/run`), all in name order, later assignments winning; with the last file that set anything.
     func unitEnvironment(_ unit: String) -> (env: [String: String], source: String)? {
+        var byName: [String: String] = [:]
+        for dir in Paths.dropInRoots.reversed().map({ "\($0)/\(unit).service.d" }) {
+            for file in list(dir) where file.hasSuffix(".conf") { byName[file] = "\(dir)/\(file)" }
+        }
         var env: [String: String] = [:]
         var source: String?
-        for dir in Paths.dropInRoots.map({ "\($0)/\(unit).service.d" }) {
-            for file in list(dir) where file.hasSuffix(".conf") {
-                guard let bytes = read("\(dir)/\(file)") else { continue }
-                let found = SystemdEnvironment.parse(String(decoding: bytes, as: UTF8.self))
-                if !found.isEmpty { env.merge(found) { _, new in new }; source = "\(dir)/\(file)" }
-            }
+        for name in byName.keys.sorted() {
+            guard let path = byName[name], let bytes = read(path) else { continue }
+            let found = SystemdEnvironment.parse(String(decoding: bytes, as: UTF8.self))
+            if !found.isEmpty { env.merge(found) { _, new in new }; source = path }
         }
         return source.map { (env, $0) }
     }

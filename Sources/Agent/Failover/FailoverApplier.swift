@@ -104,6 +104,20 @@ public struct FailoverApplier: Sendable {
         })
     }
 
+    /// A drop-in in `registries.conf.d` with the same prefix replaces the main file's entry: a new order
+    /// written to the main file would not take effect, so the command fails before anything is written.
+    static func refuseOverridingDropIns(_ registriesConf: String, registries: [String]) throws(RuntimeConfigError) {
+        let dir = registriesConf + ".d"
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() where name.hasSuffix(".conf") {
+            let path = "\(dir)/\(name)"
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            let dropIn = try CRIORegistries.parse(String(decoding: data, as: UTF8.self), path: path)
+            if let hit = dropIn.registries.first(where: { registries.contains($0.prefix) }) {
+                throw RuntimeConfigError(path: path, message: "its [[registry]] \(hit.prefix) replaces the one in \(registriesConf): a new mirror order there would not take effect (move the entry into \(registriesConf))")
+            }
+        }
+    }
+
     /// Every file's new content, computed and verified before anything is written.
     func plan(_ directive: FailoverDirective) throws -> [Write] {
         var writes: [Write] = []
@@ -143,6 +157,7 @@ public struct FailoverApplier: Sendable {
                     mirrors.map { RegistriesConfEditor.Mirror(url: $0, insecure: $0.hasPrefix("http://") || (specs[CommandGate.normalise($0)]?.insecure ?? false)) },
                     registry: name, upstream: registry.upstream, in: text, path: crio.registriesConf)
             }
+            try Self.refuseOverridingDropIns(crio.registriesConf, registries: Array(directive.mirrors.keys))
             if Array(text.utf8) != oldBytes { writes.append(Write(runtime: .crio, path: crio.registriesConf, old: oldBytes, new: Array(text.utf8))) }
         }
         return writes

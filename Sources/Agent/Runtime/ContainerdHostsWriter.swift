@@ -22,10 +22,12 @@ public enum ContainerdHostsWriter {
 
     /// The directory under `certsDir` for `registry` (`docker.io`, `registry.example:5000`); nil for a
     /// name that could leave it.
+    /// With several directories (`a:b`, containerd's search list) the first wins for a registry: write there.
     public static func directory(certsDir: String, registry: String) -> String? {
         // A valid name has no `/`, no `..` and does not start with `.`: it is one entry directly in certsDir.
-        guard RegistryName.isValid(registry), !registry.contains("/"), !registry.contains("\\") else { return nil }
-        return certsDir.hasSuffix("/") ? certsDir + registry : certsDir + "/" + registry
+        guard RegistryName.isValid(registry), !registry.contains("/"), !registry.contains("\\"),
+              let first = certsDir.split(separator: ":").first.map(String.init) else { return nil }
+        return first.hasSuffix("/") ? first + registry : first + "/" + registry
     }
 
     public static func render(registry: String, server: String, mirrors: [Mirror]) -> String {
