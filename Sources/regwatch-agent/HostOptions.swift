@@ -60,7 +60,8 @@ struct HostOptions: ParsableArguments {
         let hostRoot = root ?? HostRoot()
         let discovery = await HostDiscoverer(
             root: hostRoot, environment: ProcessInfo.processInfo.environment, helperTimeout: DurationText.parse(helperTimeout)!,
-            extraRegistries: extra.map { ($0.name, $0.upstream) }, imageRegistry: imageRegistry, hostID: Self.hostID(hostRoot)
+            extraRegistries: extra.map { ($0.name, $0.upstream) }, imageRegistry: imageRegistry, hostID: Self.hostID(hostRoot),
+            engine: CurlMultiRunner()
         ).discover()
         return Setup(config: discovery.config, credentials: discovery.credentials, proxy: discovery.proxy, discovery: discovery,
                      source: "discovered on this host" + (hostRoot.isHost ? "" : " under \(hostRoot)"))

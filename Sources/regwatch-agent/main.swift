@@ -136,8 +136,9 @@ extension AgentCommand {
             let reference = ImageReference(image)!
             let setup = try await options.setup(imageRegistry: reference.registry)
             let config = setup.config
-            let runtimes = RuntimeConfigReader(runtime: config.runtime).read()
-            let prober = RegistryProber(runner: CurlMultiRunner())
+            let curl = CurlMultiRunner()
+            let runtimes = await RuntimeConfigReader(runtime: config.runtime, runner: curl).readForPulls()
+            let prober = RegistryProber(runner: curl)
             var results: [ProbeResult] = []
             // In order, as the runtime tries them: each answer is evidence for the verdict.
             for var target in PullPath.targets(for: reference, config: config, runtimes: runtimes, credentials: setup.credentials) {

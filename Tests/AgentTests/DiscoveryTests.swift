@@ -73,8 +73,9 @@ struct DiscoveryTests {
         #expect(d.credentials?.lookup(registry: "mirror.corp:5000") == "rke2:rke2-password")
         #expect(d.proxy == ProxySetting(http: "http://proxyuser:proxy-password@proxy.corp:3128", https: "http://proxyuser:proxy-password@proxy.corp:3128",
                                         noProxy: "localhost,.corp,10.0.0.0/8", owner: "dockerd", source: "/etc/systemd/system/docker.service.d/http-proxy.conf"))
-        // Paths in the config are real (under the root); the reader shows them as the host names them.
-        #expect(d.config.runtime.docker?.daemonJSON == "\(Self.host)/etc/docker/daemon.json")
+        // Paths in the config are real (under the root, links resolved inside it: the fixture's daemon.json
+        // links to /srv/docker/daemon.json); the reader shows them as the host names them.
+        #expect(d.config.runtime.docker?.daemonJSON == "\(Self.host)/srv/docker/daemon.json")
         #expect(d.config.runtime.containerd?.certsDir == "\(Self.host)/srv/hosts")
         let states = RuntimeConfigReader(runtime: d.config.runtime).read()
         #expect(states.map(\.runtime) == [.docker, .containerd, .crio])

@@ -49,4 +49,42 @@ struct DockerEngineTests {
         }
         #expect(agreed)
     }
+
+    @Test("zero config under a host root whose /var/run links to /run: dockerd's own list is found through its socket, drift is a problem, diagnose follows dockerd's list")
+    func hostRootDrift() throws {
+        let h = RegistryHarness("dockerd-root")
+        let root = "\(h.dir)/host"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: "\(root)/etc/docker", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(root)/run", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(root)/var", withIntermediateDirectories: true)
+        // As on a Debian host: an absolute link, which must lead to the host's /run, not the agent's.
+        try fm.createSymbolicLink(atPath: "\(root)/var/run", withDestinationPath: "/run")
+        func daemonJSON(_ mirror: String) throws {
+            try #"{"registry-mirrors": ["\#(mirror)"], "storage-driver": "vfs", "iptables": false, "ip-masq": false, "bridge": "none"}"#
+                .write(toFile: "\(root)/etc/docker/daemon.json", atomically: false, encoding: .utf8)
+        }
+        try daemonJSON("http://127.0.0.1:15301")
+        let ns = try DockerNamespace(h, socket: "\(root)/run/docker.sock", daemonJSON: "\(root)/etc/docker/daemon.json")
+        defer { ns.tearDown() }
+        try ns.startDockerd()
+        try daemonJSON("http://127.0.0.1:15302") // edited, not reloaded
+
+        func agent(_ args: [String]) throws -> [String: Any] {
+            let r = try CLI.runRaw("/usr/bin/nsenter", ["--net=/run/netns/\(ns.name)", CLI.binary("regwatch-agent")] + args + ["--host-root", root, "--json"])
+            return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)\(r.stderr)")
+        }
+        let diagnosis = try agent(["diagnose", "test/app:1"])
+        let findings = (diagnosis["discovery"] as? [String: Any])?["findings"] as? [[String: Any]] ?? []
+        let drift = try #require(findings.first { $0["kind"] as? String == "problem" && $0["subject"] as? String == "docker" }, "\(findings)")
+        #expect(drift["detail"] as? String == "dockerd uses [http://127.0.0.1:15301] but /etc/docker/daemon.json says [http://127.0.0.1:15302]: a reload is pending or failed; pulls use dockerd's list")
+        #expect(drift["source"] as? String == "/var/run/docker.sock")
+        let steps = diagnosis["steps"] as? [[String: Any]] ?? []
+        #expect(steps.first?["endpoint"] as? String == "http://127.0.0.1:15301", "\(steps)")
+
+        let check = try agent(["check"])
+        let docker = (check["runtime"] as? [String: Any])?["docker"] as? [String: Any]
+        #expect(docker?["valid"] as? Bool == false)
+        #expect(docker?["detail"] as? String == "dockerd uses [http://127.0.0.1:15301] but /etc/docker/daemon.json says [http://127.0.0.1:15302]: reload pending or failed")
+    }
 }

@@ -16,18 +16,22 @@ struct SingleKeyAuthenticator: ZAPAuthenticator {
 struct DockerNamespace {
     let name = "rw-d\(UInt32.random(in: 0...UInt32.max) % 1_000_000)"
     let h: RegistryHarness
-    var socket: String { "\(h.dir)/docker.sock" }
+    let socket: String
+    /// dockerd's config file.
+    let daemonJSON: String
 
-    init(_ h: RegistryHarness) throws {
+    init(_ h: RegistryHarness, socket: String? = nil, daemonJSON: String? = nil) throws {
         self.h = h
+        self.socket = socket ?? "\(h.dir)/docker.sock"
+        self.daemonJSON = daemonJSON ?? "\(h.dir)/daemon.json"
         try h.run("/usr/sbin/ip", ["netns", "add", name])
         try h.run("/usr/sbin/ip", ["-n", name, "link", "set", "lo", "up"])
     }
 
-    /// Starts dockerd with `daemonJSON` already written at `h.dir/daemon.json`; stderr goes to `h.dir/dockerd.log`.
+    /// Starts dockerd with ``daemonJSON`` already written; stderr goes to `h.dir/dockerd.log`.
     func startDockerd(resolv: String? = nil) throws {
         let d = h.dir
-        let dockerd = ["/usr/sbin/dockerd", "--config-file", "\(d)/daemon.json", "--data-root", "\(d)/data", "--exec-root", "\(d)/exec",
+        let dockerd = ["/usr/sbin/dockerd", "--config-file", daemonJSON, "--data-root", "\(d)/data", "--exec-root", "\(d)/exec",
                        "--pidfile", "\(d)/dockerd.pid", "--host", "unix://\(socket)"]
         let enter = ["/usr/bin/nsenter", "--net=/run/netns/\(name)"] + dockerd
         if let resolv {

@@ -9,12 +9,13 @@ extension AgentConfig {
     /// the Docker socket and pid file, credentials and CA files, log files, the state directory (the
     /// applied generation, the spool, a key the agent makes). The agent's own secrets named under
     /// `aggregator` are mounted into its container, not read from the host, and stay as given.
+    /// Links that exist when the config is loaded are resolved inside the root (``HostRoot/resolve(_:)``).
     /// Applying it twice, or with the same root again, changes nothing.
     public func rooted(at root: HostRoot) -> AgentConfig {
         guard !root.isHost, runtime.root != root else { return self }
         precondition(runtime.root.isHost, "a config is rooted once")
         var c = self
-        func p(_ path: String) -> String { root.path(path) }
+        func p(_ path: String) -> String { root.resolve(path) }
         if let key = c.aggregator.clientKey, key == "\(stateDir)/\(KeyFiles.agentSecret)" { c.aggregator.clientKey = p(key) }
         c.stateDir = p(stateDir)
         for i in c.registries.indices {

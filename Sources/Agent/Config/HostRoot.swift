@@ -32,6 +32,14 @@ public struct HostRoot: Sendable, Equatable, CustomStringConvertible {
         return prefix + "/" + Self.clean(hostPath).joined(separator: "/")
     }
 
+    /// ``path(_:)`` with the symbolic links that exist now resolved inside the root: what to open or
+    /// connect to for a host path (`/var/run` is a link to `/run` on most hosts, and must lead to the
+    /// host's `/run`, not the container's).
+    public func resolve(_ hostPath: String) -> String {
+        let real = path(hostPath)
+        return contained(real) ?? real
+    }
+
     /// A path or message with the prefix taken out again: what the host would call it.
     public func shown(_ text: String) -> String {
         guard !prefix.isEmpty, text.contains(prefix + "/") else { return text }

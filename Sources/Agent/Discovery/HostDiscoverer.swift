@@ -18,9 +18,13 @@ public struct HostDiscoverer: Sendable {
     /// `diagnose IMAGE` adds the image's registry.
     public var imageRegistry: String?
     public var hostID: String
+    /// Asks a running dockerd (its socket under the root) for the mirrors it really uses; nil: files only.
+    public var engine: (any HTTPTransport)?
 
     public init(root: HostRoot, environment: [String: String], helpers: (any CredentialHelperRunning)? = nil, helperTimeout: Duration = .seconds(5),
-                extraRegistries: [(name: String, upstream: String?)] = [], imageRegistry: String? = nil, hostID: String) {
+                extraRegistries: [(name: String, upstream: String?)] = [], imageRegistry: String? = nil, hostID: String,
+                engine: (any HTTPTransport)? = nil) {
+        self.engine = engine
         self.root = root
         self.environment = environment
         self.helpers = helpers ?? ProcessCredentialHelper(searchPath: Self.helperSearchPath(root: root, environment: environment))
@@ -35,7 +39,7 @@ public struct HostDiscoverer: Sendable {
         if root.isHost {
             return (environment["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(separator: ":").map(String.init)
         }
-        return ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(root.path)
+        return ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(root.resolve)
     }
 
     enum Paths {
@@ -87,7 +91,7 @@ public struct HostDiscoverer: Sendable {
         s.name("docker.io")
         var runtime = AgentConfig.Runtime()
         runtime.root = root
-        readDocker(&s, &runtime)
+        await readDocker(&s, &runtime)
         readContainerd(&s, &runtime)
         readContainers(&s, &runtime)
         readCredentials(&s)
@@ -149,14 +153,22 @@ public struct HostDiscoverer: Sendable {
 
     // MARK: - Docker
 
-    func readDocker(_ s: inout State, _ runtime: inout AgentConfig.Runtime) {
+    func readDocker(_ s: inout State, _ runtime: inout AgentConfig.Runtime) async {
         let hasFile = exists(Paths.daemonJSON), hasSocket = exists(Paths.dockerSocket)
         let dropIn = unitEnvironment("docker")
         guard hasFile || hasSocket || dropIn != nil else { return }
-        runtime.docker = .init(daemonJSON: root.path(Paths.daemonJSON), socket: root.path(Paths.dockerSocket), reload: .none, pidFile: root.path(Paths.dockerPid))
+        runtime.docker = .init(daemonJSON: root.resolve(Paths.daemonJSON), socket: root.resolve(Paths.dockerSocket), reload: .none, pidFile: root.resolve(Paths.dockerPid))
         s.note(.runtime, "docker", hasSocket ? "dockerd is running (its socket answers for the mirrors it really uses)" : "dockerd is configured (no socket: not running)",
                hasSocket ? Paths.dockerSocket : (hasFile ? Paths.daemonJSON : dropIn!.source))
         var daemonProxy: ProxySetting?
+        var effective: [String]?
+        if hasSocket, let engine {
+            do {
+                effective = try await DockerEngine(socket: root.resolve(Paths.dockerSocket), runner: engine).effectiveMirrors()
+            } catch {
+                s.note(.problem, "docker", "\(error): dockerd does not answer, pulls through Docker fail", Paths.dockerSocket)
+            }
+        }
         if hasFile {
             if let bytes = read(Paths.daemonJSON) {
                 do {
@@ -168,19 +180,25 @@ public struct HostDiscoverer: Sendable {
                     if !c.insecureRegistries.isEmpty {
                         s.note(.insecure, "docker", "insecure-registries: \(c.insecureRegistries.joined(separator: ", ")) (plain http or unverified TLS allowed)", Paths.daemonJSON)
                     }
-                    for m in c.mirrors { s.addMirror("docker.io", m) }
                     s.note(.mirrors, "docker.io", c.mirrors.isEmpty ? "no registry-mirrors: Docker Hub pulls go straight to registry-1.docker.io"
                            : "registry-mirrors \(c.mirrors.joined(separator: ", ")), tried in order, then registry-1.docker.io", Paths.daemonJSON)
+                    if let effective, effective != c.mirrors {
+                        s.note(.problem, "docker", "dockerd uses [\(effective.joined(separator: ", "))] but \(Paths.daemonJSON) says [\(c.mirrors.joined(separator: ", "))]: "
+                               + "a reload is pending or failed; pulls use dockerd's list", Paths.dockerSocket)
+                    }
+                    for m in effective ?? c.mirrors { s.addMirror("docker.io", m) }
                     if c.httpProxy != nil || c.httpsProxy != nil {
                         daemonProxy = ProxySetting(http: c.httpProxy, https: c.httpsProxy, noProxy: c.noProxy, owner: "dockerd", source: Paths.daemonJSON)
                     }
                 } catch {
                     s.note(.problem, "docker", "\(error.description): dockerd will not start or reload with it", Paths.daemonJSON)
+                    for m in effective ?? [] { s.addMirror("docker.io", m) }
                 }
             } else {
                 s.note(.problem, "docker", "\(Paths.daemonJSON) cannot be read", Paths.daemonJSON)
             }
         }
+        if !hasFile { for m in effective ?? [] { s.addMirror("docker.io", m) } }
         if daemonProxy == nil, let dropIn, let p = ProxySetting(environment: dropIn.env, owner: "dockerd", source: dropIn.source) { daemonProxy = p }
         if let daemonProxy {
             s.proxies.append(daemonProxy)
@@ -243,7 +261,7 @@ public struct HostDiscoverer: Sendable {
         guard !certsDirs.isEmpty else { return }
         var unique: [String] = []
         for d in certsDirs where !unique.contains(d) { unique.append(d) }
-        runtime.containerd = .init(certsDir: unique.map(root.path).joined(separator: ":"))
+        runtime.containerd = .init(certsDir: unique.map(root.resolve).joined(separator: ":"))
         for dir in unique {
             for name in list(dir) {
                 let path = "\(dir)/\(name)/hosts.toml"
@@ -272,7 +290,7 @@ public struct HostDiscoverer: Sendable {
         let dropInDir = Paths.registriesConf + ".d"
         let files = (exists(Paths.registriesConf) ? [Paths.registriesConf] : []) + list(dropInDir).filter { $0.hasSuffix(".conf") }.map { "\(dropInDir)/\($0)" }
         guard !files.isEmpty else { return }
-        runtime.crio = .init(registriesConf: root.path(Paths.registriesConf), reload: .none)
+        runtime.crio = .init(registriesConf: root.resolve(Paths.registriesConf), reload: .none)
         s.note(.runtime, "crio", "CRI-O/podman registries: \(files.count) file\(files.count == 1 ? "" : "s")", files[0])
         var parsed: [(file: String, conf: CRIORegistries)] = []
         for file in files {

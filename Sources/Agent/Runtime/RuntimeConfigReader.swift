@@ -41,6 +41,17 @@ public struct RuntimeConfigReader: Sendable {
         return states
     }
 
+    /// The mirrors a pull would use now: the files, with dockerd's own list when its socket answers
+    /// (dockerd keeps its old list when a reload fails, and pulls with that).
+    public func readForPulls() async -> [RuntimeConfigState] {
+        var states = read()
+        guard let engine, let i = states.firstIndex(where: { $0.runtime == .docker }),
+              let effective = try? await engine.effectiveMirrors() else { return states }
+        states[i].mirrors = effective.isEmpty ? [:] : ["docker.io": effective]
+        states[i].valid = true
+        return states
+    }
+
     public func read() -> [RuntimeConfigState] {
         var out: [RuntimeConfigState] = []
         if let docker = runtime.docker { out.append(readDocker(docker.daemonJSON)) }
