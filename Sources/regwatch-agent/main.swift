@@ -11,6 +11,7 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-agent",
         abstract: "Watches this host's path to its container registries and reports to the regwatch aggregator.",
+        version: RegwatchVersion.current,
         subcommands: [Run.self, Check.self, Diagnose.self, Failover.self, Keys.self, Validate.self]
     )
 }

@@ -11,6 +11,7 @@ struct AggregatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regwatch-aggregator",
         abstract: "Collects regwatch agents' reports, tells fleet outages from local ones, and steers mirror failover.",
+        version: RegwatchVersion.current,
         subcommands: [Serve.self, Status.self, Hosts.self, Outages.self, Failovers.self, Failover.self, Keys.self, Tokens.self, Validate.self]
     )
 }
