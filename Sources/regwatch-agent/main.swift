@@ -12,7 +12,7 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "regwatch-agent",
         abstract: "Watches this host's path to its container registries and reports to the regwatch aggregator.",
         version: RegwatchVersion.current,
-        subcommands: [Run.self, Check.self, Diagnose.self, Failover.self, Keys.self, Validate.self]
+        subcommands: [Run.self, Check.self, Diagnose.self, Health.self, Failover.self, Restore.self, Keys.self, Validate.self]
     )
 }
 
@@ -167,6 +167,34 @@ extension AgentCommand {
                 if let report { print("report written to \(report)") }
             }
             if !diagnosis.healthy { throw ExitCode.problems }
+        }
+    }
+
+    struct Health: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Say whether the running agent's check cycle still turns (a liveness probe).",
+            discussion: "Exit 0 when the last cycle finished within three intervals (at least 90 s), 1 when not, 2 on a configuration error.")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let config = try options.load()
+            let verdict = LastCycleFile.verdict(last: LastCycleFile(stateDir: config.stateDir).read(), now: Date(), interval: config.interval)
+            print((verdict.healthy ? "healthy: " : "unhealthy: ") + verdict.message)
+            if !verdict.healthy { throw ExitCode.problems }
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Put every runtime file regwatch changed back as it was before its first change, and reload the runtimes (for uninstall; stop the agent first).",
+            discussion: "Exit 0 restored (or nothing to restore), 1 when a file or a reload failed (its original is kept for another try), 2 on a configuration error.")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let config = try options.load()
+            let result = RuntimeRestorer(config: config, reloader: ProcessReloader(dockerPidFile: config.runtime.docker?.pidFile)).restore()
+            result.lines.forEach { print($0) }
+            if result.failed { throw ExitCode.problems }
         }
     }
 

@@ -77,4 +77,15 @@ struct DiagnosisTests {
         // A one-letter "secret" would blank the report: too short to redact.
         #expect(md.contains("regwatch"))
     }
+
+    @Test("health: fresh within three intervals (at least 90 s), stale after, none before the first cycle")
+    func healthVerdict() {
+        let now = Date(timeIntervalSince1970: 1_000_000)
+        #expect(LastCycleFile.verdict(last: now.addingTimeInterval(-80), now: now, interval: .seconds(10)).healthy)
+        #expect(!LastCycleFile.verdict(last: now.addingTimeInterval(-95), now: now, interval: .seconds(10)).healthy)
+        #expect(LastCycleFile.verdict(last: now.addingTimeInterval(-170), now: now, interval: .seconds(60)).healthy)
+        let stale = LastCycleFile.verdict(last: now.addingTimeInterval(-181), now: now, interval: .seconds(60))
+        #expect(!stale.healthy && stale.message == "last check cycle finished 181 s ago, more than 180 s (3 intervals): the agent is stuck")
+        #expect(LastCycleFile.verdict(last: nil, now: now, interval: .seconds(30)).message == "no check cycle has finished yet")
+    }
 }

@@ -43,6 +43,10 @@ struct AgentRunTests {
             return seqs
         }
         #expect(seqs == [1, 2])
+        // The liveness probe sees the cycles.
+        let health = try CLI.run("regwatch-agent", ["health", "--config", "\(h.dir)/agent.yaml"])
+        #expect(health.status == 0, "\(health.stdout)\(health.stderr)")
+        #expect(health.stdout.hasPrefix("healthy: last check cycle finished "), "\(health.stdout)")
         kill(agent.processIdentifier, SIGTERM)
         var exited = false
         for _ in 0..<100 where !exited {

@@ -71,5 +71,28 @@ struct HostRootRunTests {
         #expect(try String(contentsOfFile: "\(root)/etc/containers/registries.conf", encoding: .utf8) == conf)
         #expect(try String(contentsOfFile: "\(root)/etc/containerd/certs.d/docker.io/hosts.toml", encoding: .utf8) == hosts)
         #expect(try AppliedGenerationFile(stateDir: "\(root)/var/lib/regwatch").read() == 1)
+
+        // Uninstall: the files go back to what they were before regwatch's first change.
+        let originalConf = "unqualified-search-registries = [\"docker.io\"]\n"
+        try FileManager.default.removeItem(atPath: "\(root)/etc/containers/registries.conf.d/50-hub.conf")
+        let restore = try CLI.run("regwatch-agent", ["restore", "--config", "\(dir)/agent.yaml", "--host-root", root])
+        #expect(restore.status == 0, "\(restore.stdout)\(restore.stderr)")
+        #expect(restore.stdout == """
+            removed /etc/containerd/certs.d/docker.io/hosts.toml (containerd; it did not exist before regwatch)
+            restored /etc/containers/registries.conf (crio)
+
+            """, "\(restore.stdout)")
+        #expect(try String(contentsOfFile: "\(root)/etc/containers/registries.conf", encoding: .utf8) == originalConf)
+        #expect(!FileManager.default.fileExists(atPath: "\(root)/etc/containerd/certs.d/docker.io"))
+        #expect(!FileManager.default.fileExists(atPath: "\(root)/etc/containers/registries.conf.regwatch-backup"))
+        let again = try CLI.run("regwatch-agent", ["restore", "--config", "\(dir)/agent.yaml", "--host-root", root])
+        #expect(again.status == 0 && again.stdout == "nothing to restore: regwatch changed no runtime file here\n", "\(again.stdout)")
+
+        // health reads the cycle loop's heartbeat under the host root.
+        let stale = try CLI.run("regwatch-agent", ["health", "--config", "\(dir)/agent.yaml", "--host-root", root])
+        #expect(stale.status == 1 && stale.stdout == "unhealthy: no check cycle has finished yet\n", "\(stale.stdout)")
+        try "\(RFC3339.format(Date()))\n".write(toFile: "\(root)/var/lib/regwatch/last-cycle", atomically: true, encoding: .utf8)
+        let fresh = try CLI.run("regwatch-agent", ["health", "--config", "\(dir)/agent.yaml", "--host-root", root])
+        #expect(fresh.status == 0 && fresh.stdout.hasPrefix("healthy: last check cycle finished"), "\(fresh.stdout)")
     }
 }

@@ -52,9 +52,13 @@ public struct FailoverApplier: Sendable {
         } catch {
             return Outcome(applied: false, detail: ["nothing written: \(error)"])
         }
+        let originals = OriginalFiles(stateDir: config.stateDir, root: config.hostRoot)
         for w in writes {
             AtomicFile.removeLeftovers(of: w.path)
             AtomicFile.removeLeftovers(of: w.path + ".regwatch-backup")
+            do { try originals.keep(w.runtime, realPath: w.path, content: w.old) } catch {
+                return Outcome(applied: false, detail: ["nothing written: \(error)"])
+            }
         }
         var done: [Write] = []
         for w in writes {

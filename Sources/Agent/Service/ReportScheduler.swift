@@ -84,6 +84,7 @@ public struct ReportScheduler: Service {
     }
 
     private func loop() async {
+        let lastCycle = LastCycleFile(stateDir: config.stateDir)
         let interval = config.interval
         let intervalSeconds = interval.seconds
         var seq: UInt64 = 0
@@ -93,6 +94,7 @@ public struct ReportScheduler: Service {
             let started = Date()
             let result = await cycle.run()
             if Task.isShuttingDownGracefully { break }
+            lastCycle.write(Date())
             seq += 1
             let report = Report(
                 host: config.host, agentVersion: RegwatchVersion.current, cycleStartedAt: started, intervalSeconds: intervalSeconds,
