@@ -31,6 +31,7 @@ extension AgentConfig {
         }
         if let dirs = c.runtime.containerd?.certsDir {
             c.runtime.containerd!.certsDir = dirs.split(separator: ":").map { p(String($0)) }.joined(separator: ":")
+            c.runtime.containerd!.registriesYAML = c.runtime.containerd!.registriesYAML.map(p)
         }
         if let file = c.runtime.crio?.registriesConf { c.runtime.crio!.registriesConf = p(file) }
         c.events.files = c.events.files.map(p)

@@ -45,6 +45,22 @@ public struct AgentConfig: Sendable, Equatable {
 
     public struct Containerd: Sendable, Equatable {
         public var certsDir: String
+        /// k3s/RKE2 `registries.yaml`: failover writes the mirror order there too, so it survives a k3s
+        /// restart (k3s rewrites `hosts.toml` from it). Set by default when `certsDir` is k3s' or RKE2's.
+        public var registriesYAML: String? = nil
+
+        public init(certsDir: String, registriesYAML: String? = nil) {
+            self.certsDir = certsDir
+            self.registriesYAML = registriesYAML ?? Self.k3sRegistriesYAML(forCertsDir: certsDir)
+        }
+
+        /// k3s and RKE2 keep containerd's `certs.d` in their own tree and regenerate it from their `registries.yaml`.
+        public static func k3sRegistriesYAML(forCertsDir dir: String) -> String? {
+            for distro in ["k3s", "rke2"] where dir.hasSuffix("/var/lib/rancher/\(distro)/agent/etc/containerd/certs.d") {
+                return "/etc/rancher/\(distro)/registries.yaml"
+            }
+            return nil
+        }
     }
 
     public struct CRIO: Sendable, Equatable {
@@ -197,7 +213,8 @@ public struct AgentConfig: Sendable, Equatable {
         }
         if rt["containerd"].exists {
             let c = rt["containerd"]
-            runtime.containerd = Containerd(certsDir: try c["certsDir"].string(default: "/etc/containerd/certs.d")!)
+            runtime.containerd = Containerd(certsDir: try c["certsDir"].string(default: "/etc/containerd/certs.d")!,
+                                            registriesYAML: try c["registriesYAML"].string())
             try c.rejectUnknownKeys()
         }
         if rt["crio"].exists {

@@ -151,6 +151,15 @@ public struct FailoverApplier: Sendable {
                 }
             }
         }
+        if let yamlPath = config.runtime.containerd?.registriesYAML {
+            // k3s/RKE2: the same order in registries.yaml, or the next k3s start writes the old one back.
+            let oldBytes = FileManager.default.contents(atPath: yamlPath).map { [UInt8]($0) }
+            var text = oldBytes.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            for (name, mirrors) in directive.mirrors.sorted(by: { $0.key < $1.key }) where registries[name] != nil {
+                text = try K3sRegistriesEditor.setMirrors(mirrors, registry: name, in: text, path: yamlPath)
+            }
+            if Array(text.utf8) != oldBytes { writes.append(Write(runtime: .containerd, path: yamlPath, old: oldBytes, new: Array(text.utf8))) }
+        }
         if let crio = config.runtime.crio {
             let oldBytes = FileManager.default.contents(atPath: crio.registriesConf).map { [UInt8]($0) }
             var text = oldBytes.map { String(decoding: $0, as: UTF8.self) } ?? ""
@@ -198,7 +207,9 @@ public struct FailoverApplier: Sendable {
     }
 
     func filePermissions(_ path: String) -> mode_t {
-        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), let p = attrs[.posixPermissions] as? Int else { return 0o644 }
+        // registries.yaml may hold registry passwords: a new one is private.
+        let fresh: mode_t = path == config.runtime.containerd?.registriesYAML ? 0o600 : 0o644
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), let p = attrs[.posixPermissions] as? Int else { return fresh }
         return mode_t(p)
     }
 }

@@ -13,6 +13,12 @@ public struct YAMLNode: Sendable, Equatable {
         public var key: String
         public var keyLine: Int
         public var value: YAMLNode
+
+        public init(key: String, keyLine: Int, value: YAMLNode) {
+            self.key = key
+            self.keyLine = keyLine
+            self.value = value
+        }
     }
 
     public var kind: Kind
