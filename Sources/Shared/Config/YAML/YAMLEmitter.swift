@@ -70,24 +70,11 @@ public enum YAMLEmitter {
         return k
     }
 
+    /// JSON's string escapes are a subset of YAML's double-quoted ones.
     static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if u.value < 0x20 || u.value == 0x7f {
-                    out += "\\x" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
+        var out = ""
+        JSONText.appendQuoted(s, to: &out)
+        return out
     }
 }
 
