@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # prometheus-alertmanager (a real receiver of outage alerts).
 # Bench: prometheus-blackbox-exporter (the peer measured side by side).
 DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 python3-yaml \
-  iproute2 nftables dnsmasq-base docker.io containerd skopeo prometheus prometheus-alertmanager prometheus-blackbox-exporter
+  iproute2 nftables dnsmasq-base docker.io containerd skopeo umoci binutils prometheus prometheus-alertmanager prometheus-blackbox-exporter
 
 # Release binaries carry the Swift runtime linked in (no Swift libraries needed on the host or in an image);
 # the agent then loads no Foundation beyond FoundationEssentials, and no ICU. Linked by lld with: the agent's
@@ -25,7 +25,7 @@ RELEASE_FLAGS := --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-se
   -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
 RELEASE := $(SWIFT) build -c release $(RELEASE_FLAGS)
 
-.PHONY: deps build release agent-order test test-unprivileged bench demo clean
+.PHONY: deps build release image agent-order test test-unprivileged bench demo clean
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -42,13 +42,20 @@ build: deps
 release: deps
 	$(RELEASE)
 
+# OCI image archives in dist/, built without a container engine (scripts/build-image.sh; docs/install.md).
+image: deps
+	$(RELEASE) --product regwatch-agent
+	$(RELEASE) --product regwatch-aggregator
+	bash scripts/build-image.sh .build/release dist
+
 # The end-to-end suites tagged `.root` make network namespaces, nftables rules and bind mounts, and run
 # dockerd: they need root. `make test-unprivileged` runs everything else (docs/development.md).
-ROOT_SUITES := CorrelationEndToEndTests|ZeroConfigTests|DockerEngineTests|DockerPullEventsTests|FailoverEndToEndTests|FailoverSafetyTests|FailoverConvergenceTests|NetworkFaultTests
+ROOT_SUITES := CorrelationEndToEndTests|ZeroConfigTests|ImageTests|DockerEngineTests|DockerPullEventsTests|FailoverEndToEndTests|FailoverSafetyTests|FailoverConvergenceTests|NetworkFaultTests
 
 test: deps
 	@[ "$$(id -u)" = 0 ] || { echo "make test: needs root (network namespaces, nftables, mounts, dockerd); run it as root, or 'make test-unprivileged' for the rest (docs/development.md)" >&2; exit 2; }
 	$(SWIFT) build --build-tests
+	$(MAKE) image
 	$(SWIFT) test --skip-build
 
 test-unprivileged: deps

@@ -41,7 +41,7 @@ extension AgentCommand {
             let config = try options.load()
             let logger = Logger(label: "regwatch.agent")
             if try AgentIdentity.ensureKey(config, configFile: options.config) {
-                logger.notice("made this agent's key pair; only its public half leaves the host", metadata: ["file": "\(config.aggregator.clientKey ?? "")"])
+                logger.notice("made this agent's key pair; only its public half leaves the host", metadata: ["file": "\(config.hostRoot.shown(config.aggregator.clientKey ?? ""))"])
             }
             let credentials = try AgentCredentials.load(config, configFile: options.config)
             let dockerCredentials = try CheckCycle.loadCredentials(config)
