@@ -14,6 +14,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Bench: prometheus-blackbox-exporter (the peer measured side by side).
 DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 python3-yaml \
   iproute2 nftables dnsmasq-base docker.io containerd skopeo umoci binutils prometheus prometheus-alertmanager prometheus-blackbox-exporter
+# Kubernetes manifests: python3-venv (kubernetes-validate and checkov from PyPI, in a venv).
+DEB_PACKAGES += python3-venv
 
 # Release binaries carry the Swift runtime linked in (no Swift libraries needed on the host or in an image);
 # the agent then loads no Foundation beyond FoundationEssentials, and no ICU. Linked by lld with: the agent's
@@ -81,6 +83,12 @@ agent-order: release
 
 demo: deps build
 	bash scripts/demo.sh
+
+# deploy/kubernetes rendered with kubectl kustomize (kubectl 1.32+, not installed here) and checked
+# offline: kubernetes-validate --strict, checkov, configs against mounts (scripts/test-kubernetes.sh).
+.PHONY: test-kubernetes
+test-kubernetes: deps
+	bash scripts/test-kubernetes.sh
 
 clean:
 	rm -rf .build demo-run
