@@ -180,8 +180,17 @@ def check_agent(c, path, cfg, raw):
     runtime = cfg.get("runtime") or {}
     signal = False
     if "containerd" in runtime:
-        for d in (runtime["containerd"] or {}).get("certsDir", "/etc/containerd/certs.d").split(":"):
+        ctrd = runtime["containerd"] or {}
+        dirs = ctrd.get("certsDir", "/etc/containerd/certs.d")
+        for d in dirs.split(":"):
             used.append((d, True, "runtime.containerd.certsDir"))
+        # k3s/RKE2: failover also writes registries.yaml (its default follows certsDir).
+        yaml_path = ctrd.get("registriesYAML")
+        for distro in ("k3s", "rke2"):
+            if yaml_path is None and dirs.endswith(f"/var/lib/rancher/{distro}/agent/etc/containerd/certs.d"):
+                yaml_path = f"/etc/rancher/{distro}/registries.yaml"
+        if yaml_path:
+            used.append((posixpath.dirname(yaml_path), True, "runtime.containerd.registriesYAML's directory"))
     if "docker" in runtime:
         d = runtime["docker"] or {}
         used.append((posixpath.dirname(d.get("daemonJSON", "/etc/docker/daemon.json")), True, "daemon.json's directory"))

@@ -3,8 +3,10 @@ import RegwatchShared
 
 /// The bearer token of mutating HTTP calls, read from the file `apiToken` names.
 ///
-/// The file must be readable only by its owner (like a key file): a token any local user can read is no
-/// guard on the call that freezes fleet failover. Compared in constant time.
+/// The file must not be readable by others, nor writable by its group: a token any local user can read
+/// is no guard on the call that freezes fleet failover. Its group may read it, which is how a Kubernetes
+/// Secret volume with `fsGroup` hands it to a non-root container (mode 0440 behind a symbolic link, which
+/// is followed). Compared in constant time.
 public struct APIToken: Sendable {
     let token: [UInt8]
 
@@ -18,8 +20,10 @@ public struct APIToken: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(file: configFile, key: "apiToken", message: "cannot read \(path)")
         }
-        if let attrs = try? FileManager.default.attributesOfItem(atPath: path), let mode = attrs[.posixPermissions] as? Int, mode & 0o077 != 0 {
-            throw ConfigError(file: configFile, key: "apiToken", message: "\(path) is readable by others (mode \(String(mode, radix: 8))): chmod 600 it")
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o027 != 0 {
+            let mode = String(info.st_mode & 0o7777, radix: 8)
+            throw ConfigError(file: configFile, key: "apiToken", message: "\(path) is readable by others or writable by its group (mode \(mode)): chmod 600 it")
         }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.utf8.count >= 16, !text.contains(where: \.isWhitespace) else {
