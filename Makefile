@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Bench: prometheus-blackbox-exporter (the peer measured side by side).
 DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 python3-yaml \
   iproute2 nftables dnsmasq-base docker.io containerd skopeo prometheus prometheus-alertmanager prometheus-blackbox-exporter \
-  dpkg-dev binutils chrpath lintian systemd debootstrap
+  dpkg-dev binutils chrpath lintian systemd systemd-container debootstrap
 
 # Release binaries carry the Swift runtime linked in (no Swift libraries needed on the host or in an image);
 # the agent then loads no Foundation beyond FoundationEssentials, and no ICU. Linked by lld with: the agent's
@@ -78,7 +78,7 @@ demo: deps build
 
 # Debian packages of the release binaries in dist/ (scripts/build-deb.sh: dpkg-dev, binutils, chrpath), and
 # their test (scripts/test-packages.sh, as root: systemd-analyze from systemd, lintian, install and purge in a
-# clean Debian 12 root made by debootstrap).
+# clean Debian 12 root made by debootstrap, booted with systemd-nspawn from systemd-container).
 .PHONY: package test-packages
 package: release
 	bash scripts/build-deb.sh

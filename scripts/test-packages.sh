@@ -6,11 +6,15 @@
 #   2. the packages: built with scripts/build-deb.sh from the release binaries (or taken from dist/ when
 #      there are none), checked with lintian (any E: fails);
 #   3. a clean Debian 12 root (debootstrap --variant=minbase, cached as a tarball in
-#      /var/cache/regwatch-debootstrap): the packages' dependencies are installed first and the root is
-#      listed, then both packages are installed with apt-get and used as an operator would (--version,
-#      keys, validate of the packaged configs, an agent reporting to the aggregator in a private network
-#      namespace), then purged; every file they or their services made under /etc, /usr, /var/lib and
-#      /lib/systemd, and the user and group regwatch, must be gone.
+#      /var/cache/regwatch-debootstrap): the packages' dependencies (and systemd, to boot it) are
+#      installed first and the root is listed, then both packages are installed with apt-get in a chroot
+#      and used as an operator would (--version, keys, validate of the packaged configs, an agent
+#      reporting to the aggregator in a private network namespace);
+#   4. the root booted with systemd-nspawn (private network): both units started as packaged, with all
+#      their hardening: the agent reports, each process has the privileges and writable paths its unit
+#      grants and no more, nothing was refused, both stop cleanly; a reinstall restarts them; then both
+#      packages are purged there (their prerm stops the services), and every file they or their services
+#      made under /etc, /usr, /var/lib and /lib/systemd, and the user and group regwatch, must be gone.
 # Prints PASS/FAIL per check and exits 1 when one failed. Network: Debian's mirror only (debootstrap,
 # apt-get), DEBIAN_MIRROR to use another. Environment: REBUILD_CACHE=1 makes the root anew.
 set -euo pipefail
@@ -38,8 +42,14 @@ section() { echo; echo "== $*"; }
 WORK=$(mktemp -d /tmp/regwatch-test-packages.XXXXXX)
 ROOT=$WORK/root
 RUNNING=""
+NSPAWN=""
 cleanup() {
-  local pid
+  local pid i
+  if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
+    kill -TERM "$NSPAWN" 2>/dev/null || true   # nspawn shuts the booted root down
+    for i in $(seq 1 30); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 1; done
+    kill -KILL "$NSPAWN" 2>/dev/null || true
+  fi
   for pid in $RUNNING; do kill "$pid" 2>/dev/null || true; done
   for pid in $RUNNING; do wait "$pid" 2>/dev/null || true; done
   if mountpoint -q "$ROOT/proc" 2>/dev/null; then umount "$ROOT/proc" || umount -l "$ROOT/proc" || true; fi
@@ -131,8 +141,8 @@ in_root apt-get update -qq > "$WORK/apt.log" 2>&1 || { cat "$WORK/apt.log"; fail
 deps=$( (dpkg-deb -f "$AGENT_DEB" Depends; dpkg-deb -f "$AGGREGATOR_DEB" Depends) | tr ',' '\n' \
   | sed 's/(.*)//; s/ //g' | grep -v '^$' | sort -u | tr '\n' ' ')
 echo "dependencies: $deps"
-if in_root apt-get install -y -qq $deps > "$WORK/apt.log" 2>&1; then
-  pass "the packages' dependencies install in a minbase root"
+if in_root apt-get install -y -qq $deps systemd systemd-sysv dbus > "$WORK/apt.log" 2>&1; then
+  pass "the packages' dependencies (and systemd, to boot the root later) install in a minbase root"
 else
   cat "$WORK/apt.log"; fail "installing the dependencies"; exit 1
 fi
@@ -141,10 +151,12 @@ cp -n "$ROOT/var/cache/apt/archives/"*.deb "$CACHE/archives/" 2>/dev/null || tru
 TREES="/etc /usr /var/lib /lib/systemd"
 snapshot() {
   # Every path with its type, owner and mode. Not listed: the package databases (compared through dpkg
-  # below) and the backup copies adduser's tools keep of the account files (/etc/passwd- and the like),
-  # whose accounts are compared entry by entry instead.
+  # below), the backup copies adduser's tools keep of the account files (/etc/passwd- and the like),
+  # whose accounts are compared entry by entry instead, and what booting the root makes for systemd's
+  # own timers and lingering users.
   in_root find $TREES -xdev \( -path /var/lib/dpkg -o -path /var/lib/apt -o -path /var/cache \) -prune \
     -o \( -path /etc/passwd- -o -path /etc/group- -o -path /etc/shadow- -o -path /etc/gshadow- \) \
+    -o \( -path /var/lib/systemd/timers -o -path /var/lib/systemd/linger \) -prune \
     -o -printf '%p %y %u:%g %m\n' | LC_ALL=C sort
   in_root getent passwd | sed 's/^/passwd: /'
   in_root getent group | sed 's/^/group: /'
@@ -259,14 +271,157 @@ fi
   || fail "no database in /var/lib/regwatch-aggregator or no /var/lib/regwatch"
 
 # ---------------------------------------------------------------------------------------------------
+section "the units under systemd (systemd-nspawn --boot)"
+# The operator's setup on this host: the test config in place of the packaged example (an edited
+# conffile), the runtimes' directories the agent may write, a fresh database made by the service.
+cp "$ROOT/root/regwatch-test/agent.yaml" "$ROOT/etc/regwatch/agent.yaml"
+sed -i 's/^events: .*/events: {docker: true, journalUnits: [docker, containerd]}\nruntime: {docker: {}, containerd: {}, crio: {}}/' \
+  "$ROOT/etc/regwatch/agent.yaml"
+RUNTIME_DIRS=""
+for d in /etc/docker /etc/containerd /etc/containers; do
+  [ -e "$ROOT$d" ] || RUNTIME_DIRS="$RUNTIME_DIRS $d"
+done
+mkdir -p "$ROOT/etc/docker" "$ROOT/etc/containerd/certs.d" "$ROOT/etc/containers"
+rm -rf "$ROOT/var/lib/regwatch-aggregator/"* "$ROOT/var/lib/regwatch/"*
+umount "$ROOT/proc"
+# Not in /tmp: systemd-nspawn mounts a tmpfs there.
+mkdir -p "$ROOT/root/regwatch-debs"
+cp "$AGENT_DEB" "$AGGREGATOR_DEB" "$ROOT/root/regwatch-debs/"
+MACHINE=regwatch-test-$$
+systemd-nspawn -D "$ROOT" --machine="$MACHINE" --boot --private-network --register=no --keep-unit \
+  --console=read-only -q > "$WORK/nspawn.log" 2>&1 < /dev/null &
+NSPAWN=$!
+LEADER=""
+for i in $(seq 1 50); do
+  LEADER=$(pgrep -P "$NSPAWN" | head -1) && [ -n "$LEADER" ] && break
+  sleep 0.2
+done
+in_boot() { nsenter -t "$LEADER" -a "$@"; }
+state=""
+[ -n "$LEADER" ] && state=$(timeout 60 nsenter -t "$LEADER" -a systemctl is-system-running --wait 2>/dev/null) || true
+case "$state" in
+  running|degraded) pass "the root booted with systemd ($state)" ;;
+  *) fail "booting the root with systemd-nspawn (state '${state:-none}'):"; tail -20 "$WORK/nspawn.log" | sed 's/^/    /' ;;
+esac
+
+if [ -n "$state" ]; then
+  booted=1
+  if in_boot systemctl start regwatch-aggregator.service regwatch-agent.service 2>"$WORK/start.txt"; then
+    pass "systemctl start regwatch-aggregator regwatch-agent"
+  else
+    fail "systemctl start:"; sed 's/^/    /' "$WORK/start.txt"
+  fi
+  reported=""
+  for i in $(seq 1 60); do
+    reported=$(in_boot runuser -u regwatch -- regwatch-aggregator hosts 2>/dev/null | grep node-t1) && break
+    sleep 0.5
+  done
+  [ -n "$reported" ] && pass "the agent reported to the aggregator, both under their units: $reported" \
+    || fail "no report from the agent under its unit"
+
+  # What each process was given: user, capabilities, no_new_privs, seccomp; and what its mount namespace
+  # lets it write (probed as root inside that namespace: read-only mounts refuse even root).
+  probe() {  # probe UNIT PATH...: "PATH rw|ro|absent" for each PATH in the unit's mount namespace
+    local unit=$1 pid
+    shift
+    pid=$(in_boot systemctl show -P MainPID "$unit")
+    in_boot nsenter -t "$pid" -m sh -c 'for d in "$@"; do
+      if [ ! -d "$d" ]; then echo "$d absent"; elif touch "$d/.rw-probe" 2>/dev/null; then rm -f "$d/.rw-probe"; echo "$d rw"; else echo "$d ro"; fi
+    done' probe "$@" | paste -sd ' '
+  }
+  privileges() {  # privileges UNIT: "uid CapBnd CapEff NoNewPrivs Seccomp" of its main process
+    local pid
+    pid=$(in_boot systemctl show -P MainPID "$1")
+    in_boot awk '/^Uid:/ {u=$2} /^CapBnd:/ {b=$2} /^CapEff:/ {e=$2} /^NoNewPrivs:/ {n=$2} /^Seccomp:/ {s=$2}
+      END {print u, b, e, n, s}' "/proc/$pid/status"
+  }
+  expect() {  # expect WHAT GOT WANTED
+    if [ "$2" = "$3" ]; then pass "$1: $2"; else fail "$1: got '$2', expected '$3'"; fi
+  }
+  regwatch_uid=$(in_boot id -u regwatch)
+  expect "agent process: uid, bounding and effective capabilities (CAP_KILL only), no_new_privs, seccomp" \
+    "$(privileges regwatch-agent.service)" "0 0000000000000020 0000000000000020 1 2"
+  expect "aggregator process: uid, capabilities (none), no_new_privs, seccomp" \
+    "$(privileges regwatch-aggregator.service)" "$regwatch_uid 0000000000000000 0000000000000000 1 2"
+  expect "agent writes only its state and the runtimes' mirror config" \
+    "$(probe regwatch-agent.service /var/lib/regwatch /etc/docker /etc/containerd/certs.d /etc/containers /etc /etc/containerd /etc/regwatch /usr/bin /root /tmp)" \
+    "/var/lib/regwatch rw /etc/docker rw /etc/containerd/certs.d rw /etc/containers rw /etc ro /etc/containerd ro /etc/regwatch ro /usr/bin ro /root ro /tmp rw"
+  expect "aggregator writes only its database and the enrollment files" \
+    "$(probe regwatch-aggregator.service /var/lib/regwatch-aggregator /etc/regwatch/keys /etc /etc/regwatch /var/lib /usr/bin /root /tmp)" \
+    "/var/lib/regwatch-aggregator rw /etc/regwatch/keys rw /etc ro /etc/regwatch ro /var/lib ro /usr/bin ro /root ro /tmp rw"
+  expect "automatic restarts" "$(in_boot systemctl show -P NRestarts regwatch-agent.service regwatch-aggregator.service | sed '/^$/d' | paste -sd ' ')" "0 0"
+  in_boot journalctl --no-pager -o cat -u regwatch-agent.service -u regwatch-aggregator.service > "$WORK/journal.txt" 2>&1 || true
+  if grep -E "Operation not permitted|Permission denied|Read-only file system|Bad system call|core dumped|status=(6|31)/" "$WORK/journal.txt" > "$WORK/refused.txt"; then
+    fail "the services were refused something:"; sed 's/^/    /' "$WORK/refused.txt"
+  else
+    pass "nothing refused in the services' journal ($(grep -c . "$WORK/journal.txt") lines)"
+  fi
+
+  # A reinstall (an upgrade's path) restarts running services.
+  before_pids=$(in_boot systemctl show -P MainPID regwatch-agent.service regwatch-aggregator.service | sed '/^$/d' | paste -sd ' ')
+  if in_boot env DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall "/root/regwatch-debs/${AGENT_DEB##*/}" "/root/regwatch-debs/${AGGREGATOR_DEB##*/}" > "$WORK/apt.log" 2>&1; then
+    after_pids=$(in_boot systemctl show -P MainPID regwatch-agent.service regwatch-aggregator.service | sed '/^$/d' | paste -sd ' ')
+    active=$(in_boot systemctl is-active regwatch-agent.service regwatch-aggregator.service | paste -sd ' ') || true
+    if [ "$active" = "active active" ] && [ "$after_pids" != "$before_pids" ]; then
+      pass "a reinstall restarted both services (main PIDs $before_pids -> $after_pids)"
+    else
+      fail "after a reinstall: $active, main PIDs $before_pids -> $after_pids"
+    fi
+  else
+    cat "$WORK/apt.log"; fail "apt-get install --reinstall"
+  fi
+
+  in_boot systemctl enable regwatch-agent.service regwatch-aggregator.service > /dev/null 2>&1 \
+    && pass "systemctl enable both (purge must remove the links)" || fail "systemctl enable"
+  in_boot systemctl stop regwatch-agent.service regwatch-aggregator.service || true
+  expect "clean stop on SIGTERM (Result, main process status)" \
+    "$(in_boot systemctl show -P Result -P ExecMainStatus regwatch-agent.service regwatch-aggregator.service | sed '/^$/d' | paste -sd ' ')" \
+    "success 0 success 0"
+  # Running again for the purge; the operator's files below are removed only once both have read them.
+  in_boot systemctl start regwatch-agent.service regwatch-aggregator.service || fail "starting the services again"
+  for i in $(seq 1 40); do
+    id=$(in_boot systemctl show -P InvocationID regwatch-agent.service)
+    in_boot journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$id" | grep -q "connected to aggregator" && break
+    sleep 0.5
+  done
+fi
+
+# ---------------------------------------------------------------------------------------------------
 section "purge"
 # The operator's own files go first: the packages did not make them.
 rm -rf "$ROOT/etc/regwatch/api-token" "$ROOT/etc/regwatch/server.pub" "$ROOT/etc/regwatch/signing.pub" \
-  "$ROOT/etc/regwatch/agent.key" "$ROOT/etc/regwatch/agent.pub" "$ROOT/root/regwatch-test"
-if in_root apt-get purge -y regwatch-agent regwatch-aggregator > "$WORK/apt.log" 2>&1; then
-  pass "apt-get purge of both packages"
+  "$ROOT/etc/regwatch/agent.key" "$ROOT/etc/regwatch/agent.pub" "$ROOT/root/regwatch-test" "$ROOT/root/regwatch-debs"
+for d in $RUNTIME_DIRS; do rm -rf "${ROOT:?}$d"; done
+if [ -n "${booted:-}" ]; then
+  # With the services running: prerm stops them, postrm reloads systemd. One at a time, so that each is
+  # purged as it would be alone on a host (the last one owns /etc/regwatch by then).
+  : > "$WORK/apt.log"
+  for pkg in regwatch-agent regwatch-aggregator; do
+    if in_boot env DEBIAN_FRONTEND=noninteractive apt-get purge -y "$pkg" >> "$WORK/apt.log" 2>&1; then
+      pass "apt-get purge $pkg, its service running"
+    else
+      cat "$WORK/apt.log"; fail "apt-get purge $pkg"
+    fi
+  done
+  left=$(in_boot systemctl list-units --all --no-legend 'regwatch*' | grep -v "not-found.*inactive.*dead" || true)
+  if [ -z "$left" ]; then
+    pass "systemd has no regwatch unit loaded or running after purge"
+  else
+    fail "after purge systemd still has: $left"
+    in_boot journalctl --no-pager -o short -n 30 -u regwatch-agent.service -u regwatch-aggregator.service | sed 's/^/    /'
+  fi
+  procs=$(in_boot sh -c 'cat /proc/[0-9]*/comm 2>/dev/null' | grep regwatch || true)
+  [ -z "$procs" ] && pass "no regwatch process left" || fail "regwatch processes left: $procs"
+  in_boot systemctl poweroff || true
+  for i in $(seq 1 60); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 "$NSPAWN" 2>/dev/null; then fail "the booted root did not power off"; else wait "$NSPAWN" || true; NSPAWN=""; fi
+  mount -t proc proc "$ROOT/proc"
 else
-  cat "$WORK/apt.log"; fail "apt-get purge"
+  if in_root apt-get purge -y regwatch-agent regwatch-aggregator > "$WORK/apt.log" 2>&1; then
+    pass "apt-get purge of both packages"
+  else
+    cat "$WORK/apt.log"; fail "apt-get purge"
+  fi
 fi
 if grep -qi "warning" "$WORK/apt.log"; then
   fail "dpkg warned during purge:"; grep -i "warning" "$WORK/apt.log" | sed 's/^/    /'
