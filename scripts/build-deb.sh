@@ -4,7 +4,9 @@
 #   dist/regwatch-aggregator_VERSION_ARCH.deb  /usr/bin/regwatch-aggregator, its unit, /etc/regwatch/aggregator.yaml
 # VERSION is RegwatchVersion.current. Binaries are stripped and lose their RUNPATH ($ORIGIN: nothing is
 # loaded from /usr/bin); Depends comes from dpkg-shlibdeps on the binaries themselves. The example configs
-# are conffiles. Built with dpkg-deb --root-owner-group, so no fakeroot is needed.
+# are conffiles. Built with dpkg-deb --root-owner-group, so no fakeroot is needed. Maintainer scripts come
+# from deploy/debian/PACKAGE.{postinst,prerm,postrm}; a deploy/debian/PACKAGE.lintian-overrides would be
+# shipped as /usr/share/lintian/overrides/PACKAGE (none is needed).
 #
 # Environment: BUILD_DIR (default .build/release), OUT_DIR (default dist), DEB_MAINTAINER,
 # SOURCE_DATE_EPOCH (default: the last commit's time; it dates the changelog and the files).
