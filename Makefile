@@ -13,7 +13,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # prometheus-alertmanager (a real receiver of outage alerts).
 # Bench: prometheus-blackbox-exporter (the peer measured side by side).
 DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-registry apache2-utils openssl curl python3 python3-yaml \
-  iproute2 nftables dnsmasq-base docker.io containerd skopeo umoci binutils prometheus prometheus-alertmanager prometheus-blackbox-exporter
+  iproute2 nftables dnsmasq-base docker.io containerd skopeo umoci binutils prometheus prometheus-alertmanager prometheus-blackbox-exporter \
+  dpkg-dev chrpath lintian systemd systemd-container debootstrap
 # Kubernetes manifests: python3-venv (kubernetes-validate and checkov from PyPI, in a venv).
 DEB_PACKAGES += python3-venv
 
@@ -59,6 +60,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(MAKE) image
 	$(SWIFT) test --skip-build
+	$(MAKE) test-kubernetes test-packages
 
 test-unprivileged: deps
 	$(SWIFT) build --build-tests
@@ -84,11 +86,23 @@ agent-order: release
 demo: deps build
 	bash scripts/demo.sh
 
-# deploy/kubernetes rendered with kubectl kustomize (kubectl 1.32+, not installed here) and checked
-# offline: kubernetes-validate --strict, checkov, configs against mounts (scripts/test-kubernetes.sh).
+# deploy/kubernetes rendered with kubectl kustomize (kubectl 1.32+, preinstalled on this machine kind) and
+# checked offline: kubernetes-validate --strict, checkov, configs against mounts (scripts/test-kubernetes.sh).
 .PHONY: test-kubernetes
 test-kubernetes: deps
 	bash scripts/test-kubernetes.sh
+
+# Debian packages of the release binaries in dist/ (scripts/build-deb.sh: dpkg-dev, binutils, chrpath), and
+# their test (scripts/test-packages.sh, as root: systemd-analyze from systemd, lintian, install and purge in a
+# clean Debian 12 root made by debootstrap, booted with systemd-nspawn from systemd-container).
+.PHONY: package test-packages
+package: deps
+	$(RELEASE) --product regwatch-agent
+	$(RELEASE) --product regwatch-aggregator
+	bash scripts/build-deb.sh
+
+test-packages: package
+	bash scripts/test-packages.sh
 
 clean:
 	rm -rf .build demo-run
