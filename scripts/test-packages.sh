@@ -207,6 +207,7 @@ check "keys generate (as regwatch)" "signing.pub" runuser -u regwatch -- \
   regwatch-aggregator keys generate --config /etc/regwatch/aggregator.yaml
 in_root install -o regwatch -g regwatch -m 0600 /dev/null /etc/regwatch/api-token
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$ROOT/etc/regwatch/api-token"
+in_root sed -i 's|^# apiToken:|apiToken:|' /etc/regwatch/aggregator.yaml
 in_root cp /etc/regwatch/keys/server.pub /etc/regwatch/keys/signing.pub /etc/regwatch/
 check "regwatch-agent keys generate" "agent.pub" regwatch-agent keys generate --out /etc/regwatch
 check "regwatch-aggregator validate of the packaged config (as regwatch)" "ok (zmq tcp://0.0.0.0:7450 CURVE" \

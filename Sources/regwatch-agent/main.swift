@@ -334,6 +334,8 @@ extension AgentCommand {
             } else {
                 verifier = try AgentCredentials.load(config, configFile: options.config).commandVerifier
             }
+            // The credentials files `run` loads at start: a missing one stops it, so it stops validate too.
+            _ = try CheckCycle.loadCredentials(config)
             try EndpointCheck.validateConnectEndpoint(config.aggregator.endpoint, configFile: options.config, key: "aggregator.endpoint")
             let mode = config.aggregator.insecure ? "INSECURE (no CURVE)" : "CURVE"
             print("\(options.config): ok (host \(config.host.id), aggregator \(config.aggregator.endpoint) over \(mode), \(config.registries.count) registries, signing key \(verifier == nil ? "absent" : "pinned")\(enrollment))")

@@ -112,6 +112,11 @@ struct CLITests {
         let badEndpoint = try agentConfig(endpoint: "tcp://127.0.0.1:notaport")
         expectOneLineError(try CLI.run("regwatch-agent", ["validate", "--config", badEndpoint]),
                            contains: ["aggregator.endpoint", "\"tcp://127.0.0.1:notaport\" rejected by libzmq"])
+        // A credentials file `run` would fail on fails validate too.
+        let noCredentials = "\(dir)/no-credentials.yaml"
+        try (try String(contentsOfFile: good, encoding: .utf8)).appending("\nregistries:\n  - {name: docker.io, credentials: \(dir)/absent.json}\n")
+            .write(toFile: noCredentials, atomically: true, encoding: .utf8)
+        expectOneLineError(try CLI.run("regwatch-agent", ["validate", "--config", noCredentials]), contains: ["\(dir)/absent.json: no such file"])
         let badScheme = try agentConfig(endpoint: "http://127.0.0.1:7450")
         expectOneLineError(try CLI.run("regwatch-agent", ["validate", "--config", badScheme]), contains: ["aggregator.endpoint", "Protocol not supported"])
 
