@@ -56,6 +56,8 @@ extension AgentCommand {
                 join = JoinService(config: config, client: client, keys: keys, serverKey: serverKey, logger: logger)
             }
             try client.start()
+            // The liveness probe waits for this process's first cycle, not a previous one's heartbeat.
+            unlink(LastCycleFile(stateDir: config.stateDir).path)
             let spool = try EventSpool(directory: config.stateDir, maxBytes: config.events.spoolMaxBytes)
             let sink = PullEventSink(logger: logger)
             let publisher = EventPublisher(hostID: config.host.id, spool: spool, sink: sink, client: client, settings: config.events, logger: logger, gate: join?.gate)

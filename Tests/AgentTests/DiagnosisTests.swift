@@ -64,15 +64,15 @@ struct DiagnosisTests {
     func report() {
         var tls = result("https://m1:5000", .mirror, .tlsExpired, "certificate of m1: expired | renew")
         tls.phases = PhaseTimings(dnsMs: 1.25, connectMs: 3, tlsMs: 12)
-        let auth = result("https://registry-1.docker.io", .upstream, .authFailed, "401 for user bob with password hunter2-secret")
+        let auth = result("https://registry-1.docker.io", .upstream, .authFailed, "401 for user bob with password hunter2-secret, then pa|pe")
         let d = Diagnosis.evaluate(image: image, path: [tls, auth])
         let md = DiagnosisReport(diagnosis: d, hostID: "node-a1", configSource: "/etc/regwatch/agent.yaml", generatedAt: t0,
-                                 secrets: ["hunter2-secret", "x"]).markdown
+                                 secrets: ["hunter2-secret", "x", "pa|pe"]).markdown
         #expect(md.hasPrefix("# regwatch diagnosis: `docker.io/library/alpine:3.20`\n"))
         #expect(md.contains("- verdict: **auth_failed**"))
         #expect(md.contains("**Next step:** credentials for docker.io are refused"))
         #expect(md.contains("| 1 | mirror | `https://m1:5000` | ✔ 1.3 | ✔ 3.0 | ✘ 12 | · | · | · | `tls_expired` | certificate of m1: expired \\| renew |"), "\(md)")
-        #expect(md.contains("| 2 | upstream | `https://registry-1.docker.io` | ✔ | ✔ | ✔ | ✔ | ✘ | · | `auth_failed` | 401 for user bob with password *** |"), "\(md)")
+        #expect(md.contains("| 2 | upstream | `https://registry-1.docker.io` | ✔ | ✔ | ✔ | ✔ | ✘ | · | `auth_failed` | 401 for user bob with password ***, then *** |"), "\(md)")
         #expect(!md.contains("hunter2-secret"))
         // A one-letter "secret" would blank the report: too short to redact.
         #expect(md.contains("regwatch"))

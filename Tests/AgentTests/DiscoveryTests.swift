@@ -147,6 +147,7 @@ struct HostRootTests {
         #expect(root.path("/etc/docker/daemon.json") == "/host/etc/docker/daemon.json")
         #expect(root.path("/../../etc/shadow") == "/host/etc/shadow")
         #expect(root.shown("/host/etc/docker/daemon.json:3:1: bad") == "/etc/docker/daemon.json:3:1: bad")
+        #expect(root.shown("cannot write \"/host/etc/x\" under /srv/host/certs.d") == "cannot write \"/etc/x\" under /srv/host/certs.d")
         #expect(HostRoot("relative") == nil)
         #expect(HostRoot("/")!.isHost)
         #expect(HostRoot().path("/etc/x") == "/etc/x")
@@ -187,6 +188,8 @@ struct DiscoveryReaderTests {
             """)
         #expect(env == ["HTTP_PROXY": "http://p:3128", "NO_PROXY": "a, b", "PLAIN": "y"])
         #expect(SystemdEnvironment.parse("[Service]\nEnvironment=A=1\nEnvironment=\nEnvironment=B=2\n") == ["B": "2"])
+        // A later drop-in's empty Environment= resets what earlier files set.
+        #expect(SystemdEnvironment.parse("[Service]\nEnvironment=\n", onto: ["A": "1"]) == [:])
     }
 
     @Test("containerd config.toml: config_path for version 2 and 3, unset, the legacy inline mirrors, a broken file")
@@ -233,13 +236,20 @@ struct DiscoveryReaderTests {
         #expect(ProxySetting.redacted("http://u:secret@proxy:3128") == "http://u:***@proxy:3128")
         #expect(ProxySetting.redacted("http://proxy:3128") == "http://proxy:3128")
         #expect(ProxySetting.redacted("http://token@proxy:3128") == "http://token@proxy:3128")
-        let p = ProxySetting(http: "http://p:1", https: nil, noProxy: "localhost, .corp ,registry.local:5000", owner: "dockerd", source: "s")
-        #expect(p.proxy(forHost: "registry-1.docker.io", scheme: "https") == "http://p:1")
+        let p = ProxySetting(http: "http://p:1", https: "http://ps:1", noProxy: "localhost, .corp ,registry.local:5000,10.0.0.0/8", owner: "dockerd", source: "s")
+        #expect(p.proxy(forHost: "registry-1.docker.io", scheme: "https") == "http://ps:1")
+        #expect(p.proxy(forHost: "registry-1.docker.io", scheme: "http") == "http://p:1")
         #expect(p.proxy(forHost: "mirror.corp", scheme: "https") == nil)
         #expect(p.proxy(forHost: "corp", scheme: "https") == nil)
         #expect(p.proxy(forHost: "registry.local", scheme: "http") == nil)
+        #expect(p.proxy(forHost: "10.1.2.3", scheme: "https") == nil)
+        #expect(p.proxy(forHost: "11.1.2.3", scheme: "https") == "http://ps:1")
+        // Loopback is never proxied (Go's rule), whatever NO_PROXY says.
+        #expect(p.proxy(forHost: "127.0.0.1", scheme: "http") == nil)
         #expect(ProxySetting(http: nil, https: "http://p:1", noProxy: "*", owner: "o", source: "s").proxy(forHost: "x", scheme: "https") == nil)
         #expect(ProxySetting(http: nil, https: "http://p:1", noProxy: nil, owner: "o", source: "s").proxy(forHost: "x", scheme: "http") == nil)
+        // HTTPS requests do not fall back to HTTP_PROXY (Go and curl do not).
+        #expect(ProxySetting(http: "http://p:1", https: nil, noProxy: nil, owner: "o", source: "s").proxy(forHost: "x", scheme: "https") == nil)
     }
 
     @Test("registries.conf drop-ins: an entry with the same prefix is replaced, new ones added, the search list replaced when set")
@@ -250,5 +260,35 @@ struct DiscoveryReaderTests {
         #expect(main.unqualifiedSearchRegistries == ["docker.io"])
         main.merge(try CRIORegistries.parse("unqualified-search-registries = []\n", path: "d2"))
         #expect(main.unqualifiedSearchRegistries == [])
+    }
+}
+
+/// The helper runner against real processes: an answer, a helper that closes its output but keeps
+/// running, and one that hangs with a child; the timeout holds and nothing is left behind.
+@Suite("Credential helper processes")
+struct ProcessCredentialHelperTests {
+    func helper(_ body: String) throws -> (dir: String, name: String) {
+        let dir = NSTemporaryDirectory() + "rw-helpers-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let name = "t\(UInt32.random(in: 0...UInt32.max))"
+        try "#!/bin/sh\n\(body)\n".write(toFile: "\(dir)/docker-credential-\(name)", atomically: true, encoding: .utf8)
+        chmod("\(dir)/docker-credential-\(name)", 0o755)
+        return (dir, name)
+    }
+
+    @Test("an answer is read; a helper that closes stdout and stays, or hangs with a child, is killed at the timeout")
+    func processes() async throws {
+        let good = try helper(#"read s; echo "{\"ServerURL\":\"$s\",\"Username\":\"u\",\"Secret\":\"s3\"}""#)
+        #expect(await ProcessCredentialHelper(searchPath: [good.dir]).get(helper: good.name, serverURL: "r.io", timeout: .seconds(5)) == .found(username: "u", secret: "s3"))
+        let none = try helper("echo 'credentials not found in native keychain' >&2; exit 1")
+        #expect(await ProcessCredentialHelper(searchPath: [none.dir]).get(helper: none.name, serverURL: "r.io", timeout: .seconds(5)) == .none)
+        for body in ["exec >&- 2>&-; sleep 30", "sleep 31 & wait"] {
+            let h = try helper(body)
+            let started = ContinuousClock.now
+            #expect(await ProcessCredentialHelper(searchPath: [h.dir]).get(helper: h.name, serverURL: "r.io", timeout: .milliseconds(500)) == .timedOut)
+            #expect(ContinuousClock.now - started < .seconds(5), "\(body)")
+        }
+        #expect(await ProcessCredentialHelper(searchPath: [good.dir]).get(helper: "absent", serverURL: "r.io", timeout: .seconds(1)) ==
+                .missing("docker-credential-absent is not installed (looked in \(good.dir))"))
     }
 }

@@ -94,6 +94,16 @@ struct K3sFailoverTests {
         #expect(parsed.mirrors.map(\.registry) == ["ghcr.io"] && parsed.configs["ghcr.io"]?.secret == "p")
         #expect(try K3sRegistries.parse(K3sRegistriesEditor.setMirrors(["https://m1"], registry: "docker.io", in: "", path: "r"), path: "r").mirrors.first?.endpoints == ["https://m1"])
         #expect(throws: RuntimeConfigError.self) { try K3sRegistriesEditor.setMirrors(["https://m1"], registry: "docker.io", in: "mirrors: [a]\n", path: "r") }
+        // Nulls written as ~ or null (Go's yaml.Marshal writes null for nil) stay null.
+        let nulls = try K3sRegistriesEditor.setMirrors(["https://m1"], registry: "docker.io", in: "configs:\n  a.io:\n    tls: null\n    auth: ~\n", path: "r")
+        #expect(try YAMLParser.parse(nulls)?["configs"]?["a.io"]?["tls"]?.isNull == true)
+        // A value the parser refuses is never quoted in the error: it may be a password.
+        do {
+            _ = try K3sRegistriesEditor.setMirrors(["https://m1"], registry: "docker.io", in: "configs:\n  a.io:\n    auth: {password: !!str hunter2-pw}\n", path: "r")
+            Issue.record("parsed a tag")
+        } catch {
+            #expect(!error.description.contains("hunter2-pw"), "\(error)")
+        }
         #expect(throws: RuntimeConfigError.self) { try K3sRegistriesEditor.setMirrors(["https://m1"], registry: "docker.io", in: "mirrors:\n\tx: 1\n", path: "r") }
     }
 }

@@ -40,16 +40,28 @@ public struct HostRoot: Sendable, Equatable, CustomStringConvertible {
         return contained(real) ?? real
     }
 
-    /// A path or message with the prefix taken out again: what the host would call it.
+    /// A path or message with the prefix taken out again: what the host would call it. Only where a path
+    /// starts (the text's start, or after a space, quote, bracket, `=`, `:` or `,`), so `/srv/host/x` stays
+    /// itself under the root `/host`.
     public func shown(_ text: String) -> String {
-        guard !prefix.isEmpty, text.contains(prefix + "/") else { return text }
-        return text.replacing(prefix + "/", with: "/")
+        guard !prefix.isEmpty else { return text }
+        let marker = prefix + "/"
+        var out = ""
+        var rest = Substring(text)
+        while let r = rest.firstRange(of: marker) {
+            let before = rest[..<r.lowerBound]
+            let atStart = before.isEmpty ? (out.last.map { " \"'([{=:,".contains($0) } ?? true) : " \"'([{=:,".contains(before.last!)
+            out += before
+            out += atStart ? "/" : marker
+            rest = rest[r.upperBound...]
+        }
+        return out + rest
     }
 
     /// Reads a file given as a real path (``path(_:)`` of a host path); nil when absent or unreadable.
     public func contents(atPath real: String) -> [UInt8]? {
         guard let target = contained(real) else { return nil }
-        let fd = open(target, O_RDONLY | O_CLOEXEC)
+        let fd = open(target, O_RDONLY | O_CLOEXEC | O_NONBLOCK) // a FIFO must not block the read
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()

@@ -67,7 +67,8 @@ public struct DiagnosisReport: Sendable {
     }
 
     func row(_ cells: [String]) -> String {
-        "| " + cells.map { $0.replacing("|", with: "\\|").replacing("\n", with: " ") }.joined(separator: " | ") + " |\n"
+        // Redacted before escaping: a secret with a `|` in it must still be found.
+        "| " + cells.map { redact($0).replacing("|", with: "\\|").replacing("\n", with: " ") }.joined(separator: " | ") + " |\n"
     }
 
     func redact(_ text: String) -> String {

@@ -121,7 +121,9 @@ public struct HostDiscoverer: Sendable {
             config.registries.append(AgentConfig.Registry(name: name, upstream: upstream, probeImage: nil, rateLimit: name == "docker.io",
                                                           credentials: nil, mirrors: mirrors))
         }
-        let credentials = s.logins.isEmpty ? nil : DockerCredentials(auths: s.logins.mapValues { "\($0.username):\($0.secret)" })
+        // Identity tokens need the registry's OAuth exchange, which probes do not do: those go anonymous.
+        let usable = s.logins.filter { !$0.value.isIdentityToken }
+        let credentials = usable.isEmpty ? nil : DockerCredentials(auths: usable.mapValues { "\($0.username):\($0.secret)" })
         // The runtime that pulls decides the proxy: dockerd's, else containerd's; else curl reads the environment.
         let proxy = s.proxies.first
         return HostDiscovery(root: root.description, findings: s.findings, registries: registries, proxy: proxy, config: config, credentials: credentials)
@@ -145,8 +147,9 @@ public struct HostDiscoverer: Sendable {
         var source: String?
         for name in byName.keys.sorted() {
             guard let path = byName[name], let bytes = read(path) else { continue }
-            let found = SystemdEnvironment.parse(String(decoding: bytes, as: UTF8.self))
-            if !found.isEmpty { env.merge(found) { _, new in new }; source = path }
+            let before = env
+            env = SystemdEnvironment.parse(String(decoding: bytes, as: UTF8.self), onto: env)
+            if env != before { source = path }
         }
         return source.map { (env, $0) }
     }
@@ -166,7 +169,7 @@ public struct HostDiscoverer: Sendable {
             do {
                 effective = try await DockerEngine(socket: root.resolve(Paths.dockerSocket), runner: engine).effectiveMirrors()
             } catch {
-                s.note(.problem, "docker", "\(error): dockerd does not answer, pulls through Docker fail", Paths.dockerSocket)
+                s.note(.problem, "docker", root.shown("\(error)") + ": dockerd does not answer, pulls through Docker fail", Paths.dockerSocket)
             }
         }
         if hasFile {
@@ -225,6 +228,9 @@ public struct HostDiscoverer: Sendable {
                     certsDirs.append(ContainerdConfig.defaultConfigPath)
                     s.note(.problem, "containerd", "\(error.description): containerd will not start with it", Paths.containerdConfig)
                 }
+            } else {
+                certsDirs.append(ContainerdConfig.defaultConfigPath)
+                s.note(.problem, "containerd", "\(Paths.containerdConfig) cannot be read: reading the default \(ContainerdConfig.defaultConfigPath)", Paths.containerdConfig)
             }
         } else if exists(Paths.containerdSocket) || isDirectory(ContainerdConfig.defaultConfigPath) {
             certsDirs.append(ContainerdConfig.defaultConfigPath)
@@ -346,7 +352,7 @@ public struct HostDiscoverer: Sendable {
                 s.name(registry)
                 if s.logins[registry] == nil {
                     s.logins[registry] = login
-                    s.note(.credentials, registry, "user \(login.username)", file)
+                    s.note(.credentials, registry, login.isIdentityToken ? "an identity token (probes of it run anonymously)" : "user \(login.username)", file)
                 } else {
                     s.note(.credentials, registry, "user \(login.username) (not used: an earlier file has credentials for it)", file)
                 }
@@ -381,8 +387,10 @@ public struct HostDiscoverer: Sendable {
             let name = "docker-credential-\(a.helper)"
             switch outcome ?? .failed("no answer") {
             case .found(let user, let secret):
-                s.logins[a.registry] = .init(username: user, secret: secret)
-                s.note(.credentials, a.registry, "user \(user), from \(name)", a.source)
+                // Docker's convention: the user `<token>` means the secret is an identity token.
+                let token = user == "<token>"
+                s.logins[a.registry] = .init(username: token ? "(identity token)" : user, secret: secret, isIdentityToken: token)
+                s.note(.credentials, a.registry, token ? "an identity token, from \(name) (probes of it run anonymously)" : "user \(user), from \(name)", a.source)
             case .none:
                 s.note(.helper, a.registry, "\(name) has no credentials for it: pulls are anonymous", a.source)
             case .missing(let why):

@@ -62,22 +62,43 @@ public struct ProxySetting: Sendable, Equatable, Encodable {
         self.init(http: get("HTTP_PROXY"), https: get("HTTPS_PROXY"), noProxy: get("NO_PROXY"), owner: owner, source: source)
     }
 
-    /// The proxy for a URL of this scheme.
-    public func url(for scheme: String) -> String? { scheme == "https" ? (https ?? http) : http }
+    /// The proxy for a URL of this scheme: `HTTPS_PROXY` for https, `HTTP_PROXY` for http, as Go (dockerd,
+    /// containerd) and curl choose.
+    public func url(for scheme: String) -> String? { scheme == "https" ? https : http }
 
     /// The proxy a request to `host` goes through, or nil when it goes direct: no proxy for the scheme,
-    /// or `NO_PROXY` names the host, a domain it is in (`example.com`, `.example.com`), or `*`.
+    /// a loopback host (Go never proxies those), or `NO_PROXY` names the host, a domain it is in
+    /// (`example.com`, `.example.com`), a CIDR block holding its IPv4 address, or `*`.
     public func proxy(forHost host: String, scheme: String) -> String? {
         guard let url = url(for: scheme) else { return nil }
         let h = host.lowercased()
+        if h == "localhost" || h.hasSuffix(".localhost") || h == "::1" || h == "[::1]" || Self.ipv4(h).map({ $0 >> 24 == 127 }) == true { return nil }
         for raw in (noProxy ?? "").split(separator: ",") {
             var entry = raw.trimmingSpaces().lowercased()
             if entry == "*" { return nil }
+            if let slash = entry.firstIndex(of: "/"), let net = Self.ipv4(String(entry[..<slash])), let bits = Int(entry[entry.index(after: slash)...]),
+               (0...32).contains(bits), let ip = Self.ipv4(h) {
+                let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
+                if ip & mask == net & mask { return nil }
+                continue
+            }
             if let colon = entry.lastIndex(of: ":"), !entry.contains("]"), entry.filter({ $0 == ":" }).count == 1 { entry = String(entry[..<colon]) }
             if entry.hasPrefix(".") { entry.removeFirst() }
             if !entry.isEmpty && (h == entry || h.hasSuffix("." + entry)) { return nil }
         }
         return url
+    }
+
+    /// A dotted IPv4 address as a number.
+    static func ipv4(_ s: String) -> UInt32? {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var v: UInt32 = 0
+        for p in parts {
+            guard let n = UInt32(p), n <= 255, !p.isEmpty else { return nil }
+            v = v << 8 | n
+        }
+        return v
     }
 
     public var shown: String {

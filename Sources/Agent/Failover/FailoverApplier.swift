@@ -133,9 +133,11 @@ public struct FailoverApplier: Sendable {
         }
         if let containerd = config.runtime.containerd {
             for (name, mirrors) in directive.mirrors.sorted(by: { $0.key < $1.key }) {
-                guard let registry = registries[name], let dir = ContainerdHostsWriter.directory(certsDir: containerd.certsDir, registry: name) else {
+                guard let registry = registries[name], let lexical = ContainerdHostsWriter.directory(certsDir: containerd.certsDir, registry: name) else {
                     throw RuntimeConfigError(path: containerd.certsDir, message: "registry \(name) cannot be written under certsDir")
                 }
+                // A link on the host below certsDir leads to the host's file, not the container's.
+                let dir = config.hostRoot.contained(lexical) ?? lexical
                 let specs = Dictionary(registry.mirrors.map { (CommandGate.normalise($0.url), $0) }, uniquingKeysWith: { a, _ in a })
                 let path = dir + "/hosts.toml"
                 let text = try ContainerdHostsWriter.renderVerified(

@@ -31,7 +31,7 @@ public struct ProcessReloader: RuntimeReloading {
             let args: [String] = ["/bin/systemctl", "reload", unit]
             let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
             defer { argv.forEach { free($0) } }
-            guard posix_spawn(&pid, "/bin/systemctl", nil, nil, argv, environ) == 0 else {
+            guard spawnLock.withLock({ _ in posix_spawn(&pid, "/bin/systemctl", nil, nil, argv, environ) }) == 0 else {
                 throw RuntimeConfigError(path: "/bin/systemctl", message: "cannot run systemctl reload \(unit)")
             }
             var status: Int32 = 0

@@ -32,7 +32,7 @@ public struct RuntimeRestorer: Sendable {
                     try AtomicFile.write(content, to: real, mode: mode)
                     lines.append("restored \(e.hostPath) (\(e.runtime.rawValue))")
                 } catch {
-                    lines.append("cannot restore \(e.hostPath): \(error.reason)")
+                    lines.append("cannot restore \(e.hostPath): \(root.shown(error.reason))")
                     failed = true
                     continue
                 }

@@ -102,6 +102,10 @@ final class ChildProcess: Sendable {
     }
 
     static func spawn(_ path: String, _ args: [String]) -> ChildProcess? {
+        spawnLock.withLock { _ in spawnLocked(path, args) }
+    }
+
+    private static func spawnLocked(_ path: String, _ args: [String]) -> ChildProcess? {
         var fds: [Int32] = [-1, -1]
         guard makePipe(&fds) else { return nil }
         var actions = posix_spawn_file_actions_t()

@@ -51,11 +51,13 @@ public struct DockerDaemonConfig: Sendable, Equatable {
     }
 
     /// dockerd's rules for a mirror value (moby `daemon/pkg/registry/config.go`).
-    static func mirrorProblem(_ value: String) -> String? {
+    static func mirrorProblem(_ raw: String) -> String? {
+        // Quoted in the message as dockerd would, but never with a password in it.
+        let value = ProxySetting.redacted(raw)
         guard value.hasPrefix("http://") || value.hasPrefix("https://") else {
             return "invalid mirror: no scheme specified for \"\(value)\": must use either 'https://' or 'http://'"
         }
-        guard let url = URL(string: value), let host = url.host, !host.isEmpty else {
+        guard let url = URL(string: raw), let host = url.host, !host.isEmpty else {
             return "invalid mirror: \"\(value)\" is not a valid URI"
         }
         if url.user != nil || url.password != nil { return "invalid mirror: username/password not allowed in URI \"\(value)\"" }

@@ -26,35 +26,37 @@ public struct ProcessCredentialHelper: CredentialHelperRunning {
 
     static func run(_ path: String, input: String, timeout: Duration) -> CredentialHelper.Outcome {
         var stdin: [Int32] = [-1, -1], stdout: [Int32] = [-1, -1], stderr: [Int32] = [-1, -1]
-        guard makePipe(&stdin), makePipe(&stdout, nonBlocking: true), makePipe(&stderr, nonBlocking: true) else {
-            return .failed("cannot make a pipe: \(String(cString: strerror(errno)))")
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdin[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, stdout[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, stderr[1], 2)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attr, &none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setpgroup(&attr, 0)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        let argv = [strdup(path), strdup("get"), nil]
-        defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
-        close(stdin[0]); close(stdout[1]); close(stderr[1])
+        let rc: Int32 = spawnLock.withLock { _ -> Int32 in
+            guard makePipe(&stdin), makePipe(&stdout, nonBlocking: true), makePipe(&stderr, nonBlocking: true) else { return errno }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_adddup2(&actions, stdin[0], 0)
+            posix_spawn_file_actions_adddup2(&actions, stdout[1], 1)
+            posix_spawn_file_actions_adddup2(&actions, stderr[1], 2)
+            var attr = posix_spawnattr_t()
+            posix_spawnattr_init(&attr)
+            defer { posix_spawnattr_destroy(&attr) }
+            var none = sigset_t()
+            sigemptyset(&none)
+            posix_spawnattr_setsigmask(&attr, &none)
+            var all = sigset_t()
+            sigfillset(&all)
+            posix_spawnattr_setsigdefault(&attr, &all)
+            posix_spawnattr_setpgroup(&attr, 0)
+            posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+            let argv = [strdup(path), strdup("get"), nil]
+            defer { argv.forEach { free($0) } }
+            return posix_spawn(&pid, path, &actions, &attr, argv, environ)
+        }
+        for fd in [stdin[0], stdout[1], stderr[1]] where fd >= 0 { close(fd) }
         guard rc == 0 else {
-            close(stdin[1]); close(stdout[0]); close(stderr[0])
+            for fd in [stdin[1], stdout[0], stderr[0]] where fd >= 0 { close(fd) }
             return .failed("cannot start \(path): \(String(cString: strerror(rc)))")
         }
+        // A helper that exits before reading must not kill the agent with SIGPIPE: EPIPE is enough.
+        signal(SIGPIPE, SIG_IGN)
         let bytes = Array(input.utf8)
         _ = bytes.withUnsafeBytes { write(stdin[1], $0.baseAddress, $0.count) }
         close(stdin[1])
@@ -69,7 +71,7 @@ public struct ProcessCredentialHelper: CredentialHelperRunning {
             guard left > .zero else { timedOut = true; break }
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let ms = Int32(min(left.milliseconds + 1, 1000))
-            if poll(&fds, nfds_t(fds.count), ms) < 0 && errno != EINTR { break }
+            if poll(&fds, nfds_t(fds.count), ms) < 0 && errno != EINTR { timedOut = true; break }
             for f in fds where f.revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { read(f.fd, $0.baseAddress, $0.count) }
                 if n > 0 {
@@ -81,13 +83,26 @@ public struct ProcessCredentialHelper: CredentialHelperRunning {
             }
         }
         close(stdout[0]); close(stderr[0])
-        if timedOut || tooLong { kill(-pid, SIGKILL) }
+        // Output closed, or time is up: the helper gets what is left of the timeout to exit, then it and
+        // its process group are killed (the pid too, in case it left the group).
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var exited = false
+        while !timedOut && !tooLong && !exited {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { exited = true; break }
+            if r < 0 && errno != EINTR { break }
+            if ContinuousClock.now >= deadline { timedOut = true; break }
+            usleep(10_000)
+        }
+        if !exited {
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
         if timedOut { return .timedOut }
         if tooLong { return .failed("answered more than 1 MiB") }
-        let exited = status & 0x7f == 0, code = (status >> 8) & 0xff
-        if exited && code == 0 {
+        let normal = status & 0x7f == 0, code = (status >> 8) & 0xff
+        if normal && code == 0 {
             guard let answer = CredentialHelper.parseAnswer(out) else { return .failed("answered something that is not credentials JSON") }
             return .found(username: answer.username, secret: answer.secret)
         }
@@ -95,7 +110,7 @@ public struct ProcessCredentialHelper: CredentialHelperRunning {
         let message = String(decoding: err.isEmpty ? out : err, as: UTF8.self).trimmed()
         // The helpers' own wording for "nothing stored for this server".
         if message.lowercased().contains("credentials not found") { return .none }
-        let how = exited ? "exit \(code)" : "signal \(status & 0x7f)"
+        let how = normal ? "exit \(code)" : "signal \(status & 0x7f)"
         return .failed("\(how)\(message.isEmpty ? "" : ": \(String(message.split(separator: "\n").first ?? "").prefix(200))")")
     }
 }

@@ -7,6 +7,9 @@ public struct DockerClientConfig: Sendable, Equatable {
         public var username: String
         /// The password or token; never printed.
         public var secret: String
+        /// An OAuth refresh token (`identitytoken`, or a helper's `<token>` user): exchanged at the registry's
+        /// token service, never sent as basic auth.
+        public var isIdentityToken = false
     }
 
     /// By the key as written (`https://index.docker.io/v1/`, `registry.example:5000`).
@@ -20,7 +23,10 @@ public struct DockerClientConfig: Sendable, Equatable {
         }
         var logins: [String: Login] = [:]
         for (key, entry) in root["auths"]?.object ?? [:] {
-            if let auth = entry["auth"]?.string, !auth.isEmpty {
+            // An identity token wins over `auth` (`az acr login` writes both, with an empty password).
+            if let token = entry["identitytoken"]?.string, !token.isEmpty {
+                logins[key] = Login(username: "(identity token)", secret: token, isIdentityToken: true)
+            } else if let auth = entry["auth"]?.string, !auth.isEmpty {
                 guard let decoded = Data(base64Encoded: auth), let text = String(data: decoded, encoding: .utf8),
                       let colon = text.firstIndex(of: ":") else {
                     throw RuntimeConfigError(path: path, message: "auths.\(key).auth is not base64 of user:password")
@@ -28,8 +34,6 @@ public struct DockerClientConfig: Sendable, Equatable {
                 logins[key] = Login(username: String(text[..<colon]), secret: String(text[text.index(after: colon)...]))
             } else if let user = entry["username"]?.string, let password = entry["password"]?.string {
                 logins[key] = Login(username: user, secret: password)
-            } else if let token = entry["identitytoken"]?.string {
-                logins[key] = Login(username: "(identity token)", secret: token)
             }
         }
         var helpers: [String: String] = [:]

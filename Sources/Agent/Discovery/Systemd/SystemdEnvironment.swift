@@ -5,8 +5,9 @@ import FoundationEssentials
 /// one `NAME=value`, double or single quotes group a word; a later assignment wins; an empty
 /// `Environment=` resets the list.
 public enum SystemdEnvironment {
-    public static func parse(_ text: String) -> [String: String] {
-        var env: [String: String] = [:]
+    /// `onto`: what earlier drop-ins set (an empty `Environment=` here resets it too).
+    public static func parse(_ text: String, onto initial: [String: String] = [:]) -> [String: String] {
+        var env = initial
         var section = ""
         for raw in text.split(whereSeparator: \.isNewline) {
             let line = raw.trimmingSpaces()

@@ -245,7 +245,7 @@ public struct TOMLParser {
         }
         let token = String(decoding: b[start..<i], as: UTF8.self)
         if let v = Self.scalar(token) { return v }
-        throw Failure(line: at.0, column: at.1, message: token.isEmpty ? "a value is missing" : "invalid value \(token.prefix(40))")
+        throw Failure(line: at.0, column: at.1, message: token.isEmpty ? "a value is missing" : "invalid value (strings are quoted; the value is not shown, it may be a secret)")
     }
 
     static func scalar(_ token: String) -> TOMLValue? {

@@ -82,7 +82,8 @@ extension YAMLNode {
     /// Same document content, whatever the lines: how a rewrite is checked against what it meant to write.
     public func sameContent(as other: YAMLNode) -> Bool {
         switch (kind, other.kind) {
-        case (.scalar(let a, let qa), .scalar(let b, let qb)): return a == b && (qa == qb || (isNull && other.isNull))
+        // `~`, `null` and nothing are the same null.
+        case (.scalar(let a, let qa), .scalar(let b, let qb)): return (isNull && other.isNull) || (a == b && qa == qb)
         case (.sequence(let a), .sequence(let b)): return a.count == b.count && zip(a, b).allSatisfy { $0.sameContent(as: $1) }
         case (.mapping(let a), .mapping(let b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value.sameContent(as: $1.value) }

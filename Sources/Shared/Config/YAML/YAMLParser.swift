@@ -197,10 +197,11 @@ public struct YAMLParser {
             var reader = FlowReader(Array(joined), line: line)
             let node = try reader.value()
             reader.skipSpace()
-            guard reader.atEnd else { throw YAMLError(line: line, "unexpected text after a value: \(String(reader.chars[reader.pos...]).prefix(40))") }
+            // Messages never quote the file's values: a runtime file's may be a password.
+            guard reader.atEnd else { throw YAMLError(line: line, "unexpected text after a value") }
             return node
         case "&", "*", "!":
-            throw YAMLError(line: line, "anchors, aliases and tags are not supported (\(text.prefix(40)))")
+            throw YAMLError(line: line, "anchors, aliases and tags (\(first)) are not supported")
         case "%", "@", "`":
             throw YAMLError(line: line, "a plain value cannot start with \"\(first)\"; quote it")
         default:
