@@ -92,6 +92,12 @@ demo: deps build
 test-kubernetes: deps
 	bash scripts/test-kubernetes.sh
 
+# Prometheus alerting rules in deploy/prometheus: promtool check rules and the promtool unit tests in
+# deploy/prometheus/tests, plus the metric names the rules use (scripts/test-prometheus.sh [FILE] lists them).
+.PHONY: test-prometheus
+test-prometheus: deps
+	bash scripts/test-prometheus.sh
+
 # Debian packages of the release binaries in dist/ (scripts/build-deb.sh: dpkg-dev, binutils, chrpath), and
 # their test (scripts/test-packages.sh, as root: systemd-analyze from systemd, lintian, install and purge in a
 # clean Debian 12 root made by debootstrap, booted with systemd-nspawn from systemd-container).
