@@ -60,7 +60,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(MAKE) image
 	$(SWIFT) test --skip-build
-	$(MAKE) test-kubernetes test-packages
+	$(MAKE) test-kubernetes test-packages test-prometheus
 
 test-unprivileged: deps
 	$(SWIFT) build --build-tests

@@ -47,6 +47,22 @@ struct AggregatorServeTests {
         let (status, _) = try RegistryHarness.spawnAndWait("/bin/sh", ["-c", "/usr/bin/promtool check metrics < \(f.dir)/metrics.txt > \(f.dir)/promtool.out 2>&1"])
         #expect(status == 0, "promtool: \((try? String(contentsOfFile: "\(f.dir)/promtool.out", encoding: .utf8)) ?? "")")
         #expect(metrics.contains("regwatch_reports_ingested_total"))
+        // Every metric the Prometheus alert rules use is one this aggregator exports (a rename breaks this).
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let (rulesStatus, _) = try RegistryHarness.spawnAndWait("/bin/bash", ["\(repo)/scripts/test-prometheus.sh", "\(f.dir)/rule-metrics.txt"])
+        #expect(rulesStatus == 0, "scripts/test-prometheus.sh failed")
+        let used = try String(contentsOfFile: "\(f.dir)/rule-metrics.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(!used.isEmpty)
+        let exported = Set(metrics.split(separator: "\n").compactMap { line -> String? in
+            if line.hasPrefix("# TYPE ") { return line.split(separator: " ").dropFirst(2).first.map(String.init) }
+            return line.hasPrefix("#") ? nil : line.split(whereSeparator: { $0 == "{" || $0 == " " }).first.map(String.init)
+        })
+        // Series made on first use (a rejection, a rate-limit reading) are absent from a healthy fleet's
+        // page: those must at least be in the exporter's catalog, which the exposition takes its names from.
+        for name in used {
+            #expect(exported.contains(name) || MetricNames.help[name] != nil, "the rules use \(name), which this aggregator does not export")
+        }
+        #expect(used.filter(exported.contains).count >= 4, "most rule metrics should be on a healthy fleet's page: \(used)")
         #expect(metrics.contains("regwatch_probe_duration_seconds_bucket{phase=\"total\""))
         #expect(try f.get("/healthz") == "ok\n")
 
