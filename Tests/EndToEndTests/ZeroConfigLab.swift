@@ -19,7 +19,12 @@ final class ZeroConfigLab: @unchecked Sendable {
     init() throws {
         try h.run("/usr/sbin/ip", ["netns", "add", ns])
         try h.run("/usr/sbin/ip", ["-n", ns, "link", "set", "lo", "up"])
-        let fill = try h.startRegistry(name: "hub")
+        // A free port can be taken between the check and the bind on a busy machine: try again.
+        var started: Int?
+        for attempt in 1...3 where started == nil {
+            do { started = try h.startRegistry(name: "hub") } catch where attempt < 3 { h.stop(name: "hub") }
+        }
+        let fill = started!
         try h.pushImage(port: fill, repository: "library/alpine", tag: "latest")
         h.stop(name: "hub")
         try h.startRegistry(name: "hub", netns: ns, port: alive)

@@ -25,6 +25,17 @@ public struct ProcessCredentialHelper: CredentialHelperRunning {
     }
 
     static func run(_ path: String, input: String, timeout: Duration) -> CredentialHelper.Outcome {
+        // ETXTBSY: the helper was just written (an upgrade) and a process forked meanwhile still holds it
+        // open for writing; that clears within moments.
+        for _ in 0..<20 {
+            let outcome = attempt(path, input: input, timeout: timeout)
+            guard case .failed(let why) = outcome, why.hasSuffix(String(cString: strerror(ETXTBSY))) else { return outcome }
+            usleep(25_000)
+        }
+        return attempt(path, input: input, timeout: timeout)
+    }
+
+    static func attempt(_ path: String, input: String, timeout: Duration) -> CredentialHelper.Outcome {
         var stdin: [Int32] = [-1, -1], stdout: [Int32] = [-1, -1], stderr: [Int32] = [-1, -1]
         var pid: pid_t = 0
         let rc: Int32 = spawnLock.withLock { _ -> Int32 in
@@ -87,9 +98,12 @@ public struct ProcessCredentialHelper: CredentialHelperRunning {
         // its process group are killed (the pid too, in case it left the group).
         var status: Int32 = 0
         var exited = false
+        var statusKnown = true
         while !timedOut && !tooLong && !exited {
             let r = waitpid(pid, &status, WNOHANG)
             if r == pid { exited = true; break }
+            // Reaped elsewhere (a host process that waits for every child): the exit status is lost.
+            if r < 0 && errno == ECHILD { exited = true; statusKnown = false; break }
             if r < 0 && errno != EINTR { break }
             if ContinuousClock.now >= deadline { timedOut = true; break }
             usleep(10_000)
@@ -101,6 +115,10 @@ public struct ProcessCredentialHelper: CredentialHelperRunning {
         }
         if timedOut { return .timedOut }
         if tooLong { return .failed("answered more than 1 MiB") }
+        if !statusKnown {
+            guard let answer = CredentialHelper.parseAnswer(out) else { return .failed("exited, status unknown, with no credentials JSON") }
+            return .found(username: answer.username, secret: answer.secret)
+        }
         let normal = status & 0x7f == 0, code = (status >> 8) & 0xff
         if normal && code == 0 {
             guard let answer = CredentialHelper.parseAnswer(out) else { return .failed("answered something that is not credentials JSON") }
