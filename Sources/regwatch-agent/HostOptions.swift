@@ -48,7 +48,8 @@ struct HostOptions: ParsableArguments {
         }
     }
 
-    func setup(imageRegistry: String? = nil) async throws -> Setup {
+    /// `runner`: the command's one libcurl runner, which discovery also uses to ask dockerd.
+    func setup(imageRegistry: String? = nil, runner: CurlMultiRunner) async throws -> Setup {
         let root = try parseHostRoot(hostRoot)
         let extra = registries.compactMap { try? RegistryArgument.parse($0).get() }
         let path = config ?? (access(AgentConfig.defaultPath, F_OK) == 0 ? AgentConfig.defaultPath : nil)
@@ -60,8 +61,8 @@ struct HostOptions: ParsableArguments {
         let hostRoot = root ?? HostRoot()
         let discovery = await HostDiscoverer(
             root: hostRoot, environment: ProcessInfo.processInfo.environment, helperTimeout: DurationText.parse(helperTimeout)!,
-            extraRegistries: extra.map { ($0.name, $0.upstream) }, imageRegistry: imageRegistry, hostID: Self.hostID(hostRoot),
-            engine: CurlMultiRunner()
+            extraRegistries: extra, imageRegistry: imageRegistry, hostID: Self.hostID(hostRoot),
+            engine: runner
         ).discover()
         return Setup(config: discovery.config, credentials: discovery.credentials, proxy: discovery.proxy, discovery: discovery,
                      source: "discovered on this host" + (hostRoot.isHost ? "" : " under \(hostRoot)"))

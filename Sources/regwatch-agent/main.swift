@@ -103,8 +103,9 @@ extension AgentCommand {
         }
 
         func run() async throws {
-            let setup = try await options.setup()
-            let cycle = CheckCycle(config: setup.config, prober: RegistryProber(runner: CurlMultiRunner()), credentials: setup.credentials, proxy: setup.proxy)
+            let curl = CurlMultiRunner()
+            let setup = try await options.setup(runner: curl)
+            let cycle = CheckCycle(config: setup.config, prober: RegistryProber(runner: curl), credentials: setup.credentials, proxy: setup.proxy)
             var report = await cycle.run()
             for _ in 1..<repeatCount { report = await cycle.run() }
             report.discovery = setup.discovery
@@ -137,9 +138,9 @@ extension AgentCommand {
 
         func run() async throws {
             let reference = ImageReference(image)!
-            let setup = try await options.setup(imageRegistry: reference.registry)
-            let config = setup.config
             let curl = CurlMultiRunner()
+            let setup = try await options.setup(imageRegistry: reference.registry, runner: curl)
+            let config = setup.config
             let runtimes = await RuntimeConfigReader(runtime: config.runtime, runner: curl).readForPulls()
             let prober = RegistryProber(runner: curl)
             var results: [ProbeResult] = []

@@ -21,7 +21,7 @@ struct DiscoveryTests {
 
     func discover(_ answers: [String: CredentialHelper.Outcome] = [:], extra: [(String, String?)] = [], image: String? = nil) async -> HostDiscovery {
         await HostDiscoverer(root: HostRoot(Self.host)!, environment: ["PATH": "/usr/bin"], helpers: ScriptedHelpers(answers: answers),
-                             extraRegistries: extra.map { (name: $0.0, upstream: $0.1) }, imageRegistry: image, hostID: "fixture-node").discover()
+                             extraRegistries: extra.map { RegistryArgument(name: $0.0, upstream: $0.1) }, imageRegistry: image, hostID: "fixture-node").discover()
     }
 
     /// A temporary host root holding `files` (host path -> content).

@@ -82,24 +82,23 @@ public struct DockerCredentials: Sendable, Equatable {
         self.auths = auths
     }
 
-    /// `path` is a real path (under `root` when the agent reads a host from a container); errors name it as the host does.
+    /// `path` is a real path (under `root` when the agent reads a host from a container); errors name it as
+    /// the host does. Read as discovery reads it (``DockerClientConfig``).
     public static func load(_ path: String, root: HostRoot = HostRoot()) throws(ConfigError) -> DockerCredentials {
         guard let bytes = root.contents(atPath: path) else {
             throw ConfigError(file: root.shown(path), key: "", message: root.fileExists(atPath: path) ? "cannot be read" : "no such file")
         }
-        let data = Data(bytes)
-        guard let root = JSONValue.parse(data)?.object else {
-            throw ConfigError(file: root.shown(path), key: "", message: "not a Docker config.json (expected a JSON object)")
+        let config: DockerClientConfig
+        do { config = try DockerClientConfig.parse(bytes, path: path) } catch {
+            throw ConfigError(file: root.shown(path), key: "", message: error.message)
         }
-        var auths: [String: String] = [:]
-        for (key, entry) in root["auths"]?.object ?? [:] {
-            if let auth = entry["auth"]?.string, let decoded = Data(base64Encoded: auth), let text = String(data: decoded, encoding: .utf8) {
-                auths[key] = text
-            } else if let user = entry["username"]?.string, let password = entry["password"]?.string {
-                auths[key] = "\(user):\(password)"
-            }
-        }
-        return DockerCredentials(auths: auths)
+        return DockerCredentials(logins: config.logins)
+    }
+
+    /// Logins as probes use them: identity tokens need the registry's OAuth exchange, which probes do
+    /// not do, so those registries are probed anonymously.
+    init(logins: [String: DockerClientConfig.Login]) {
+        auths = logins.filter { !$0.value.isIdentityToken }.mapValues { "\($0.username):\($0.secret)" }
     }
 
     /// Docker stores Hub credentials under `https://index.docker.io/v1/`; others under the host name.

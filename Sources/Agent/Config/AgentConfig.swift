@@ -21,6 +21,11 @@ public struct AgentConfig: Sendable, Equatable {
     }
 
     public struct Registry: Sendable, Equatable {
+        /// Where a registry is when nothing says otherwise: Docker Hub's API host, else the name over https.
+        public static func defaultUpstream(_ name: String) -> String {
+            name == "docker.io" ? "https://registry-1.docker.io" : "https://\(name)"
+        }
+
         public var name: String
         public var upstream: String
         public var probeImage: String?
@@ -168,7 +173,7 @@ public struct AgentConfig: Sendable, Equatable {
             let name = try node["name"].requiredString()
             guard RegistryName.isValid(name) else { throw node["name"].error("\"\(name)\" is not a registry host name (e.g. docker.io or registry.example:5000)") }
             if registries.contains(where: { $0.name == name }) { throw node["name"].error("registry \(name) is listed twice") }
-            let upstream = try node["upstream"].string(default: name == "docker.io" ? "https://registry-1.docker.io" : "https://\(name)")!
+            let upstream = try node["upstream"].string(default: Registry.defaultUpstream(name))!
             guard URLRules.isHTTPURL(upstream) else { throw node["upstream"].error("expected an http(s) URL, got \"\(upstream)\"") }
             var mirrors: [MirrorSpec] = []
             var mirrorCAs: [String: String] = [:]

@@ -26,7 +26,7 @@ public struct RegistryArgument: Sendable, Equatable {
 
     /// The registry as the config would have it.
     public var registry: AgentConfig.Registry {
-        AgentConfig.Registry(name: name, upstream: upstream ?? (name == "docker.io" ? "https://registry-1.docker.io" : "https://\(name)"),
+        AgentConfig.Registry(name: name, upstream: upstream ?? AgentConfig.Registry.defaultUpstream(name),
                              probeImage: nil, rateLimit: name == "docker.io", credentials: nil, mirrors: [])
     }
 }

@@ -7,7 +7,7 @@ import RegwatchShared
 public enum PullPath {
     public static func targets(for image: ImageReference, config: AgentConfig, runtimes: [RuntimeConfigState], credentials: DockerCredentials?) -> [ProbeTarget] {
         let registry = config.registries.first { $0.name == image.registry }
-        let upstreamURL = registry?.upstream ?? (image.registry == "docker.io" ? "https://registry-1.docker.io" : "https://\(image.registry)")
+        let upstreamURL = registry?.upstream ?? AgentConfig.Registry.defaultUpstream(image.registry)
         var mirrors: [String] = []
         let order: [RuntimeKind] = [.docker, .containerd, .crio]
         for kind in order {

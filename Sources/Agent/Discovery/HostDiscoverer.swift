@@ -14,7 +14,7 @@ public struct HostDiscoverer: Sendable {
     public var helpers: any CredentialHelperRunning
     public var helperTimeout: Duration
     /// `--registry NAME[=URL]`.
-    public var extraRegistries: [(name: String, upstream: String?)]
+    public var extraRegistries: [RegistryArgument]
     /// `diagnose IMAGE` adds the image's registry.
     public var imageRegistry: String?
     public var hostID: String
@@ -22,7 +22,7 @@ public struct HostDiscoverer: Sendable {
     public var engine: (any HTTPTransport)?
 
     public init(root: HostRoot, environment: [String: String], helpers: (any CredentialHelperRunning)? = nil, helperTimeout: Duration = .seconds(5),
-                extraRegistries: [(name: String, upstream: String?)] = [], imageRegistry: String? = nil, hostID: String,
+                extraRegistries: [RegistryArgument] = [], imageRegistry: String? = nil, hostID: String,
                 engine: (any HTTPTransport)? = nil) {
         self.engine = engine
         self.root = root
@@ -112,7 +112,7 @@ public struct HostDiscoverer: Sendable {
             interval: .seconds(30), stateDir: root.path("/var/lib/regwatch"), registries: [], runtime: runtime, transport: TransportLimits())
         for name in registries {
             let upstream = extraRegistries.first { $0.name == name }?.upstream
-                ?? (name == "docker.io" ? "https://registry-1.docker.io" : "https://\(name)")
+                ?? AgentConfig.Registry.defaultUpstream(name)
             var mirrors = (s.mirrors[name] ?? []).filter { $0.url != upstream }
             for i in mirrors.indices {
                 let host = URL(string: mirrors[i].url).flatMap { u in u.host.map { h in u.port.map { "\(h):\($0)" } ?? h } } ?? ""
@@ -121,9 +121,8 @@ public struct HostDiscoverer: Sendable {
             config.registries.append(AgentConfig.Registry(name: name, upstream: upstream, probeImage: nil, rateLimit: name == "docker.io",
                                                           credentials: nil, mirrors: mirrors))
         }
-        // Identity tokens need the registry's OAuth exchange, which probes do not do: those go anonymous.
-        let usable = s.logins.filter { !$0.value.isIdentityToken }
-        let credentials = usable.isEmpty ? nil : DockerCredentials(auths: usable.mapValues { "\($0.username):\($0.secret)" })
+        let usable = DockerCredentials(logins: s.logins)
+        let credentials = usable.auths.isEmpty ? nil : usable
         // The runtime that pulls decides the proxy: dockerd's, else containerd's; else curl reads the environment.
         let proxy = s.proxies.first
         return HostDiscovery(root: root.description, findings: s.findings, registries: registries, proxy: proxy, config: config, credentials: credentials)

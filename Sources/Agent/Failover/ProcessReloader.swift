@@ -28,10 +28,7 @@ public struct ProcessReloader: RuntimeReloading {
             }
         case .systemctl:
             var pid: pid_t = 0
-            let args: [String] = ["/bin/systemctl", "reload", unit]
-            let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-            defer { argv.forEach { free($0) } }
-            guard spawnLock.withLock({ _ in posix_spawn(&pid, "/bin/systemctl", nil, nil, argv, environ) }) == 0 else {
+            guard spawnLock.withLock({ _ in ChildSpawn.spawn("/bin/systemctl", ["reload", unit], pid: &pid) }) == 0 else {
                 throw RuntimeConfigError(path: "/bin/systemctl", message: "cannot run systemctl reload \(unit)")
             }
             var status: Int32 = 0

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Synchronization
 import RegwatchShared
 #if canImport(Glibc)
 import Glibc
@@ -65,10 +64,6 @@ struct LineSplitter {
 }
 
 /// pipe(2) with close-on-exec (and optionally non-blocking) set; Glibc's Swift overlay lacks pipe2.
-/// Held from making a child's pipes to its posix_spawn: pipe() and FD_CLOEXEC are two steps, and a child
-/// spawned by another thread in between would inherit the pipe (a helper then never sees EOF).
-let spawnLock = Mutex<Void>(())
-
 func makePipe(_ fds: inout [Int32], nonBlocking: Bool = false) -> Bool {
     guard pipe(&fds) == 0 else { return false }
     for fd in fds {

@@ -40,26 +40,7 @@ public struct ProcessCredentialHelper: CredentialHelperRunning {
         var pid: pid_t = 0
         let rc: Int32 = spawnLock.withLock { _ -> Int32 in
             guard makePipe(&stdin), makePipe(&stdout, nonBlocking: true), makePipe(&stderr, nonBlocking: true) else { return errno }
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_adddup2(&actions, stdin[0], 0)
-            posix_spawn_file_actions_adddup2(&actions, stdout[1], 1)
-            posix_spawn_file_actions_adddup2(&actions, stderr[1], 2)
-            var attr = posix_spawnattr_t()
-            posix_spawnattr_init(&attr)
-            defer { posix_spawnattr_destroy(&attr) }
-            var none = sigset_t()
-            sigemptyset(&none)
-            posix_spawnattr_setsigmask(&attr, &none)
-            var all = sigset_t()
-            sigfillset(&all)
-            posix_spawnattr_setsigdefault(&attr, &all)
-            posix_spawnattr_setpgroup(&attr, 0)
-            posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-            let argv = [strdup(path), strdup("get"), nil]
-            defer { argv.forEach { free($0) } }
-            return posix_spawn(&pid, path, &actions, &attr, argv, environ)
+            return ChildSpawn.spawn(path, ["get"], dup2: [(stdin[0], 0), (stdout[1], 1), (stderr[1], 2)], newProcessGroup: true, pid: &pid)
         }
         for fd in [stdin[0], stdout[1], stderr[1]] where fd >= 0 { close(fd) }
         guard rc == 0 else {
