@@ -301,6 +301,14 @@ public final class RegistryHarness: @unchecked Sendable {
         return output
     }
 
+    /// Writes an executable script from a child process: written by this process, its open descriptor
+    /// could be inherited by a process another test forks meanwhile and then hold the file, so that
+    /// running it fails with ETXTBSY for as long as that process lives.
+    public static func writeExecutable(_ text: String, to path: String) throws {
+        let (status, _) = try spawnAndWait("/bin/sh", ["-c", "printf '%s' \"$2\" > \"$1\" && chmod 755 \"$1\"", "sh", path, text])
+        guard status == 0 else { throw HarnessError("cannot write \(path)") }
+    }
+
     /// Runs a command to completion; stdout is returned, stderr goes to `stderrPath` (or /dev/null).
     public static func spawnAndWait(_ executable: String, _ args: [String], stderrPath: String? = nil, environment: [String: String]? = nil) throws -> (Int32, String) {
         let (status, output, _) = try spawnAndMeasure(executable, args, stderrPath: stderrPath, environment: environment)

@@ -1,6 +1,7 @@
 import Foundation
 @testable import RegwatchAgent
 import RegwatchShared
+import RegwatchTestSupport
 import Testing
 
 /// A credential helper that answers from a table, for discovery without processes.
@@ -271,8 +272,7 @@ struct ProcessCredentialHelperTests {
         let dir = NSTemporaryDirectory() + "rw-helpers-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let name = "t\(UInt32.random(in: 0...UInt32.max))"
-        try "#!/bin/sh\n\(body)\n".write(toFile: "\(dir)/docker-credential-\(name)", atomically: true, encoding: .utf8)
-        chmod("\(dir)/docker-credential-\(name)", 0o755)
+        try RegistryHarness.writeExecutable("#!/bin/sh\n\(body)\n", to: "\(dir)/docker-credential-\(name)")
         return (dir, name)
     }
 

@@ -46,6 +46,7 @@ final class ZeroConfigLab: @unchecked Sendable {
 
     func write(_ path: String, _ text: String, mode: Int = 0o644) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        if mode & 0o111 != 0 { return try RegistryHarness.writeExecutable(text, to: path) }
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, mode_t(mode))
     }

@@ -26,7 +26,7 @@ struct ZeroConfigTests {
         #expect((mirrors["detail"] as? String)?.contains("http://127.0.0.1:\(lab.dead), http://127.0.0.1:\(lab.alive)") == true)
         #expect(r.finding("credentials", "docker.io")?["detail"] as? String == "user hubuser")
         #expect(r.finding("credentials", "docker.io")?["source"] as? String == "/root/.docker/config.json")
-        #expect(r.finding("credentials", "helped.registry.test")?["detail"] as? String == "user helperuser, from docker-credential-good")
+        #expect(r.finding("credentials", "helped.registry.test")?["detail"] as? String == "user helperuser, from docker-credential-good", "\(r.findings)")
         let hung = try #require(r.finding("problem", "slow.registry.test"), "\(r.findings)")
         #expect((hung["detail"] as? String)?.contains("docker-credential-hang did not answer within 2 s") == true, "\(hung)")
         #expect((r.finding("problem", "gone.registry.test")?["detail"] as? String)?.contains("docker-credential-not-installed is not installed") == true)
