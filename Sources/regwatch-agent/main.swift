@@ -67,7 +67,8 @@ extension AgentCommand {
             let failover = try FailoverCommandService.make(config: config, verifier: credentials.commandVerifier, client: client, logger: logger)
             let scheduler = ReportScheduler(
                 config: config, cycle: cycle, client: client, logger: logger, eventSink: sink,
-                appliedGeneration: { failover.appliedGeneration }, gate: join?.gate)
+                appliedGeneration: { failover.appliedGeneration }, gate: join?.gate,
+                spool: { let s = spool.statistics; return SpoolStatus(pending: s.pending, dropped: s.dropped) })
             logger.info("agent running", metadata: ["host.id": "\(config.host.id)", "aggregator": "\(config.aggregator.endpoint)", "interval": "\(config.interval)"])
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: client),

@@ -47,6 +47,15 @@ struct AggregatorServeTests {
         let (status, _) = try RegistryHarness.spawnAndWait("/bin/sh", ["-c", "/usr/bin/promtool check metrics < \(f.dir)/metrics.txt > \(f.dir)/promtool.out 2>&1"])
         #expect(status == 0, "promtool: \((try? String(contentsOfFile: "\(f.dir)/promtool.out", encoding: .utf8)) ?? "")")
         #expect(metrics.contains("regwatch_reports_ingested_total"))
+        // The operator-surface gauges: hosts per status, the failover state, no spool drops.
+        #expect(try f.eventually(15) { try f.metric("regwatch_hosts{status=\"ok\"}") == 3 }, "\((try? f.get("/metrics")) ?? "")")
+        let surface = try f.get("/metrics")
+        for series in ["regwatch_hosts{status=\"stale\"}", "regwatch_failover_frozen", "regwatch_failover_blocked",
+                       "regwatch_failover_frozen_since_timestamp_seconds", "regwatch_failover_plans{state=\"rolling\"}",
+                       "regwatch_agent_events_dropped_total"] {
+            let value: Double? = metricValue(in: surface, series)
+            #expect(value == 0, "\(series): \(value.map { "\($0)" } ?? "missing")")
+        }
         // Every metric the Prometheus alert rules use is one this aggregator exports (a rename breaks this).
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let (rulesStatus, _) = try RegistryHarness.spawnAndWait("/bin/bash", ["\(repo)/scripts/test-prometheus.sh", "\(f.dir)/rule-metrics.txt"])
@@ -153,6 +162,71 @@ struct AggregatorServeTests {
                 #expect(Set(images) == Set((0..<(written[id] ?? 0)).map { "registry.test:5000/\(id)/app:\($0)" }))
             }
         }
+    }
+
+    @Test("an agent whose spool overflows while the aggregator is away: its drops reach its host row, the API and regwatch_agent_events_dropped_total")
+    func spoolDrops() throws {
+        let f = try Fleet()
+        let log = "\(f.dir)/node-s-kubelet.log"
+        // 4 KiB holds about a dozen events; 300 are written before the aggregator exists.
+        try f.addAgent("node-s", zone: "z1", events: "{files: [\(log)], filePoll: 50ms, resendAfter: 1s, journalUnits: [], spoolMaxBytes: 4096}")
+        try f.startAgent("node-s")
+        #expect(f.eventually(15) { f.log("node-s").contains("agent running") })
+        usleep(1_000_000)  // its file source is polling; a file that appears later is read from its start
+        var text = ""
+        for i in 0..<300 {
+            let image = "registry.test:5000/spool/app:\(i)"
+            text += "I1129 01:02:05.123456 1234 event.go:307] \"Event occurred\" reason=\"Failed\" message=\"Failed to pull image \\\"\(image)\\\": "
+                + "rpc error: code = Unknown desc = 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit\"\n"
+        }
+        try text.write(toFile: log + ".new", atomically: false, encoding: .utf8)
+        #expect(rename(log + ".new", log) == 0)
+        #expect(f.eventually(15) { f.log("node-s").contains("spool full") }, "the agent never said it dropped events: \(f.log("node-s").suffix(2000))")
+        try f.startAggregator()
+        var dropped = 0
+        #expect(try f.eventually(30) {
+            guard let spool = try f.json("/api/v1/hosts").first?["spool"] as? [String: Any] else { return false }
+            dropped = spool["dropped"] as? Int ?? 0
+            return dropped > 0 && spool["pending"] as? Int == 0
+        }, "hosts: \((try? f.get("/api/v1/hosts")) ?? "")")
+        #expect(dropped < 300, "every event was dropped: the spool kept none")
+        let stored = try DatabaseQueue(path: f.database).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM pull_event") ?? 0 }
+        #expect(stored + dropped == 300, "\(stored) stored + \(dropped) dropped != 300 written")
+        // The counter adds what the host row says, once: later reports with the same count add nothing.
+        #expect(try f.eventually(15) { try f.metric("regwatch_agent_events_dropped_total") == Double(dropped) },
+                "\((try? f.get("/metrics")) ?? "")")
+    }
+
+    @Test("a TLS mirror whose certificate expires in 5 days: regwatch_certificate_expiry_timestamp_seconds is its notAfter, and a cert_expiring outage carries it")
+    func certificateExpiry() throws {
+        let f = try Fleet(correlation: "{staleAfter: 3, window: 1s, openAfter: 2, minHosts: 1}")
+        let ca = try f.h.certificateAuthority()
+        let cert = try f.h.signedCertificate(name: "mirror-tls", days: 5)
+        let port = try f.h.startRegistry(name: "mirror-tls", tls: cert)
+        let url = "https://127.0.0.1:\(port)"
+        try f.addAgent("node-t", zone: "z1", registries: """
+            registries:
+              - name: docker.io
+                upstream: "http://127.0.0.1:\(f.upstream)"
+                rateLimit: false
+                probeImage: library/alpine:3.20
+                mirrors: [{url: "\(url)", ca: "\(ca)"}]
+            """)
+        try f.startAggregator()
+        try f.startAgent("node-t")
+        let (status, end) = try RegistryHarness.spawnAndWait("/usr/bin/openssl", ["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in", cert.cert])
+        try #require(status == 0, "\(end)")
+        // notAfter=2026-12-09 07:50:00Z
+        let notAfter = try #require(ISO8601DateFormatter().date(from: end.split(separator: "=")[1].trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: " ", with: "T")))
+        var value: Double?
+        #expect(try f.eventually(20) {
+            value = try f.metric("regwatch_certificate_expiry_timestamp_seconds{endpoint=\"\(url)\"}")
+            return value != nil
+        }, "\((try? f.get("/metrics")) ?? "")")
+        #expect(value == notAfter.timeIntervalSince1970, "gauge \(value ?? -1), certificate notAfter \(notAfter.timeIntervalSince1970)")
+        #expect(try f.eventually(20) {
+            try f.metric("regwatch_outage{kind=\"cert_expiring\",scope=\"endpoint=\(url)\",class=\"none\"}") == 1
+        }, "\((try? f.get("/metrics"))?.split(separator: "\n").filter { $0.hasPrefix("regwatch_outage") } ?? [])")
     }
 
     /// Appends kubelet pull-failure lines, each image unique, to every agent's log until stopped.

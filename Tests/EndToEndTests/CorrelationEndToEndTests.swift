@@ -67,6 +67,10 @@ struct CorrelationEndToEndTests {
         // Two windows of 1 s plus one report interval of 1 s and scheduling slack.
         #expect(detection < 8, "detected after \(detection) s")
         #expect(try f.get("/metrics").contains("regwatch_outage_active{kind=\"endpoint_down\"} 1"))
+        // The per-outage series carries the scope and class the alert rules label with; its value is the hosts affected.
+        let registry = try #require(outage["registry"] as? String)
+        let series = "regwatch_outage{kind=\"endpoint_down\",scope=\"registry=\(registry) endpoint=\(mirrorURL)\",class=\"tcp_refused\"}"
+        #expect(try f.metric(series) == 4, "\((try? f.get("/metrics")) ?? "")")
         // Nothing else opened: the hosts reach the other endpoints.
         #expect(try outages(f).count == 1, "\((try? f.get("/api/v1/outages")) ?? "")")
 
@@ -81,6 +85,9 @@ struct CorrelationEndToEndTests {
         let restored = Date()
         #expect(try f.eventually(20) { try outages(f).isEmpty })
         #expect(Date().timeIntervalSince(restored) >= 3, "closed before the recovery hold")
+        // The ended outage's series is gone (not frozen at 4), while the per-kind count reads 0.
+        let after = try f.get("/metrics")
+        #expect(metricValue(in: after, "regwatch_outage_active{kind=\"endpoint_down\"}") == 0 && metricValue(in: after, series) == nil, "\(after)")
         let closed = try #require(try outages(f, all: true).first { $0["endpoint"] as? String == mirrorURL })
         #expect(closed["state"] as? String == "resolved")
         #expect((closed["endedAt"] as? String).flatMap(RFC3339.parse) != nil)

@@ -55,11 +55,7 @@ extension Fleet {
     /// The value of one series in `/metrics` (`name{labels}` as Prometheus prints them); nil when the
     /// series is not there (a counter that never moved).
     func metric(_ name: String, _ labels: String = "") throws -> Double? {
-        let series = labels.isEmpty ? name : "\(name){\(labels)}"
-        for line in try get("/metrics").split(separator: "\n") where line.hasPrefix(series + " ") {
-            return Double(line.dropFirst(series.count + 1))
-        }
-        return nil
+        metricValue(in: try get("/metrics"), labels.isEmpty ? name : "\(name){\(labels)}")
     }
 
     func hostIDs() throws -> Set<String> {

@@ -69,8 +69,16 @@ struct FailoverAPITests {
         #expect(frozen.status == 200 && frozen.body.contains("\"frozen\":true"), "\(frozen)")
         let shown = try CLI.run("regwatch-aggregator", ["failovers", "--config", f.config])
         #expect(shown.stdout.contains("FROZEN") && shown.stdout.contains("maintenance"), "\(shown.stdout)")
+        // The freeze is on /metrics at once, with when it began (what RegwatchFailoverFrozenTooLong measures).
+        let frozenMetrics = try f.get("/metrics")
+        #expect(metricValue(in: frozenMetrics, "regwatch_failover_frozen") == 1, "\(frozenMetrics)")
+        let since = metricValue(in: frozenMetrics, "regwatch_failover_frozen_since_timestamp_seconds") ?? 0
+        #expect(abs(since - Date().timeIntervalSince1970) < 60, "frozen since \(since)")
         let thaw = try CLI.run("regwatch-aggregator", ["failover", "thaw", "--config", f.config])
         #expect(thaw.status == 0 && thaw.stdout.contains("\"frozen\":false"), "\(thaw.stdout)\(thaw.stderr)")
+        let thawed = try f.get("/metrics")
+        #expect(metricValue(in: thawed, "regwatch_failover_frozen") == 0
+                && metricValue(in: thawed, "regwatch_failover_frozen_since_timestamp_seconds") == 0, "\(thawed)")
         let freeze = try CLI.run("regwatch-aggregator", ["failover", "freeze", "--config", f.config, "--reason", "cli"])
         #expect(freeze.status == 0 && freeze.stdout.contains("\"frozen\":true"), "\(freeze.stdout)\(freeze.stderr)")
         #expect(try f.get("/metrics").contains("regwatch_failover_generation \(plan["generation"] as? Int ?? -1)"))

@@ -72,6 +72,11 @@ struct FailoverSafetyTests {
         #expect(rolledBack, "the canaries did not apply a rollback generation")
         let cli = try CLI.run("regwatch-aggregator", ["failovers", "--config", "\(lab.dir)/aggregator.yaml"])
         #expect(cli.stdout.contains("rollback") && cli.stdout.contains("rolled_back"), "\(cli.stdout)")
+        // What RegwatchFailoverHalted and RegwatchFailoverRolledBack alert on.
+        let metrics = try lab.get("/metrics")
+        for series in ["regwatch_failover_blocked", "regwatch_failover_rollbacks_total", "regwatch_failover_plans{state=\"rolled_back\"}"] {
+            #expect(metricValue(in: metrics, series) == 1, "\(series): \(metrics.split(separator: "\n").filter { $0.contains("failover") })")
+        }
         _ = a
     }
 

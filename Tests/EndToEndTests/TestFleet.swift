@@ -88,6 +88,9 @@ final class Fleet: @unchecked Sendable {
         try h.run("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(httpPort)\(path)"])
     }
 
+    /// The value of one series on the aggregator's `/metrics` (see ``metricValue(in:_:)``).
+    func metric(_ series: String) throws -> Double? { metricValue(in: try get("/metrics"), series) }
+
     func json(_ path: String) throws -> [[String: Any]] {
         try #require(try JSONSerialization.jsonObject(with: Data(get(path).utf8)) as? [[String: Any]])
     }
@@ -102,6 +105,15 @@ final class Fleet: @unchecked Sendable {
         if let a = aggregator, !RegistryHarness.hasExited(a) { kill(a.processIdentifier, SIGKILL) }
         h.stopAll()
     }
+}
+
+/// The value of one series (`name{labels}` exactly as the exposition prints them) in Prometheus text;
+/// nil when the series is not there.
+func metricValue(in exposition: String, _ series: String) -> Double? {
+    for line in exposition.split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1))
+    }
+    return nil
 }
 
 /// Polls `condition` every 200 ms until it holds or `seconds` pass; the last answer decides. An error

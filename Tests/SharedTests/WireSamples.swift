@@ -33,7 +33,8 @@ enum WireSamples {
         ],
         appliedGeneration: 7,
         mirrorPools: ["docker.io": [MirrorSpec(url: "https://mirror-a:5000", trusted: true), MirrorSpec(url: "https://mirror-b:5000", authenticated: true)]],
-        eventSources: [EventSourceStatus(name: "docker-events", state: .active, detail: "streaming /var/run/docker.sock"), EventSourceStatus(name: "journal", state: .absent, detail: "systemd is not running on this host (no /run/systemd/system)")]
+        eventSources: [EventSourceStatus(name: "docker-events", state: .active, detail: "streaming /var/run/docker.sock"), EventSourceStatus(name: "journal", state: .absent, detail: "systemd is not running on this host (no /run/systemd/system)")],
+        spool: SpoolStatus(pending: 3, dropped: 17)
     ))
 
     static let pullEvents = Envelope(host: "node-a1", seq: 43, sentAt: t1, body: PullEventBatch(events: [

@@ -73,9 +73,18 @@ public final class EventPublisher: Service, Sendable {
     }
 
     private func spoolIncoming() async {
+        var dropped = spool.statistics.dropped
         for await events in sink.events {
             spool.append(events)
             wake.yield()
+            // Said once per batch that overflowed, not per event; the reports carry the running count.
+            let now = spool.statistics.dropped
+            if now > dropped {
+                logger.warning("spool full: dropped the oldest pull events", metadata: [
+                    "dropped": "\(now - dropped)", "dropped.total": "\(now)", "spool.max_bytes": "\(spool.maxBytes)",
+                ])
+                dropped = now
+            }
         }
     }
 

@@ -17,6 +17,8 @@ public struct ReportScheduler: Service {
     let stats: Stats
     let eventSink: PullEventSink?
     let appliedGeneration: @Sendable () -> UInt64
+    /// The pull-event spool's counts for each report (nil: no spool, as in tests of the report path).
+    let spool: (@Sendable () -> SpoolStatus)?
     /// Closed while the agent joins: reports wait in ``held`` (the newest ``heldLimit``) until admitted.
     let gate: EnrollmentGate?
     let held = Held()
@@ -36,9 +38,11 @@ public struct ReportScheduler: Service {
 
     public init(
         config: AgentConfig, cycle: CheckCycle, client: DealerClient, logger: Logger, stats: Stats = Stats(), eventSink: PullEventSink? = nil,
-        appliedGeneration: @escaping @Sendable () -> UInt64 = { 0 }, gate: EnrollmentGate? = nil
+        appliedGeneration: @escaping @Sendable () -> UInt64 = { 0 }, gate: EnrollmentGate? = nil,
+        spool: (@Sendable () -> SpoolStatus)? = nil
     ) {
         self.gate = gate
+        self.spool = spool
         self.eventSink = eventSink
         self.appliedGeneration = appliedGeneration
         self.config = config
@@ -100,7 +104,7 @@ public struct ReportScheduler: Service {
                 host: config.host, agentVersion: RegwatchVersion.current, cycleStartedAt: started, intervalSeconds: intervalSeconds,
                 probes: result.probes, runtimes: result.runtimes, appliedGeneration: appliedGeneration(),
                 mirrorPools: Dictionary(uniqueKeysWithValues: config.registries.map { ($0.name, $0.mirrors) }),
-                eventSources: eventSink?.statusList ?? []
+                eventSources: eventSink?.statusList ?? [], spool: spool?()
             )
             do {
                 let frame = try codec.encode(Envelope(host: config.host.id, seq: seq, sentAt: Date(), body: report))

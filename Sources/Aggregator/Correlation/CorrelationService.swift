@@ -3,9 +3,10 @@ import Logging
 import Metrics
 import RegwatchShared
 import ServiceLifecycle
+import Synchronization
 
 /// Runs the ``CorrelationEngine`` every window against the store's latest per host × endpoint state,
-/// records the transitions (outage rows), keeps `regwatch_outage_active{kind}` current and hands opened
+/// records the transitions (outage rows), keeps `regwatch_outage_active{kind}` and `regwatch_outage` current and hands opened
 /// and closed outages to the ``AlertDispatcher``. The engine is restored from the store on start, so a
 /// restarted aggregator neither reopens nor forgets an outage.
 public final class CorrelationService: Service, Sendable {
@@ -16,6 +17,8 @@ public final class CorrelationService: Service, Sendable {
     /// How often open outages are re-sent to Alertmanager, which resolves an alert it has not heard
     /// about for its `resolve_timeout` (5 min by default), as Prometheus re-sends firing alerts.
     let alertReminder: TimeInterval
+    /// The `regwatch_outage` series published last window, so an ended outage's series can be removed.
+    private let published = Mutex<Set<[String]>>([])
 
     public init(store: FleetStore, settings: CorrelationSettings, alerts: AlertDispatcher?, logger: Logger, alertReminder: TimeInterval = 60) {
         self.store = store
@@ -104,6 +107,25 @@ public final class CorrelationService: Service, Sendable {
         for (kind, n) in counts {
             Gauge(label: MetricNames.outageActive, dimensions: [("kind", kind.rawValue)]).record(n)
         }
+        // One series per active outage; label values (kind, scope, class) as the key.
+        var series: [[String]: Int] = [:]
+        for outage in engine.active.values {
+            let c = outage.candidate
+            series[[c.kind.rawValue, c.key.scope, c.errorClass?.rawValue ?? "none"], default: 0] += c.affectedHosts
+        }
+        for (values, affected) in series {
+            Gauge(label: MetricNames.outage, dimensions: Self.outageDimensions(values)).record(affected)
+        }
+        // An outage that ended (or changed class) loses its series instead of freezing at its last value.
+        let gone = published.withLock { known in
+            defer { known = Set(series.keys) }
+            return known.subtracting(series.keys)
+        }
+        for values in gone { Gauge(label: MetricNames.outage, dimensions: Self.outageDimensions(values)).destroy() }
+    }
+
+    static func outageDimensions(_ values: [String]) -> [(String, String)] {
+        Array(zip(["kind", "scope", "class"], values))
     }
 
     static func key(of row: OutageRow) -> OutageKey {

@@ -36,9 +36,13 @@ public struct OutageKey: Codable, Sendable, Hashable, Comparable, CustomStringCo
         [kind.rawValue, registry ?? "", endpoint ?? "", zone ?? "", host ?? "", egress ?? ""]
     }
 
-    public var description: String {
-        let scope = [("registry", registry), ("endpoint", endpoint), ("zone", zone), ("host", host), ("egress", egress)]
+    /// The scope fields that are set, as `name=value` words (`registry=docker.io endpoint=https://m:5000`):
+    /// the `scope` label of `regwatch_outage`.
+    public var scope: String {
+        [("registry", registry), ("endpoint", endpoint), ("zone", zone), ("host", host), ("egress", egress)]
             .compactMap { name, value in value.map { "\(name)=\($0)" } }
-        return "\(kind.rawValue)(\(scope.joined(separator: " ")))"
+            .joined(separator: " ")
     }
+
+    public var description: String { "\(kind.rawValue)(\(scope))" }
 }

@@ -73,6 +73,7 @@ public final class FailoverService: Service, Sendable {
             return c.state
         }
         try store.saveFailover(state, now: now)
+        Self.publish(state)
         logger.warning("failover frozen by an operator", metadata: ["reason": "\(reason)"])
     }
 
@@ -83,12 +84,13 @@ public final class FailoverService: Service, Sendable {
             return c.state
         }
         try store.saveFailover(state, now: now)
+        Self.publish(state)
         logger.notice("failover thawed by an operator")
         wake.yield()
     }
 
     public func run() async throws {
-        Gauge(label: MetricNames.failoverGeneration).record(Int(clamping: generation))
+        Self.publish(controller.withLock { $0.state })
         await cancelWhenGracefulShutdown { await self.loop() }
     }
 
@@ -147,7 +149,7 @@ public final class FailoverService: Service, Sendable {
                 return
             }
         }
-        Gauge(label: MetricNames.failoverGeneration).record(Int(clamping: state.generation))
+        Self.publish(state)
         perform(actions)
     }
 
@@ -175,6 +177,9 @@ public final class FailoverService: Service, Sendable {
 
     func perform(_ actions: [FailoverAction]) {
         let codec = WireCodec()
+        // A halted generation whose canaries went back in several groups yields one action per group.
+        let rolledBack = Set(actions.compactMap { if case .rolledBack(let g, _) = $0 { g } else { nil } })
+        if !rolledBack.isEmpty { Counter(label: MetricNames.failoverRollbacksTotal).increment(by: rolledBack.count) }
         for action in actions {
             switch action {
             case .planned(let plan):

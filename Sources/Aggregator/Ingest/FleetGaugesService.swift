@@ -7,7 +7,8 @@ import Synchronization
 
 /// Keeps the fleet-level gauges current and the database bounded: every `refresh` it recomputes
 /// `regwatch_probe_success{endpoint}` (share of reporting hosts that reach it), the lowest
-/// `regwatch_ratelimit_remaining{egress}` and `regwatch_agents_connected`; every `maintenance` it rolls
+/// `regwatch_ratelimit_remaining{egress}`, the earliest certificate expiry per endpoint, hosts per status
+/// and `regwatch_agents_connected`; every `maintenance` it rolls
 /// raw probe samples up into per-minute rows, applies retention and checkpoints the WAL.
 public final class FleetGaugesService: Service, Sendable {
     public struct Options: Sendable {
@@ -25,7 +26,13 @@ public final class FleetGaugesService: Service, Sendable {
     let options: Options
     let logger: Logger
     /// Label sets recorded last round, so a vanished endpoint's or egress' series can be removed.
-    private let known = Mutex<(endpoints: Set<String>, egress: Set<String>)>(([], []))
+    private let known = Mutex(Known())
+
+    struct Known {
+        var endpoints: Set<String> = []
+        var egress: Set<String> = []
+        var certificates: Set<String> = []
+    }
 
     public init(store: FleetStore, router: RouterServer, options: Options, logger: Logger) {
         self.store = store
@@ -41,8 +48,18 @@ public final class FleetGaugesService: Service, Sendable {
 
     private func loop() async {
         var sinceMaintenance = Duration.zero
+        var headroomMinute = -1.0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            refresh(now: Date())
+            let now = Date()
+            let lowest = refresh(now: now)
+            // Once a minute, the quota per egress for the dashboard's history.
+            let minute = (now.timeIntervalSince1970 / 60).rounded(.down)
+            if let lowest, minute != headroomMinute {
+                headroomMinute = minute
+                do { try store.recordHeadroom(lowest, at: now) } catch {
+                    logger.warning("cannot record rate-limit headroom", metadata: ["error": "\(error)"])
+                }
+            }
             if sinceMaintenance >= options.maintenance {
                 sinceMaintenance = .zero
                 do {
@@ -56,7 +73,9 @@ public final class FleetGaugesService: Service, Sendable {
         }
     }
 
-    func refresh(now: Date) {
+    /// Returns the lowest remaining quota per egress group (nil when the store could not be read).
+    @discardableResult
+    func refresh(now: Date) -> [String: Int]? {
         Gauge(label: MetricNames.agentsConnected).record(router.statistics.connectedPeers)
         do { try store.markSilentHostsDisconnected(now: now) } catch {
             logger.warning("cannot update host connection states", metadata: ["error": "\(error)"])
@@ -70,7 +89,11 @@ public final class FleetGaugesService: Service, Sendable {
                 Gauge(label: MetricNames.probeSuccess, dimensions: [("endpoint", e.endpoint)]).record(share)
             }
             var lowest: [String: Int] = [:]
+            var expiry: [String: Double] = [:]
             for row in try store.latestStates(now: now, staleAfter: options.staleAfter) where !row.stale {
+                if let notAfter = row.probe.tls?.expiresAt?.timeIntervalSince1970 {
+                    expiry[row.probe.endpoint.url] = min(expiry[row.probe.endpoint.url] ?? .infinity, notAfter)
+                }
                 guard let remaining = row.probe.rateLimit?.remaining else { continue }
                 let egress = row.labels["egress"] ?? "unknown"
                 lowest[egress] = min(lowest[egress] ?? .max, remaining)
@@ -78,15 +101,27 @@ public final class FleetGaugesService: Service, Sendable {
             for (egress, remaining) in lowest {
                 Gauge(label: MetricNames.rateLimitRemaining, dimensions: [("egress", egress)]).record(remaining)
             }
-            let gone = known.withLock { k -> (Set<String>, Set<String>) in
-                defer { k = (seen, Set(lowest.keys)) }
-                return (k.endpoints.subtracting(seen), k.egress.subtracting(lowest.keys))
+            for (endpoint, notAfter) in expiry {
+                Gauge(label: MetricNames.certificateExpiry, dimensions: [("endpoint", endpoint)]).record(notAfter)
+            }
+            var statuses = Dictionary(uniqueKeysWithValues: HostRow.Status.allCases.map { ($0, 0) })
+            for host in try store.hosts(now: now, staleAfter: options.staleAfter) { statuses[host.status, default: 0] += 1 }
+            for (status, n) in statuses {
+                Gauge(label: MetricNames.hosts, dimensions: [("status", status.rawValue)]).record(n)
+            }
+            let gone = known.withLock { k -> Known in
+                defer { k = Known(endpoints: seen, egress: Set(lowest.keys), certificates: Set(expiry.keys)) }
+                return Known(endpoints: k.endpoints.subtracting(seen), egress: k.egress.subtracting(lowest.keys),
+                             certificates: k.certificates.subtracting(expiry.keys))
             }
             // A series nobody reports any more disappears instead of freezing at its last value.
-            for endpoint in gone.0 { Gauge(label: MetricNames.probeSuccess, dimensions: [("endpoint", endpoint)]).destroy() }
-            for egress in gone.1 { Gauge(label: MetricNames.rateLimitRemaining, dimensions: [("egress", egress)]).destroy() }
+            for endpoint in gone.endpoints { Gauge(label: MetricNames.probeSuccess, dimensions: [("endpoint", endpoint)]).destroy() }
+            for egress in gone.egress { Gauge(label: MetricNames.rateLimitRemaining, dimensions: [("egress", egress)]).destroy() }
+            for endpoint in gone.certificates { Gauge(label: MetricNames.certificateExpiry, dimensions: [("endpoint", endpoint)]).destroy() }
+            return lowest
         } catch {
             logger.warning("cannot refresh fleet gauges", metadata: ["error": "\(error)"])
+            return nil
         }
     }
 }

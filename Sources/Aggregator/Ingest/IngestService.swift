@@ -271,6 +271,7 @@ struct IngestMetrics: Sendable {
     let ingested = Counter(label: MetricNames.reportsIngestedTotal)
     let dropped = Counter(label: MetricNames.reportsDroppedTotal)
     let authFailures = Counter(label: MetricNames.authFailuresTotal)
+    let agentEventsDropped = Counter(label: MetricNames.agentEventsDroppedTotal)
     /// One histogram per phase (in ``PhaseTimings/phaseNames`` order), made once: looking a metric up
     /// per observation would cost more than recording it.
     let phaseTimers: [Timer] = PhaseTimings.phaseNames.map { Timer(label: MetricNames.probeDuration, dimensions: [("phase", $0)]) }
@@ -278,6 +279,7 @@ struct IngestMetrics: Sendable {
     func record(batch: IngestBatch, result: IngestResult) {
         ingested.increment(by: Int64(result.reportsStored))
         if result.reportsOutdated > 0 { dropped.increment(by: Int64(result.reportsOutdated)) }
+        if result.eventsDroppedByAgents > 0 { agentEventsDropped.increment(by: Int64(result.eventsDroppedByAgents)) }
         var authFailed = 0
         let recent = Date().addingTimeInterval(-3600)
         for entry in batch.reports where entry.report.cycleStartedAt > recent {

@@ -25,7 +25,11 @@ extension FleetStore {
             var result = IngestResult()
             let ingest = try Ingester(db, arena: bindArena)
             for entry in batch.reports {
-                if try ingest.report(entry) { result.reportsStored += 1 } else { result.reportsOutdated += 1 }
+                if try ingest.report(entry, droppedByAgent: &result.eventsDroppedByAgents) {
+                    result.reportsStored += 1
+                } else {
+                    result.reportsOutdated += 1
+                }
             }
             for entry in batch.events {
                 var seqs = result.committedSeqs[entry.hostID] ?? []
@@ -72,12 +76,12 @@ private final class Ingester {
     init(_ db: Database, arena: BindArena) throws {
         self.db = db
         self.arena = arena
-        selectHost = try BoundStatement(db, sql: "SELECT lastCycleStartedAt, runtimeCount, zone, egress, probes FROM host WHERE id = ?", arena: arena)
+        selectHost = try BoundStatement(db, sql: "SELECT lastCycleStartedAt, runtimeCount, zone, egress, probes, spoolDropped FROM host WHERE id = ?", arena: arena)
         touchHost = try BoundStatement(db, sql: "UPDATE host SET lastSeen = max(lastSeen, ?), connected = 1 WHERE id = ?", arena: arena)
         updateHost = try BoundStatement(db, sql: """
             UPDATE host SET labels = ?, zone = ?, egress = ?, agentVersion = ?, intervalSeconds = ?, appliedGeneration = ?,
                 mirrorPools = ?, eventSources = ?, lastSeen = max(lastSeen, ?), lastCycleStartedAt = ?, connected = 1, lastReportSeq = ?,
-                runtimeCount = ?, probes = ?, probesObservedAt = ?
+                runtimeCount = ?, probes = ?, probesObservedAt = ?, spoolPending = ?, spoolDropped = ?
             WHERE id = ?
             """, arena: arena)
         // The usual case: zone and egress unchanged, so their indexes are not rewritten (SQLite updates
@@ -85,14 +89,14 @@ private final class Ingester {
         updateHostSameZone = try BoundStatement(db, sql: """
             UPDATE host SET labels = ?, agentVersion = ?, intervalSeconds = ?, appliedGeneration = ?,
                 mirrorPools = ?, eventSources = ?, lastSeen = max(lastSeen, ?), lastCycleStartedAt = ?, connected = 1, lastReportSeq = ?,
-                runtimeCount = ?, probes = ?, probesObservedAt = ?
+                runtimeCount = ?, probes = ?, probesObservedAt = ?, spoolPending = ?, spoolDropped = ?
             WHERE id = ?
             """, arena: arena)
         insertHost = try BoundStatement(db, sql: """
             INSERT INTO host (labels, zone, egress, agentVersion, intervalSeconds, appliedGeneration, mirrorPools, eventSources,
                               lastSeen, lastCycleStartedAt, connected, lastReportSeq, runtimeCount, probes, probesObservedAt,
-                              id, firstSeen)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+                              spoolPending, spoolDropped, id, firstSeen)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arena: arena)
         insertReport = try BoundStatement(db, sql: "INSERT INTO probe_report (hostId, observedAt, probes) VALUES (?, ?, ?)", arena: arena)
         refreshRuntime = try BoundStatement(db, sql: """
@@ -114,8 +118,9 @@ private final class Ingester {
             """, arena: arena)
     }
 
-    /// Applies one report; false when it was not newer than the stored one.
-    func report(_ entry: IngestBatch.ReportEntry) throws -> Bool {
+    /// Applies one report; false when it was not newer than the stored one. `droppedByAgent` grows by
+    /// the events the host's spool dropped since its stored report (its count restarts with the agent).
+    func report(_ entry: IngestBatch.ReportEntry, droppedByAgent: inout Int) throws -> Bool {
         let r = entry.report
         let host = entry.hostID
         let cycle = r.cycleStartedAt.unixSeconds
@@ -123,7 +128,7 @@ private final class Ingester {
         let stored = try selectHost.fetchOne(host) { row in
             (cycle: row.double(0), runtimes: row.int(1),
              sameZone: row.text(2, equals: r.host.zone) && row.text(3, equals: r.host.egress),
-             previous: row.withText(4, ProbeStateText.Previous.init))
+             previous: row.withText(4, ProbeStateText.Previous.init), spoolDropped: row.int(5))
         }
         if let stored, cycle <= stored.cycle {
             try touchHost.execute(received, host)
@@ -139,18 +144,23 @@ private final class Ingester {
         let labels = columns.labels, pools = columns.mirrorPools, sources = columns.eventSources
         let generation = Int64(bitPattern: r.appliedGeneration), seq = Int64(bitPattern: entry.seq)
         let latest = columns.latest.text(receivedAt: received, previous: stored?.previous ?? .init())
+        let spoolPending = r.spool?.pending, spoolDropped = r.spool?.dropped
+        if let dropped = spoolDropped {
+            let before = stored?.spoolDropped ?? 0
+            droppedByAgent += dropped >= before ? dropped - before : dropped
+        }
         if let stored, stored.sameZone {
             try updateHostSameZone.execute(
                 labels, r.agentVersion, r.intervalSeconds, generation, pools, sources,
-                received, cycle, seq, runtimeCount, latest, received, host)
+                received, cycle, seq, runtimeCount, latest, received, spoolPending, spoolDropped, host)
         } else if exists {
             try updateHost.execute(
                 labels, r.host.zone, r.host.egress, r.agentVersion, r.intervalSeconds, generation, pools, sources,
-                received, cycle, seq, runtimeCount, latest, received, host)
+                received, cycle, seq, runtimeCount, latest, received, spoolPending, spoolDropped, host)
         } else {
             try insertHost.execute(
                 labels, r.host.zone, r.host.egress, r.agentVersion, r.intervalSeconds, generation, pools, sources,
-                received, cycle, seq, runtimeCount, latest, received, host, received)
+                received, cycle, seq, runtimeCount, latest, received, spoolPending, spoolDropped, host, received)
         }
         if !r.probes.isEmpty {
             try insertReport.execute(host, received, columns.samples)

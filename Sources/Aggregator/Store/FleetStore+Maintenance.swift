@@ -26,7 +26,7 @@ extension FleetStore {
     ///   snapshot, outside the write transaction: a minute of 100k agents is 200k reports to read, and
     ///   ingest must not wait for that; the write then checks that the watermark did not move meanwhile.
     /// - Retention: raw samples older than `rawRetention` (but never ones not yet rolled), minutes older
-    ///   than `minuteRetention`, pull events whose time is older than `eventRetention`.
+    ///   than `minuteRetention` (headroom minutes too), pull events whose time is older than `eventRetention`.
     @discardableResult
     public func maintain(
         now: Date, rawRetention: TimeInterval, minuteRetention: TimeInterval, eventRetention: TimeInterval
@@ -58,6 +58,7 @@ extension FleetStore {
             while let samples = try deleted.next() { result.samplesDeleted += samples }
             try db.execute(sql: "DELETE FROM probe_minute WHERE minute < ?", arguments: [now.unixSeconds - minuteRetention])
             result.minutesDeleted = db.changesCount
+            try db.execute(sql: "DELETE FROM headroom_minute WHERE minute < ?", arguments: [now.unixSeconds - minuteRetention])
             try db.execute(sql: "DELETE FROM pull_event WHERE at < ?", arguments: [now.unixSeconds - eventRetention])
             result.eventsDeleted = db.changesCount
             return result

@@ -16,7 +16,8 @@ extension FleetStore {
                 SELECT h.id, h.labels, h.lastSeen, h.firstSeen, h.appliedGeneration, h.agentVersion, h.intervalSeconds, h.connected,
                        h.eventSources,
                        EXISTS (SELECT 1 FROM json_each(h.probes) p WHERE p.value ->> \(ProbeStateText.latestColumns.firstIndex(of: "class")!) <> 'ok')
-                       OR EXISTS (SELECT 1 FROM runtime_state r WHERE r.hostId = h.id AND r.valid = 0)
+                       OR EXISTS (SELECT 1 FROM runtime_state r WHERE r.hostId = h.id AND r.valid = 0),
+                       h.spoolPending, h.spoolDropped
                 FROM host h ORDER BY h.id
                 """)
             var out: [HostRow] = []
@@ -24,12 +25,14 @@ extension FleetStore {
                 let lastSeen: Double = row[2]
                 let interval: Double = row[6]
                 let connected: Bool = row[7]
+                let spoolPending: Int? = row[10], spoolDropped: Int? = row[11]
                 out.append(HostRow(
                     id: row[0], labels: StoreJSON.decode([String: String].self, row[1], default: [:], decoder: decoder),
                     lastSeen: Date(unixSeconds: lastSeen), firstSeen: Date(unixSeconds: row[3]),
                     appliedGeneration: UInt64(bitPattern: row[4]), agentVersion: row[5], intervalSeconds: interval,
                     connected: connected,
                     eventSources: StoreJSON.decode([EventSourceStatus].self, row[8], default: [], decoder: decoder),
+                    spool: spoolPending.map { SpoolStatus(pending: $0, dropped: spoolDropped ?? 0) },
                     status: HostRow.status(now: t, lastSeen: lastSeen, intervalSeconds: interval, staleAfter: staleAfter,
                                            connected: connected, problems: row[9])))
             }

@@ -27,11 +27,14 @@ public struct HostRow: Codable, Sendable, Equatable {
     public var connected: Bool
     /// The host's pull-event sources as last reported (an absent source means invisible pull failures).
     public var eventSources: [EventSourceStatus]
+    /// The agent's pull-event spool as last reported; nil from agents that do not report it.
+    public var spool: SpoolStatus?
     public var status: Status
 
     public init(
         id: String, labels: [String: String], lastSeen: Date, firstSeen: Date, appliedGeneration: UInt64,
-        agentVersion: String, intervalSeconds: Double, connected: Bool, eventSources: [EventSourceStatus] = [], status: Status
+        agentVersion: String, intervalSeconds: Double, connected: Bool, eventSources: [EventSourceStatus] = [],
+        spool: SpoolStatus? = nil, status: Status
     ) {
         self.id = id
         self.labels = labels
@@ -42,6 +45,7 @@ public struct HostRow: Codable, Sendable, Equatable {
         self.intervalSeconds = intervalSeconds
         self.connected = connected
         self.eventSources = eventSources
+        self.spool = spool
         self.status = status
     }
 

@@ -12,6 +12,8 @@ public struct IngestResult: Sendable, Equatable {
     public var reportsOutdated = 0
     public var eventsInserted = 0
     public var eventsDuplicate = 0
+    /// Pull events the reporting agents' spools dropped since their previous stored reports.
+    public var eventsDroppedByAgents = 0
 
     /// Newly stored events per (result, class): what `regwatch_pulls_total` counts, resends excluded.
     public var insertedByOutcome: [OutcomeKey: Int] = [:]

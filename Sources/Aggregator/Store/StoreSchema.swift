@@ -25,6 +25,7 @@ enum StoreSchema {
         m.registerMigration("v3-failover-state", migrate: v3)
         m.registerMigration("v4-class-since", migrate: v4)
         m.registerMigration("v5-one-row-per-report", migrate: v5)
+        m.registerMigration("v6-spool-headroom", migrate: v6)
         return m
     }
 
@@ -63,6 +64,23 @@ enum StoreSchema {
     /// outage from the report that completed its quorum, not from whichever report came last.
     private static func v4(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE endpoint_state ADD COLUMN classSince REAL")
+    }
+
+    /// The agents' spool counts (what `regwatch_agent_events_dropped_total` counts from) and the lowest
+    /// pull quota per egress group once a minute, for the dashboard's 24 h headroom chart (the latest
+    /// states keep only the present).
+    private static func v6(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE host ADD COLUMN spoolPending INTEGER;
+            ALTER TABLE host ADD COLUMN spoolDropped INTEGER;
+            CREATE TABLE headroom_minute (
+                egress TEXT NOT NULL,
+                minute REAL NOT NULL,
+                remaining INTEGER NOT NULL,
+                PRIMARY KEY (egress, minute)
+            ) WITHOUT ROWID;
+            CREATE INDEX headroom_minute_minute ON headroom_minute(minute);
+            """)
     }
 
     /// One row per report instead of one per probe (see ``ProbeStateText``): a host's latest probe

@@ -17,11 +17,13 @@ public struct Report: Codable, Sendable, Hashable {
     public var mirrorPools: [String: [MirrorSpec]]
     /// The pull-event sources and whether each works on this host.
     public var eventSources: [EventSourceStatus]
+    /// The pull-event spool; nil from agents older than this field.
+    public var spool: SpoolStatus?
 
     public init(
         host: HostIdentity, agentVersion: String, cycleStartedAt: Date, intervalSeconds: Double,
         probes: [ProbeResult], runtimes: [RuntimeConfigState] = [], appliedGeneration: UInt64 = 0,
-        mirrorPools: [String: [MirrorSpec]] = [:], eventSources: [EventSourceStatus] = []
+        mirrorPools: [String: [MirrorSpec]] = [:], eventSources: [EventSourceStatus] = [], spool: SpoolStatus? = nil
     ) {
         self.host = host
         self.agentVersion = agentVersion
@@ -32,6 +34,7 @@ public struct Report: Codable, Sendable, Hashable {
         self.appliedGeneration = appliedGeneration
         self.mirrorPools = mirrorPools
         self.eventSources = eventSources
+        self.spool = spool
     }
 
     public init(from decoder: any Decoder) throws {
@@ -45,6 +48,7 @@ public struct Report: Codable, Sendable, Hashable {
         appliedGeneration = try c.decodeIfPresent(UInt64.self, forKey: .appliedGeneration) ?? 0
         mirrorPools = try c.decodeIfPresent([String: [MirrorSpec]].self, forKey: .mirrorPools) ?? [:]
         eventSources = try c.decodeIfPresent([EventSourceStatus].self, forKey: .eventSources) ?? []
+        spool = try c.decodeIfPresent(SpoolStatus.self, forKey: .spool)
     }
 }
 

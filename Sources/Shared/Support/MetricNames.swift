@@ -31,6 +31,26 @@ public enum MetricNames {
     /// Key rotations, label `result` = `accepted` | `refused`.
     public static let enrollmentRotationsTotal = "regwatch_enrollment_rotations_total"
 
+    // Operator surface (extensions): what the alert rules and dashboards need beyond the contract.
+    /// One series per active outage, labels `kind`, `scope` (``OutageKey`` fields), `class`; value = affected hosts.
+    public static let outage = "regwatch_outage"
+    /// Hosts per status, label `status` = `ok` | `problems` | `stale` | `disconnected`.
+    public static let hosts = "regwatch_hosts"
+    /// Earliest TLS certificate expiry (Unix seconds) reported by non-stale hosts, label `endpoint`.
+    public static let certificateExpiry = "regwatch_certificate_expiry_timestamp_seconds"
+    /// Pull events agents dropped from a full spool, from the reports' `spool.dropped`.
+    public static let agentEventsDroppedTotal = "regwatch_agent_events_dropped_total"
+    /// Failover generations per state, label `state`.
+    public static let failoverPlans = "regwatch_failover_plans"
+    /// Mirror maps blocked by a halted generation until a thaw.
+    public static let failoverBlocked = "regwatch_failover_blocked"
+    /// Generations rolled back after a failed canary.
+    public static let failoverRollbacksTotal = "regwatch_failover_rollbacks_total"
+    /// 1 while failover is frozen.
+    public static let failoverFrozen = "regwatch_failover_frozen"
+    /// When the current freeze began (Unix seconds), 0 when not frozen.
+    public static let failoverFrozenSince = "regwatch_failover_frozen_since_timestamp_seconds"
+
     /// `# HELP` text per metric. swift-metrics carries no help, so the exposition adds it (``withHelp(_:)``).
     public static let help: [String: String] = [
         probeSuccess: "Share of reporting, non-stale hosts whose latest probe of the endpoint succeeded (0-1).",
@@ -50,6 +70,15 @@ public enum MetricNames {
         enrollmentJoiningDroppedTotal: "Messages other than join from joining peers, dropped, by type.",
         enrollmentDisconnectsTotal: "Open agent connections closed because their key was revoked, replaced or rejected.",
         enrollmentRotationsTotal: "Agent key rotations, by result.",
+        outage: "Active outages, one series each, by kind, scope and error class; the value is the number of affected hosts.",
+        hosts: "Hosts the aggregator knows, by status (ok, problems, stale, disconnected).",
+        certificateExpiry: "Earliest TLS certificate expiry of the endpoint reported by non-stale hosts, in Unix seconds.",
+        agentEventsDroppedTotal: "Pull events agents dropped because their spool was full.",
+        failoverPlans: "Failover generations by state.",
+        failoverBlocked: "Mirror maps blocked by a halted failover generation, waiting for a thaw.",
+        failoverRollbacksTotal: "Failover generations rolled back after a failed canary.",
+        failoverFrozen: "1 while failover is frozen by an operator, else 0.",
+        failoverFrozenSince: "When the current failover freeze began, in Unix seconds; 0 when not frozen.",
     ]
 
     /// Prometheus text with a `# HELP` line before each `# TYPE` line of a known metric.

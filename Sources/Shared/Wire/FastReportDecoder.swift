@@ -466,7 +466,7 @@ extension JSONReader {
         var host: HostIdentity?, cycleStartedAt: Date?
         var agentVersion: String?, intervalSeconds: Double?, appliedGeneration: UInt64?
         var probes: [ProbeResult]?, runtimes: [RuntimeConfigState]?
-        var mirrorPools: [String: [MirrorSpec]]?, eventSources: [EventSourceStatus]?
+        var mirrorPools: [String: [MirrorSpec]]?, eventSources: [EventSourceStatus]?, spool: SpoolStatus?
         try object { (r: inout JSONReader, k: Key) throws(Bail) in
             if k.is("probes") {
                 try seen.mark(0)
@@ -517,6 +517,9 @@ extension JSONReader {
                     try r.array { (r: inout JSONReader) throws(Bail) in list.append(try r.eventSource()) }
                     eventSources = list
                 }
+            } else if k.is("spool") {
+                try seen.mark(9)
+                if try !r.null() { spool = try r.spoolStatus() }
             } else {
                 try r.skipValue()
             }
@@ -525,7 +528,8 @@ extension JSONReader {
         return Report(
             host: host, agentVersion: agentVersion ?? "unknown", cycleStartedAt: cycleStartedAt,
             intervalSeconds: intervalSeconds ?? 30, probes: probes ?? [], runtimes: runtimes ?? [],
-            appliedGeneration: appliedGeneration ?? 0, mirrorPools: mirrorPools ?? [:], eventSources: eventSources ?? [])
+            appliedGeneration: appliedGeneration ?? 0, mirrorPools: mirrorPools ?? [:], eventSources: eventSources ?? [],
+            spool: spool)
     }
 
     mutating func hostIdentity() throws(Bail) -> HostIdentity {
@@ -727,6 +731,18 @@ extension JSONReader {
         }
         guard let name, let state, let detail else { throw Bail() }
         return EventSourceStatus(name: name, state: state, detail: detail)
+    }
+
+    mutating func spoolStatus() throws(Bail) -> SpoolStatus {
+        var seen = Seen()
+        var pending: Int?, dropped: Int?
+        try object { (r: inout JSONReader, k: Key) throws(Bail) in
+            if k.is("pending") { try seen.mark(0); pending = try r.int() }
+            else if k.is("dropped") { try seen.mark(1); dropped = try r.int() }
+            else { try r.skipValue() }
+        }
+        guard let pending, let dropped else { throw Bail() }
+        return SpoolStatus(pending: pending, dropped: dropped)
     }
 }
 
