@@ -56,7 +56,7 @@ struct FailoverAPITests {
 
         // The dashboard shows the grid, the outage and the advised generation.
         let page = try f.get("/")
-        #expect(page.contains("<h1>regwatch fleet</h1>") && ["n1", "n2", "n3", "n4"].allSatisfy { page.contains("<td>\($0)</td>") })
+        #expect(page.contains("<h1>regwatch fleet</h1>") && ["n1", "n2", "n3", "n4"].allSatisfy { page.contains("<a href=\"/hosts/\($0)\"><bdi>\($0)</bdi></a>") })
         #expect(page.contains("endpoint_down") && page.contains("advised") && page.contains(mirror), "\(page)")
         let headers = try f.h.run("/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "http://127.0.0.1:\(f.httpPort)/"])
         #expect(headers.lowercased().contains("content-security-policy: default-src 'none'"), "\(headers)")

@@ -62,6 +62,7 @@ public enum APIServer {
         }
         router.get("/") { _, _ -> Response in
             let now = Date()
+            let since = now.addingTimeInterval(-DashboardHistory.window)
             let persisted = options.failover == nil ? try store.failoverState() : nil
             let page = DashboardPage(
                 now: now, hosts: try store.hosts(now: now, staleAfter: options.staleAfter),
@@ -69,11 +70,25 @@ public enum APIServer {
                 states: try store.latestStates(now: now, staleAfter: options.staleAfter),
                 outages: try store.outages(activeOnly: true),
                 failovers: options.failover?.plans ?? persisted.map { FailoverController(settings: .init(), state: $0).plans } ?? [],
-                frozen: options.failover?.freezeState ?? persisted?.frozen)
-            return Response(
-                status: .ok,
-                headers: [.contentType: "text/html; charset=utf-8", .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'"],
-                body: .init(byteBuffer: ByteBuffer(string: page.render())))
+                frozen: options.failover?.freezeState ?? persisted?.frozen,
+                history: DashboardHistory(
+                    since: since, outages: try store.outages(since: since), minutes: try store.probeMinutes(since: since),
+                    headroom: try store.headroom(since: since)))
+            return html(page.render())
+        }
+        router.get("/hosts/:id") { _, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            let now = Date()
+            guard let host = try store.hosts(now: now, staleAfter: options.staleAfter, id: id).first else {
+                return html(HostPage.notFound(id), status: .notFound)
+            }
+            let persisted = options.failover == nil ? try store.failoverState() : nil
+            let generation = options.failover?.generation ?? persisted?.generation ?? 0
+            let page = HostPage(
+                now: now, host: host, states: try store.latestStates(now: now, staleAfter: options.staleAfter),
+                runtimes: try store.runtimeStates(host: id), pullFailures: try store.pullEvents(host: id, failuresOnly: true),
+                outages: try store.outages(activeOnly: true), fleetGeneration: generation)
+            return html(page.render())
         }
         router.get("/api/v1/failovers") { _, _ -> Response in
             if let failover = options.failover { return try json(failover.summaries) }
@@ -112,6 +127,15 @@ public enum APIServer {
 
     static func text(_ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
         Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// A dashboard page with its Content-Security-Policy (only its own stylesheet) and no sniffing,
+    /// framing or referrer.
+    static func html(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .contentSecurityPolicy: HTMLDocument.contentSecurityPolicy]
+        headers[.xContentTypeOptions] = "nosniff"
+        headers[HTTPFields.Element.Name("Referrer-Policy")!] = "no-referrer"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     static func json<T: Encodable>(_ value: T) throws -> Response {

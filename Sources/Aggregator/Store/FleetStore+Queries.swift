@@ -8,7 +8,8 @@ import RegwatchShared
 extension FleetStore {
     /// Every host, ordered by id, with its status (see `HostRow.Status`). `staleAfter` is in intervals
     /// of each host's own `intervalSeconds` (config `correlation.staleAfter`).
-    public func hosts(now: Date, staleAfter: Int) throws(StoreError) -> [HostRow] {
+    /// With `id`, only that host (an empty list when it is unknown).
+    public func hosts(now: Date, staleAfter: Int, id: String? = nil) throws(StoreError) -> [HostRow] {
         let t = now.unixSeconds
         return try read { db in
             let decoder = JSONDecoder()
@@ -18,8 +19,8 @@ extension FleetStore {
                        EXISTS (SELECT 1 FROM json_each(h.probes) p WHERE p.value ->> \(ProbeStateText.latestColumns.firstIndex(of: "class")!) <> 'ok')
                        OR EXISTS (SELECT 1 FROM runtime_state r WHERE r.hostId = h.id AND r.valid = 0),
                        h.spoolPending, h.spoolDropped
-                FROM host h ORDER BY h.id
-                """)
+                FROM host h \(id == nil ? "" : "WHERE h.id = ?") ORDER BY h.id
+                """, arguments: id.map { [$0] } ?? [])
             var out: [HostRow] = []
             while let row = try rows.next() {
                 let lastSeen: Double = row[2]
