@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the Prometheus alerting rules in deploy/prometheus (make test-prometheus):
 #   check    promtool check rules deploy/prometheus/regwatch.rules.yaml
-#   test     promtool test rules deploy/prometheus/tests/*.yaml (every alert fires once and stays silent once)
+#   test     promtool test rules deploy/prometheus/tests/*.yaml
+#   coverage every alert of the rules has a test case where it fires and one where it stays silent
 #   metrics  the metric names the rule expressions reference, each of which must be listed in docs/metrics.md
 # Prints one PASS or FAIL line per check and exits 1 if any failed. Then prints the sorted metric names, one
 # per line; with an argument, also writes them to that file (compared with the aggregator's real /metrics
@@ -33,6 +34,33 @@ if promtool test rules "${TESTS[@]}" >"$log" 2>&1; then
     pass test "${#TESTS[@]} files in deploy/prometheus/tests"
 else
     cat "$log"; fail test "${#TESTS[@]} files in deploy/prometheus/tests"
+fi
+
+# Coverage: per alert name, an alert_rule_test with exp_alerts and one without (an empty list).
+if python3 - "$RULES" "${TESTS[@]}" >"$log" 2>&1 <<'EOF'
+import sys, yaml
+
+rules_path, test_paths = sys.argv[1], sys.argv[2:]
+alerts = []
+for group in yaml.safe_load(open(rules_path))["groups"]:
+    for rule in group["rules"]:
+        if "alert" in rule and rule["alert"] not in alerts:
+            alerts.append(rule["alert"])
+fires, silent = set(), set()
+for path in test_paths:
+    for test in yaml.safe_load(open(path)).get("tests") or []:
+        for case in test.get("alert_rule_test") or []:
+            (fires if case.get("exp_alerts") else silent).add(case["alertname"])
+missing = [f"{a}: no case where it {what}" for a in alerts
+           for what, seen in (("fires", fires), ("stays silent", silent)) if a not in seen]
+for line in missing:
+    print(line)
+sys.exit(1 if missing or not alerts else 0)
+EOF
+then
+    pass coverage "$(grep -c '^      - alert:' "$RULES") alerts, each fires once and stays silent once"
+else
+    cat "$log"; fail coverage "alerts without a firing or a silent test case"
 fi
 
 # Metric names: in each expression, drop string literals, label matchers ({...}), ranges and subqueries
