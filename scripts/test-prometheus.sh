@@ -3,7 +3,8 @@
 #   check    promtool check rules deploy/prometheus/regwatch.rules.yaml
 #   test     promtool test rules deploy/prometheus/tests/*.yaml
 #   coverage every alert of the rules has a test case where it fires and one where it stays silent
-#   metrics  the metric names the rule expressions reference, each of which must be listed in docs/metrics.md
+#   metrics  the metric names the rule expressions and the Grafana dashboard's queries (deploy/grafana)
+#            reference, each of which must be listed in docs/metrics.md
 # Prints one PASS or FAIL line per check and exits 1 if any failed. Then prints the sorted metric names, one
 # per line; with an argument, also writes them to that file (compared with the aggregator's real /metrics
 # output elsewhere). Series Prometheus makes itself when it scrapes (up, scrape_*) are not listed: the
@@ -13,6 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 RULES=deploy/prometheus/regwatch.rules.yaml
+GRAFANA=deploy/grafana/regwatch.json
 TESTS=(deploy/prometheus/tests/*.yaml)
 OUT=${1:-}
 
@@ -66,10 +68,10 @@ fi
 # Metric names: in each expression, drop string literals, label matchers ({...}), ranges and subqueries
 # ([...]) and the label lists of by/without/on/ignoring/group_left/group_right; what remains and is an
 # identifier not followed by "(" (a function call) and not a keyword is a metric name.
-if python3 - "$RULES" "$log.names" >"$log" 2>&1 <<'EOF'
-import re, sys, yaml
+if python3 - "$RULES" "$GRAFANA" "$log.names" >"$log" 2>&1 <<'EOF'
+import json, re, sys, yaml
 
-rules_path, names_path = sys.argv[1], sys.argv[2]
+rules_path, grafana_path, names_path = sys.argv[1], sys.argv[2], sys.argv[3]
 KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
             "offset", "inf", "nan", "atan2"}
 SCRAPE_SERIES = re.compile(r"^(up|scrape_[a-z_]+)$")
@@ -92,6 +94,24 @@ used = set()
 for group in doc["groups"]:
     for rule in group["rules"]:
         used |= names(str(rule["expr"]))
+
+# The Grafana dashboard's queries: every "expr" anywhere in the JSON (its variables sit inside label matchers).
+def exprs(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "expr" and isinstance(v, str):
+                yield v
+            else:
+                yield from exprs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from exprs(v)
+queries = list(exprs(json.load(open(grafana_path))))
+if not queries:
+    print(f"{grafana_path}: no expr found")
+    sys.exit(1)
+for q in queries:
+    used |= names(q)
 exported = sorted(n for n in used if not SCRAPE_SERIES.match(n))
 
 # docs/metrics.md is the list of exported metrics (the summary table's first column); a histogram's series
@@ -108,12 +128,12 @@ with open(names_path, "w") as f:
 sys.exit(1 if unknown or not exported else 0)
 EOF
 then
-    pass metrics "$(wc -l <"$log.names") names, all in docs/metrics.md"
+    pass metrics "$(wc -l <"$log.names") names used by the rules and $GRAFANA, all in docs/metrics.md"
 else
     cat "$log"; fail metrics "names not in docs/metrics.md, or none found"
 fi
 
-echo "metric names referenced by $RULES:"
+echo "metric names referenced by $RULES and $GRAFANA:"
 cat "$log.names" 2>/dev/null
 if [ -n "$OUT" ]; then
     cp "$log.names" "$OUT" && echo "(written to $OUT)"

@@ -167,6 +167,12 @@ struct FailoverControllerTests {
         #expect(later.plannedPlans.isEmpty && later.sends.isEmpty)
         #expect(fleet.agents[applied]!.mirrors == F.preferred)
         #expect(fleet.ids.filter { $0 != applied }.allSatisfy { fleet.agents[$0]!.applied == 0 })
+        #expect(c.state.blocks.count == 1)
+        // A thaw lifts the block even when nothing was frozen (the operator's "go ahead").
+        var thawed = c, thawedFleet = fleet
+        thawed.thaw(at: F.at(650))
+        #expect(thawed.state.blocks.isEmpty)
+        #expect(thawedFleet.cycle(&thawed, at: F.at(660)).plannedPlans.first?.mirrors == F.withoutA)
         // New information (another outage in effect) lifts the block.
         fleet.outages.append(F.outage(F.key(.rateLimitExhausted, F.hub, egress: "nat-9")))
         let retried = fleet.cycle(&c, at: F.at(700)).plannedPlans

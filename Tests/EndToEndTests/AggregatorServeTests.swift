@@ -56,7 +56,8 @@ struct AggregatorServeTests {
             let value: Double? = metricValue(in: surface, series)
             #expect(value == 0, "\(series): \(value.map { "\($0)" } ?? "missing")")
         }
-        // Every metric the Prometheus alert rules use is one this aggregator exports (a rename breaks this).
+        // Every metric the Prometheus alert rules and the Grafana dashboard use is one this aggregator
+        // exports (a rename breaks this).
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let (rulesStatus, _) = try RegistryHarness.spawnAndWait("/bin/bash", ["\(repo)/scripts/test-prometheus.sh", "\(f.dir)/rule-metrics.txt"])
         #expect(rulesStatus == 0, "scripts/test-prometheus.sh failed")
@@ -69,7 +70,7 @@ struct AggregatorServeTests {
         // Series made on first use (a rejection, a rate-limit reading) are absent from a healthy fleet's
         // page: those must at least be in the exporter's catalog, which the exposition takes its names from.
         for name in used {
-            #expect(exported.contains(name) || MetricNames.help[name] != nil, "the rules use \(name), which this aggregator does not export")
+            #expect(exported.contains(name) || MetricNames.help[name] != nil, "the rules or the Grafana dashboard use \(name), which this aggregator does not export")
         }
         #expect(used.filter(exported.contains).count >= 4, "most rule metrics should be on a healthy fleet's page: \(used)")
         #expect(metrics.contains("regwatch_probe_duration_seconds_bucket{phase=\"total\""))

@@ -56,12 +56,12 @@ public struct FailoverController: Sendable, Equatable {
         if state.frozen == nil { state.frozen = .init(since: now, reason: reason) }
     }
 
-    /// Operator thaw. Live canary stages restart their timeout (the freeze is not the canaries' fault),
-    /// and halted mirror maps may be tried again: a thaw is the operator's "go ahead".
+    /// Operator thaw. Halted mirror maps may be tried again, frozen or not: a thaw is the operator's
+    /// "go ahead". Live canary stages restart their timeout (the freeze is not the canaries' fault).
     public mutating func thaw(at now: Date) {
+        state.blocks = []
         guard state.frozen != nil else { return }
         state.frozen = nil
-        state.blocks = []
         for i in state.plans.indices where state.plans[i].state == .canary { state.plans[i].stageStartedAt = now }
     }
 

@@ -91,6 +91,8 @@ public final class FailoverService: Service, Sendable {
 
     public func run() async throws {
         Self.publish(controller.withLock { $0.state })
+        // At 0 from the start, so the first rollback after a restart is an increase a rule can see.
+        Counter(label: MetricNames.failoverRollbacksTotal).increment(by: 0)
         await cancelWhenGracefulShutdown { await self.loop() }
     }
 
