@@ -68,7 +68,9 @@ final class FailoverLab: @unchecked Sendable {
     }
 
     /// The runtime files of a host in the preferred order, and its agent config.
-    func addHost(_ id: String, zone: String, docker: Bool, daemonExtra: String = "") throws {
+    /// - Parameter labels: more `name: value` YAML pairs for the host's labels, after `zone`.
+    func addHost(_ id: String, zone: String, docker: Bool, daemonExtra: String = "", events: String = "{docker: false, journalUnits: []}",
+                 labels: String = "") throws {
         let d = "\(dir)/\(id)"
         let host = Host(id: id, zone: zone, docker: docker, dir: d)
         hosts.append(host)
@@ -96,7 +98,7 @@ final class FailoverLab: @unchecked Sendable {
         #expect(try CLI.run("regwatch-aggregator", ["keys", "accept", "--config", "\(dir)/aggregator.yaml", "--host", id, "--key", "\(d)/keys/agent.pub"]).status == 0)
         let mirrorList = mirrors.map { "{url: \"\(url($0.name))\", insecure: true, trusted: true}" }.joined(separator: ", ")
         try """
-        host: {id: \(id), labels: {zone: \(zone)}}
+        host: {id: \(id), labels: {zone: \(zone)\(labels.isEmpty ? "" : ", " + labels)}}
         aggregator: {endpoint: "tcp://127.0.0.1:\(zmqPort)", serverKey: \(dir)/keys/server.pub, clientKey: \(d)/keys/agent.key, signingKey: \(dir)/keys/signing.pub}
         interval: 1s
         stateDir: \(d)/state
@@ -110,7 +112,7 @@ final class FailoverLab: @unchecked Sendable {
           \(docker ? "docker: {daemonJSON: \(d)/daemon.json, socket: \(d)/docker.sock, reload: signal, pidFile: \(d)/dockerd.pid}" : "")
           containerd: {certsDir: \(d)/certs.d}
           crio: {registriesConf: \(d)/registries.conf, reload: none}
-        events: {docker: false, journalUnits: []}
+        events: \(events)
         failover: {maxChangesPerHour: 1000}
         """.write(toFile: "\(d)/agent.yaml", atomically: true, encoding: .utf8)
     }
