@@ -17,8 +17,10 @@ DEB_PACKAGES := libzmq3-dev libcurl4-openssl-dev libsqlite3-dev socat docker-reg
   dpkg-dev chrpath lintian systemd systemd-container debootstrap
 # Kubernetes manifests: python3-venv (kubernetes-validate and checkov from PyPI, in a venv).
 DEB_PACKAGES += python3-venv
-# The dashboard in a real browser: chromium (headless screenshots and --dump-dom), a font for its text.
-DEB_PACKAGES += chromium fonts-dejavu-core
+# The dashboard in a real browser: chromium (headless screenshots and --dump-dom), a font for its text;
+# python3-websocket (websocket-client) is how Tests/EndToEndTests/browser.py drives that Chromium over the DevTools
+# protocol: one process for every shot, full-page screenshots, the DOM it built and layout facts.
+DEB_PACKAGES += chromium fonts-dejavu-core python3-websocket
 
 # Release binaries carry the Swift runtime linked in (no Swift libraries needed on the host or in an image);
 # the agent then loads no Foundation beyond FoundationEssentials, and no ICU. Linked by lld with: the agent's

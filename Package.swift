@@ -141,7 +141,8 @@ let package = Package(
                 "regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport", "RegwatchShared", "RegwatchAgent", "CZeroMQ",
                 .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            exclude: ["browser.py"]  // run by /usr/bin/python3 from its #filePath, not compiled or bundled
         ),
     ]
 )
