@@ -40,7 +40,10 @@ struct DashboardBrowserTests {
         try line.write(toFile: "\(lab.dir)/z1-a-kubelet.log", atomically: true, encoding: .utf8)
         #expect(try lab.eventually(20) { try lab.get("/hosts/z1-a").contains("rate_limited") }, "the pull failure never reached z1-a's page")
 
+        // The latency charts draw per-minute roll-ups, which the aggregator writes once a minute.
+        #expect(try lab.eventually(150) { Self.count("<svg class=\"spark\"", in: try lab.get("/")) == 3 }, "no latency sparklines after the first roll-up")
         let healthy = try browser.shoot("healthy", "/")
+        #expect(Self.count("<svg class=\"spark\"", in: healthy.dom) == 3 && healthy.dom.contains("<polyline"), "a p50/p95 sparkline per endpoint")
         #expect(healthy.dom.contains("Active outages (0)"))
         #expect(ids.allSatisfy { healthy.dom.contains("<a href=\"/hosts/\($0)\"><bdi>\($0)</bdi></a>") }, "host links")
         #expect(Self.count("\">ok ", in: healthy.dom) == 12, "4 hosts × 3 endpoints, all ok")
@@ -129,7 +132,7 @@ struct DashboardBrowserTests {
         let longLabel = String(repeating: "x", count: 3000)
         let hostile = String(repeating: "a.-_", count: 15) + "end"  // 63 characters, the longest host id
         try lab.addHost(hostile, zone: "z1", docker: false,
-                        labels: "team: \(Self.yamlString("<b>bold</b> \"quoted\" 'single' & \(rtl)")), note: \(longLabel)")
+                        labels: "team: \(Self.yamlString("<b>bold</b> \"quoted\" 'single' & \(rtl)")), zz-note: \(longLabel)")
         try lab.addHost("plain", zone: "z1", docker: false)
         try lab.startAggregator()
         for host in lab.hosts { try lab.startAgent(host.id) }
@@ -145,8 +148,11 @@ struct DashboardBrowserTests {
                 // Markup arrived as text: the DOM Chromium built has no element from it.
                 #expect(!shot.dom.contains("<script") && !shot.dom.contains("<img") && !shot.dom.contains("<b>bold"), "\(shot.name)")
                 #expect(shot.dom.contains("&lt;b&gt;bold&lt;/b&gt;"), "\(shot.name): the label is not shown as text")
-                // The right-to-left override stays inside its own isolate.
-                #expect(shot.dom.contains("\(rtl) zone=z1</bdi>"), "\(shot.name)")
+                // The right-to-left override stays inside its own isolate, and the 3,000-character label is
+                // cut short (whole in the tooltip).
+                #expect(shot.dom.contains("\(rtl) zone=z1 zz-note=xxx") && shot.dom.contains("xxx…</bdi>"), "\(shot.name)")
+                // One agent's 3,000-character label does not stretch the page into a column of letters.
+                #expect(shot.pageHeight < 4000, "\(shot.name): the page is \(shot.pageHeight) px tall")
                 #expect(shot.overflow.isEmpty, "\(shot.name): \(shot.overflow)")
                 #expect(shot.scrollWidth <= shot.innerWidth, "\(shot.name): \(shot.scrollWidth) px wide in \(shot.innerWidth)")
             }
@@ -178,6 +184,8 @@ struct Browser {
         var overflow: [String]
         var scripts: Int
         var consoleErrors: [String]
+        /// The full-page screenshot's height in pixels (from its PNG header).
+        var pageHeight: Int
     }
 
     let lab: FailoverLab
@@ -200,11 +208,15 @@ struct Browser {
         let shot = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
         let layout = try #require(shot["layout"] as? [String: Any], "\(line)")
         let html = try #require(shot["html"] as? String)
+        let png = try Data(contentsOf: URL(fileURLWithPath: try #require(shot["png"] as? String)))
+        try #require(png.count > 24 && png[12..<16].elementsEqual(Array("IHDR".utf8)), "\(name): not a PNG")
+        let pageHeight = png[20..<24].reduce(0) { $0 << 8 | Int($1) }
         print("dashboard screenshot: \(shot["png"] as? String ?? "?") (\(width) px, \(url))")
         return Shot(
             name: name, dom: try String(contentsOfFile: html, encoding: .utf8),
             innerWidth: layout["innerWidth"] as? Int ?? -1, scrollWidth: layout["scrollWidth"] as? Int ?? Int.max,
             overflow: (layout["overflow"] as? [Any] ?? ["unreadable"]).map { "\($0)" },
-            scripts: layout["scripts"] as? Int ?? -1, consoleErrors: (layout["consoleErrors"] as? [Any] ?? ["unreadable"]).map { "\($0)" })
+            scripts: layout["scripts"] as? Int ?? -1, consoleErrors: (layout["consoleErrors"] as? [Any] ?? ["unreadable"]).map { "\($0)" },
+            pageHeight: pageHeight)
     }
 }

@@ -105,7 +105,7 @@ public struct DashboardPage: Sendable {
         out += "</tr>\n"
         for h in hosts {
             let labels = h.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            out += "<tr><td>\(HTMLDocument.hostLink(h.id))</td><td>\(HTMLDocument.agentText(labels))</td>"
+            out += "<tr><td>\(HTMLDocument.hostLink(h.id))</td><td>\(HTMLDocument.agentText(labels, limit: 120))</td>"
             out += "<td class=\"\(Self.statusClass(h.status))\">\(h.status.rawValue)</td><td>\(h.appliedGeneration)</td>"
             for c in columns {
                 guard let s = cells[h.id]?["\(c.registry) \(c.url)"] else { out += "<td class=\"muted\">-</td>"; continue }

@@ -37,7 +37,7 @@ public struct HostPage: Sendable {
         let labels = h.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         body += "<div class=\"scroll\"><table>\n"
         body += "<tr><th>status</th><td class=\"\(DashboardPage.statusClass(h.status))\">\(h.status.rawValue)\(h.connected ? "" : " (not connected)")</td></tr>\n"
-        body += "<tr><th>labels</th><td>\(HTMLDocument.agentText(labels))</td></tr>\n"
+        body += "<tr><th>labels</th><td>\(HTMLDocument.agentText(labels, limit: 600))</td></tr>\n"
         body += "<tr><th>last report</th><td>\(HTMLDocument.time(h.lastSeen)) (every \(Self.seconds(h.intervalSeconds)))</td></tr>\n"
         body += "<tr><th>agent</th><td>\(HTMLDocument.agentText(h.agentVersion)), first seen \(HTMLDocument.time(h.firstSeen))</td></tr>\n"
         let behind = h.appliedGeneration < fleetGeneration ? " <span class=\"muted\">(fleet is at \(fleetGeneration))</span>" : ""
@@ -46,7 +46,7 @@ public struct HostPage: Sendable {
             body += "<tr><th>event spool</th><td class=\"\(spool.dropped > 0 ? "warn" : "ok")\">\(spool.pending) pending, \(spool.dropped) dropped since the agent started</td></tr>\n"
         }
         let sources = h.eventSources.map { "\($0.name): \($0.state.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" }
-        body += "<tr><th>pull-event sources</th><td>\(sources.isEmpty ? "<span class=\"muted\">none reported</span>" : sources.map(HTMLDocument.agentText).joined(separator: "<br>"))</td></tr>\n"
+        body += "<tr><th>pull-event sources</th><td>\(sources.isEmpty ? "<span class=\"muted\">none reported</span>" : sources.map { HTMLDocument.agentText($0) }.joined(separator: "<br>"))</td></tr>\n"
         body += "</table></div>\n"
         body += outageSection()
         body += probeSection()
@@ -95,7 +95,7 @@ public struct HostPage: Sendable {
             let rows = registries.isEmpty ? [""] : registries
             for (i, registry) in rows.enumerated() {
                 let order = registry.isEmpty ? "<span class=\"muted\">no mirrors</span>"
-                    : (r.mirrors[registry] ?? []).map(HTMLDocument.agentText).joined(separator: " → ")
+                    : (r.mirrors[registry] ?? []).map { HTMLDocument.agentText($0) }.joined(separator: " → ")
                 out += "<tr><td>\(i == 0 ? r.runtime.rawValue : "")</td><td class=\"\(r.valid ? "ok" : "bad")\">\(i == 0 ? (r.valid ? "yes" : "no") : "")</td>"
                 out += "<td>\(HTMLDocument.agentText(registry))</td><td>\(order)</td><td>\(i == 0 ? HTMLDocument.agentText(r.detail) : "")</td></tr>\n"
             }
