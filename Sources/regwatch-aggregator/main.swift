@@ -64,19 +64,43 @@ extension AggregatorCommand {
     }
 
     struct Hosts: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the hosts the aggregator knows, with their labels and status.")
-        @OptionGroup var options: ConfigOption
-        @Flag(name: .long, help: "JSON output.") var json = false
+        static let configuration = CommandConfiguration(
+            abstract: "List the hosts the aggregator knows, with their labels and status; forget decommissioned ones.",
+            subcommands: [List.self, Forget.self], defaultSubcommand: List.self)
 
-        func run() throws {
-            let (config, _) = try options.load()
-            let hosts = try FleetStore(path: config.database, readOnly: true).hosts(now: Date(), staleAfter: config.correlation.staleAfter)
-            if json { return try printJSON(hosts) }
-            if hosts.isEmpty { return print("no hosts have reported to \(config.database) yet") }
-            print(formatTable(["HOST", "STATUS", "LABELS", "LAST SEEN", "GENERATION", "AGENT"], hosts.map { h in
-                [h.id, h.status.rawValue, h.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
-                 RFC3339.format(h.lastSeen), "\(h.appliedGeneration)", h.agentVersion]
-            }))
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List the hosts the aggregator knows, with their labels and status.")
+            @OptionGroup var options: ConfigOption
+            @Flag(name: .long, help: "JSON output.") var json = false
+
+            func run() throws {
+                let (config, _) = try options.load()
+                let hosts = try FleetStore(path: config.database, readOnly: true).hosts(now: Date(), staleAfter: config.correlation.staleAfter)
+                if json { return try printJSON(hosts) }
+                if hosts.isEmpty { return print("no hosts have reported to \(config.database) yet") }
+                print(formatTable(["HOST", "STATUS", "LABELS", "LAST SEEN", "GENERATION", "AGENT"], hosts.map { h in
+                    [h.id, h.status.rawValue, h.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                     RFC3339.format(h.lastSeen), "\(h.appliedGeneration)", h.agentVersion]
+                }))
+            }
+        }
+
+        struct Forget: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove decommissioned hosts from the fleet database (works while serve runs).",
+                discussion: "Their pull events and outages stay as history. A host whose agent still reports comes back with its next report: revoke its key first (regwatch-aggregator keys revoke --host ID). Unknown ids: nothing is changed, exit 1.")
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "Host ids.") var hosts: [String]
+
+            func validate() throws {
+                if hosts.isEmpty { throw ValidationError("name at least one host id") }
+            }
+
+            func run() throws {
+                let (config, _) = try options.load()
+                try FleetStore(path: config.database).forget(hosts: hosts)
+                print("forgot \(hosts.count == 1 ? "host" : "\(Set(hosts).count) hosts") \(Set(hosts).sorted().joined(separator: ", "))")
+            }
         }
     }
 

@@ -82,6 +82,21 @@ struct AggregatorServeTests {
         let statusCLI = try CLI.run("regwatch-aggregator", ["status", "--config", f.config, "--json"])
         #expect(statusCLI.stdout.contains("\"hosts\" : 3"), "\(statusCLI.stdout)")
 
+        // Decommissioning a host: an unknown id changes nothing; a revoked, stopped host is forgotten and
+        // stops counting (it would otherwise be stale for good).
+        let unknown = try CLI.run("regwatch-aggregator", ["hosts", "forget", "--config", f.config, "node-3", "node-9"])
+        #expect(unknown.status != 0 && unknown.stderrLines.count == 1 && unknown.stderr.contains("no such host: \"node-9\""), "\(unknown.stderr)")
+        #expect(try f.json("/api/v1/hosts").count == 3)
+        f.agents["node-3"]?.terminate()
+        #expect(f.eventually(10) { RegistryHarness.hasExited(f.agents["node-3"]) })
+        #expect(try CLI.run("regwatch-aggregator", ["keys", "revoke", "--config", f.config, "--host", "node-3"]).status == 0)
+        let forget = try CLI.run("regwatch-aggregator", ["hosts", "forget", "--config", f.config, "node-3"])
+        #expect(forget.status == 0 && forget.stdout.contains("forgot host node-3"), "\(forget.stdout)\(forget.stderr)")
+        #expect(try Set(f.json("/api/v1/hosts").compactMap { $0["id"] as? String }) == ["node-1", "node-2"])
+        #expect(try f.eventually(15) {
+            try ["ok", "problems", "stale", "disconnected"].compactMap { try f.metric("regwatch_hosts{status=\"\($0)\"}") }.reduce(0, +) == 2
+        }, "regwatch_hosts still counts the forgotten host")
+
         // SIGTERM: a clean stop.
         f.aggregator?.terminate()
         #expect(f.eventually(10) { RegistryHarness.hasExited(f.aggregator) }, "aggregator did not stop on SIGTERM")

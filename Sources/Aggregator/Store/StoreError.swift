@@ -19,6 +19,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case migrationFailed(path: String, reason: String)
     case readFailed(path: String, reason: String)
     case writeFailed(path: String, reason: String)
+    /// An operator named hosts the database does not have (nothing was changed).
+    case unknownHosts(path: String, hosts: [String])
 
     /// Stable machine-readable code.
     public var code: String {
@@ -30,13 +32,14 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .migrationFailed: "migration_failed"
         case .readFailed: "read_failed"
         case .writeFailed: "write_failed"
+        case .unknownHosts: "unknown_host"
         }
     }
 
     public var path: String {
         switch self {
         case .cannotOpen(let p, _), .notRegwatchDatabase(let p, _), .newerSchema(let p, _), .olderSchema(let p, _),
-             .migrationFailed(let p, _), .readFailed(let p, _), .writeFailed(let p, _): p
+             .migrationFailed(let p, _), .readFailed(let p, _), .writeFailed(let p, _), .unknownHosts(let p, _): p
         }
     }
 
@@ -51,6 +54,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .migrationFailed(let p, let r): "\(p): cannot migrate the database: \(r)"
         case .readFailed(let p, let r): "\(p): cannot read the database: \(r)"
         case .writeFailed(let p, let r): "\(p): cannot write the database: \(r)"
+        case .unknownHosts(let p, let h):
+            "\(p): no such host: \(h.map { "\"\($0.prefix(80))\"" }.joined(separator: ", ")) (nothing was forgotten; `regwatch-aggregator hosts` lists them)"
         }
     }
 
