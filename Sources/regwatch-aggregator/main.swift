@@ -177,10 +177,28 @@ extension AggregatorCommand {
             func run() throws {
                 let (config, _) = try options.load()
                 let store = try FleetStore(path: config.database, readOnly: true)
-                let plans = try FailoverService.preview(
-                    store: store, settings: FailoverSettings(config.failover, correlation: config.correlation), staleAfter: config.correlation.staleAfter)
+                let settings = FailoverSettings(config.failover, correlation: config.correlation)
+                let plans = try FailoverService.preview(store: store, settings: settings, staleAfter: config.correlation.staleAfter)
                 if json { return try printJSON(plans.map(\.summary)) }
+                // A freeze or a blocked map is why nothing is planned: say so, and what a thaw would start.
+                let state = try store.failoverState() ?? FailoverState()
+                if let frozen = state.frozen {
+                    print("failover is FROZEN since \(RFC3339.format(frozen.since)) (\(frozen.reason)): nothing is planned or sent until a thaw")
+                }
+                for block in state.blocks {
+                    print("blocked: \(FailoverService.describe(block.mirrors)) after generation \(block.generation) halted (\(block.reason)); a thaw, or a change in the outages, lifts it")
+                }
+                if plans.isEmpty, state.frozen != nil || !state.blocks.isEmpty {
+                    let thawed = try FailoverService.preview(store: store, settings: settings, staleAfter: config.correlation.staleAfter, thawed: true)
+                    if thawed.isEmpty { return print("after a thaw: no failover needed: every host runs its desired mirror order") }
+                    print("after a thaw it would plan:")
+                    return printPlans(thawed)
+                }
                 if plans.isEmpty { return print("no failover needed: every host runs its desired mirror order") }
+                printPlans(plans)
+            }
+
+            func printPlans(_ plans: [FailoverPlan]) {
                 for p in plans {
                     let state = p.state == .advised ? "would plan" : p.state.rawValue
                     print("generation \(p.generation) (\(p.kind.rawValue), \(state)): \(FailoverService.describe(p.mirrors))")

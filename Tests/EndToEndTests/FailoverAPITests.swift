@@ -81,6 +81,9 @@ struct FailoverAPITests {
                 && metricValue(in: thawed, "regwatch_failover_frozen_since_timestamp_seconds") == 0, "\(thawed)")
         let freeze = try CLI.run("regwatch-aggregator", ["failover", "freeze", "--config", f.config, "--reason", "cli"])
         #expect(freeze.status == 0 && freeze.stdout.contains("\"frozen\":true"), "\(freeze.stdout)\(freeze.stderr)")
+        // The preview says why nothing new is planned.
+        let frozenPlan = try CLI.run("regwatch-aggregator", ["failover", "plan", "--config", f.config])
+        #expect(frozenPlan.status == 0 && frozenPlan.stdout.contains("failover is FROZEN since") && frozenPlan.stdout.contains("(cli)"), "\(frozenPlan.stdout)")
         #expect(try f.get("/metrics").contains("regwatch_failover_generation \(plan["generation"] as? Int ?? -1)"))
     }
 

@@ -77,6 +77,14 @@ struct FailoverSafetyTests {
         for series in ["regwatch_failover_blocked", "regwatch_failover_rollbacks_total", "regwatch_failover_plans{state=\"rolled_back\"}"] {
             #expect(metricValue(in: metrics, series) == 1, "\(series): \(metrics.split(separator: "\n").filter { $0.contains("failover") })")
         }
+        // The preview names the block; a thaw (nothing was frozen) lifts it.
+        let preview = try CLI.run("regwatch-aggregator", ["failover", "plan", "--config", "\(lab.dir)/aggregator.yaml"])
+        #expect(preview.stdout.contains("blocked: docker.io=[\(c)] after generation \(g) halted"), "\(preview.stdout)")
+        // (The CLI reaches the running aggregator's API, which listens inside the lab's namespace.)
+        let thaw = try lab.inside([CLI.binary("regwatch-aggregator"), "failover", "thaw", "--config", "\(lab.dir)/aggregator.yaml"])
+        #expect(thaw.status == 0, "\(thaw.output)")
+        #expect(try lab.eventually(20) { try lab.failovers().contains { $0.mirrors == [c] && $0.generation > g } },
+                "the map was not tried again after the thaw: \(lab.summary)")
         _ = a
     }
 

@@ -68,13 +68,21 @@ public final class FailoverService: Service, Sendable {
 
     /// Operator freeze: no new generations, no sends. Persisted at once.
     public func freeze(reason: String, at now: Date = Date()) throws(StoreError) {
-        let state = controller.withLock { c in
+        let (state, earlier) = controller.withLock { c in
+            let earlier = c.state.frozen
             c.freeze(reason: reason, at: now)
-            return c.state
+            return (c.state, earlier)
         }
         try store.saveFailover(state, now: now)
         Self.publish(state)
-        logger.warning("failover frozen by an operator", metadata: ["reason": "\(reason)"])
+        if let earlier {
+            // The first freeze's time and reason stand: they say how long the fleet has been held.
+            logger.notice("failover already frozen; the first freeze stands", metadata: [
+                "since": "\(RFC3339.format(earlier.since))", "reason": "\(earlier.reason)", "ignored.reason": "\(reason)",
+            ])
+        } else {
+            logger.warning("failover frozen by an operator", metadata: ["reason": "\(reason)"])
+        }
     }
 
     /// Operator thaw; the next step runs at once.
@@ -168,10 +176,15 @@ public final class FailoverService: Service, Sendable {
 
     /// What the controller would plan now, from the database alone (`regwatch-aggregator failover plan`):
     /// the persisted state stepped once in `advise` mode on a copy; nothing is saved or sent.
-    public static func preview(store: FleetStore, settings: FailoverSettings, staleAfter: Int, now: Date = Date()) throws(StoreError) -> [FailoverPlan] {
+    /// - Parameter thawed: plan as if an operator had just thawed (no freeze, no blocked maps): what a
+    ///   thaw would start.
+    public static func preview(
+        store: FleetStore, settings: FailoverSettings, staleAfter: Int, thawed: Bool = false, now: Date = Date()
+    ) throws(StoreError) -> [FailoverPlan] {
         var settings = settings
         settings.mode = .advise
         var controller = FailoverController(settings: settings, state: try store.failoverState() ?? FailoverState())
+        if thawed { controller.thaw(at: now) }
         let inputs = try inputs(store: store, acks: try store.lastFailoverAcks(), recoveryHold: settings.recoveryHold, staleAfter: staleAfter, now: now)
         _ = controller.step(inputs, now: now)
         return controller.plans.filter(\.state.isLive)

@@ -13,7 +13,7 @@ enum HTMLDocument {
         *{box-sizing:border-box}body{font:14px/1.35 system-ui,sans-serif;margin:12px;color:#222;max-width:1400px}
         h1{font-size:1.3em;margin:.2em 0}h2{font-size:1.1em;margin:1.4em 0 .4em}h3{font-size:1em;margin:1em 0 .3em}
         a{color:#0645ad}p{overflow-wrap:anywhere}.scroll{overflow-x:auto;max-width:100%}
-        table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}td{min-width:4em}bdi{overflow-wrap:anywhere}
+        table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}td{min-width:4em}bdi{overflow-wrap:break-word}
         th{background:#f3f3f3}.ok{background:#d9f2d9}.bad{background:#f8d0d0}.warn{background:#fbeecb}.stale{background:#e6e6e6;color:#777}
         .muted{color:#777}code{font-size:12px}
         .chart{max-width:900px}.row{margin:.35em 0}.label{font-size:12px;overflow-wrap:anywhere}
