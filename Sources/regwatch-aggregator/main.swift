@@ -88,7 +88,7 @@ extension AggregatorCommand {
         struct Forget: ParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Remove decommissioned hosts from the fleet database (works while serve runs).",
-                discussion: "Their pull events and outages stay as history. A host whose agent still reports comes back with its next report: revoke its key first (regwatch-aggregator keys revoke --host ID). Unknown ids: nothing is changed, exit 1.")
+                discussion: "Their pull events and outages stay as history. A host whose agent still reports comes back with its next report: revoke its key first (regwatch-aggregator keys revoke --host ID). Unknown ids: nothing is changed, exit 2 (as every database error).")
             @OptionGroup var options: ConfigOption
             @Argument(help: "Host ids.") var hosts: [String]
 

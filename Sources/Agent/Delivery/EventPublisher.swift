@@ -74,16 +74,18 @@ public final class EventPublisher: Service, Sendable {
 
     private func spoolIncoming() async {
         var dropped = spool.statistics.dropped
+        var lastSaid: ContinuousClock.Instant?
         for await events in sink.events {
             spool.append(events)
             wake.yield()
-            // Said once per batch that overflowed, not per event; the reports carry the running count.
+            // Said at most once a minute, with what was dropped since; the reports carry the running count.
             let now = spool.statistics.dropped
-            if now > dropped {
+            if now > dropped, lastSaid.map({ $0.duration(to: .now) >= .seconds(60) }) ?? true {
                 logger.warning("spool full: dropped the oldest pull events", metadata: [
                     "dropped": "\(now - dropped)", "dropped.total": "\(now)", "spool.max_bytes": "\(spool.maxBytes)",
                 ])
                 dropped = now
+                lastSaid = .now
             }
         }
     }
