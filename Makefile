@@ -21,6 +21,8 @@ DEB_PACKAGES += python3-venv
 # python3-websocket (websocket-client) is how Tests/EndToEndTests/browser.py drives that Chromium over the DevTools
 # protocol: one process for every shot, full-page screenshots, the DOM it built and layout facts.
 DEB_PACKAGES += chromium fonts-dejavu-core python3-websocket
+# make bench-fleet: python3-zmq (the emulated agents' DEALER sockets).
+DEB_PACKAGES += python3-zmq
 
 # Release binaries carry the Swift runtime linked in (no Swift libraries needed on the host or in an image);
 # the agent then loads no Foundation beyond FoundationEssentials, and no ICU. Linked by lld with: the agent's
@@ -82,6 +84,13 @@ bench: deps
 	bash Benchmarks/agent-footprint.sh .build/release/regwatch-agent .build/release/regwatch-aggregator
 	.build/release/regwatch-correlation-bench
 	.build/release/regwatch-ingest-bench --aggregator .build/release/regwatch-aggregator
+
+# Fleet scale: a mass first connect against a real aggregator, with libzmq's default accept backlog as the
+# reference (Benchmarks/connect-storm/run.sh; python3-zmq drives the DEALERs).
+.PHONY: bench-fleet
+bench-fleet: deps
+	$(RELEASE) --product regwatch-aggregator
+	bash Benchmarks/connect-storm/run.sh .build/release/regwatch-aggregator 1000 3000
 
 # Regenerate the agent's hot-function order (needs valgrind); commit the result.
 agent-order: release

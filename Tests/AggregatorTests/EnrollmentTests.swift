@@ -91,6 +91,8 @@ struct AggregatorConfigTests {
         let d = try AggregatorConfig.parse(ConfigNode.parse("", file: "empty.yaml"))
         #expect(d == AggregatorConfig())
         #expect(d.httpAddress == "127.0.0.1:7451")
+        #expect(d.transport.acceptBacklog == 4096)
+        #expect(try AggregatorConfig.parse(ConfigNode.parse("transport: {acceptBacklog: 8192}\n", file: "a.yaml")).transport.acceptBacklog == 8192)
     }
 
     @Test("errors name file, line and key")
@@ -100,6 +102,9 @@ struct AggregatorConfigTests {
         }
         #expect(throws: ConfigError(file: "a.yaml", line: 2, key: "correlation.minHost", message: "unknown key")) {
             try AggregatorConfig.parse(ConfigNode.parse("correlation:\n  minHost: 3\n", file: "a.yaml"))
+        }
+        #expect(throws: ConfigError(file: "a.yaml", line: 1, key: "transport.acceptBacklog", message: "0 is out of range 1...65535")) {
+            try AggregatorConfig.parse(ConfigNode.parse("transport: {acceptBacklog: 0}\n", file: "a.yaml"))
         }
         #expect(throws: ConfigError(file: "/nonexistent/a.yaml", key: "", message: "no such file")) {
             try AggregatorConfig.load("/nonexistent/a.yaml")

@@ -10,6 +10,7 @@ public enum TransportLimitsConfig {
         l.handshakeTimeoutMs = Int32(try ms(node["handshakeTimeout"], l.handshakeTimeoutMs))
         l.outboxMessages = try node["outboxMessages"].int(default: l.outboxMessages, range: 1...10_000_000)
         l.outboxBytes = try node["outboxBytes"].int(default: l.outboxBytes, range: 1024...(1 << 34))
+        l.acceptBacklog = Int32(try node["acceptBacklog"].int(default: Int(l.acceptBacklog), range: 1...65535))
         try node.rejectUnknownKeys()
         return l
     }

@@ -170,6 +170,7 @@ final class RouterLoop: @unchecked Sendable {
         socket = try ZMQSocket(context: context, type: ZMQ_ROUTER)
         let limits = config.limits
         try socket.set(ZMQ_LINGER, limits.lingerMs)
+        try socket.set(ZMQ_BACKLOG, limits.acceptBacklog)
         try socket.set(ZMQ_MAXMSGSIZE, limits.maxMessageSize)
         try socket.set(ZMQ_SNDHWM, limits.sendHighWaterMark)
         try socket.set(ZMQ_RCVHWM, limits.receiveHighWaterMark)

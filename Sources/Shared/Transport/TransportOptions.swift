@@ -19,6 +19,11 @@ public struct TransportLimits: Sendable, Equatable {
     public var outboxBytes: Int = 16 << 20
     /// Batches of received messages buffered for a slow consumer before new ones are dropped (counted).
     public var inboundBatches: Int = 4_096
+    /// Router: `ZMQ_BACKLOG`, the listening socket's accept queue (the kernel caps it at
+    /// `net.core.somaxconn`). libzmq's default, 100, overflows when a fleet connects at once (a DaemonSet
+    /// rollout, an aggregator restart): the kernel drops the extra SYNs and those agents wait out TCP's
+    /// retransmit backoff (1, 3, 7, 15 s …) before they even reach the handshake.
+    public var acceptBacklog: Int32 = 4_096
     /// `ZMQ_LINGER` on close: how long queued messages may still be flushed.
     public var lingerMs: Int32 = 0
     /// Router: after handing over a small batch (fewer than ``smallInboundBatch`` messages), the I/O
