@@ -107,6 +107,21 @@ public final class RegistryHarness: @unchecked Sendable {
         return false
     }
 
+    /// Waits for a registry this harness started to accept connections: 30 s, because a Go binary's cold
+    /// start on a loaded 2-core machine (the whole suite in parallel, Chromium included) took more than
+    /// 15; a registry that exited is reported at once, with what it said.
+    func awaitListening(_ registry: Process, name: String, port: Int) throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if Self.waitForPort(port, seconds: 0.5) { return }
+            if !registry.isRunning {
+                let said = (try? String(contentsOfFile: "\(dir)/\(name).stderr", encoding: .utf8)) ?? ""
+                throw HarnessError("registry \(name) exited (status \(registry.terminationStatus)) before listening on \(port): \(said.suffix(500))")
+            }
+        }
+        throw HarnessError("registry \(name) did not listen on \(port) within 30 s")
+    }
+
     /// Starts a registry; `extra` is YAML merged at the top level (auth, proxy) and `tls` adds certificates.
     public func startRegistry(name: String, extra: String = "", tls: (cert: String, key: String)? = nil) throws -> Int {
         let port = Self.freePort()
@@ -121,8 +136,9 @@ public final class RegistryHarness: @unchecked Sendable {
         """
         let path = "\(dir)/\(name).yml"
         try config.write(toFile: path, atomically: true, encoding: .utf8)
-        byName[name] = try start("/usr/bin/docker-registry", ["serve", path])
-        guard Self.waitForPort(port) else { throw HarnessError("registry \(name) did not listen on \(port)") }
+        let registry = try start("/usr/bin/docker-registry", ["serve", path], stderrPath: "\(dir)/\(name).stderr")
+        byName[name] = registry
+        try awaitListening(registry, name: name, port: port)
         return port
     }
 
@@ -169,8 +185,9 @@ public final class RegistryHarness: @unchecked Sendable {
 
     /// Starts a stopped registry again with the same config (same port, same storage).
     public func restartRegistry(name: String, port: Int) throws {
-        byName[name] = try start("/usr/bin/docker-registry", ["serve", "\(dir)/\(name).yml"])
-        guard Self.waitForPort(port) else { throw HarnessError("registry \(name) did not listen on \(port) again") }
+        let registry = try start("/usr/bin/docker-registry", ["serve", "\(dir)/\(name).yml"], stderrPath: "\(dir)/\(name).stderr")
+        byName[name] = registry
+        try awaitListening(registry, name: name, port: port)
     }
 
     public func stop(name: String) {
