@@ -5,6 +5,10 @@
 # (4096). Prints when 50/90/99/100 % of the handshakes were admitted by the aggregator's ZAP handler and
 # how many connections the kernel's listen queue dropped meanwhile (TcpExtListenOverflows); a dropped SYN
 # costs that client TCP's retransmit backoff (1, 3, 7 s …), which is the tail.
+# Then, with the default backlog only, FLEET_HOLD_AGENTS (10000) connect at once to a fresh aggregator and
+# stay connected FLEET_HOLD_SECONDS (60): its resident memory per connection and its CPU while they only
+# exchange heartbeats. The clients are python3-zmq DEALERs in 2 (4 for the held fleet) processes on the
+# same machine, so they share its cores with the aggregator.
 # Usage: Benchmarks/connect-storm/run.sh AGGREGATOR_BINARY [N...]   (default N: 1000 3000)
 set -euo pipefail
 AGG=${1:?aggregator binary}; shift
@@ -31,7 +35,7 @@ for backlog in 100 4096; do
   echo "acceptBacklog $backlog (listen queue as the kernel shows it: $(ss -ltn "sport = :$ZMQ" | awk 'NR == 2 {print $3}'))"
   for n in "${SIZES[@]}"; do
     before=$(overflows)
-    line=$(/usr/bin/python3 "$HERE/connect-storm.py" "tcp://127.0.0.1:$ZMQ" "$DIR/keys/server.pub" "http://127.0.0.1:$HTTP/metrics" "$n")
+    line=$(/usr/bin/python3 "$HERE/connect-storm.py" "tcp://127.0.0.1:$ZMQ" "$DIR/keys/server.pub" "http://127.0.0.1:$HTTP/metrics" "$n" 2)
     echo "  $line; listen overflows $(( $(overflows) - before ))"
     last=$(sed -n 's/.*100%=\([0-9.]*\)s.*/\1/p' <<<"$line")
     if [ "$backlog" = 100 ]; then REF[$n]=${last:-nan}; else
@@ -39,5 +43,18 @@ for backlog in 100 4096; do
     fi
     sleep 5
   done
+  if [ "$backlog" = 4096 ]; then
+    # A whole fleet at once, held: memory per connection and the heartbeat cost at that size.
+    held=${FLEET_HOLD_AGENTS:-10000}
+    kill "$APID"; wait "$APID" 2>/dev/null || true
+    rm -f "$DIR"/regwatch.db*
+    "$AGG" serve --config "$DIR/aggregator.yaml" >"$DIR/aggregator.log" 2>&1 &
+    APID=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
+    sleep 2
+    before=$(overflows)
+    line=$(/usr/bin/python3 "$HERE/connect-storm.py" "tcp://127.0.0.1:$ZMQ" "$DIR/keys/server.pub" "http://127.0.0.1:$HTTP/metrics" "$held" 4 "$APID" "${FLEET_HOLD_SECONDS:-60}")
+    echo "  held: $line; listen overflows $(( $(overflows) - before ))"
+  fi
   kill "$APID"; wait "$APID" 2>/dev/null || true; APID=""
 done
