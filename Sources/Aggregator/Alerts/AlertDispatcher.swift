@@ -64,22 +64,32 @@ public final class AlertDispatcher: Service, Sendable {
         request.httpBody = body
         var delay = initialBackoff
         for attempt in 1...maxAttempts {
-            do {
-                let (_, response) = try await URLSession.shared.data(for: request)
-                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-                if (200..<300).contains(status) {
-                    logger.info("alert delivered", metadata: ["webhook": "\(hook.url)", "event": "\(n.event.rawValue)", "outage.id": "\(n.outage.id)"])
-                    return
-                }
-                logger.warning("alert receiver refused", metadata: ["webhook": "\(hook.url)", "status": "\(status)", "attempt": "\(attempt)"])
-            } catch {
+            let (status, error) = await Self.post(request)
+            if let error {
                 logger.warning("alert receiver unreachable", metadata: ["webhook": "\(hook.url)", "error": "\(error.localizedDescription)", "attempt": "\(attempt)"])
+            } else if let status, (200..<300).contains(status) {
+                logger.info("alert delivered", metadata: ["webhook": "\(hook.url)", "event": "\(n.event.rawValue)", "outage.id": "\(n.outage.id)"])
+                return
+            } else {
+                logger.warning("alert receiver refused", metadata: ["webhook": "\(hook.url)", "status": "\(status ?? 0)", "attempt": "\(attempt)"])
             }
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
             try? await Task.sleep(for: delay)
             delay = min(delay * 2, .seconds(300))
         }
         logger.error("alert not delivered; giving up", metadata: ["webhook": "\(hook.url)", "outage.id": "\(n.outage.id)"])
+    }
+
+    /// One POST. Not URLSession's async `data(for:)`: it cancels its URLSessionTask from inside the Swift
+    /// task's cancellation, which in Linux's FoundationNetworking can deadlock with the session resuming
+    /// that same task (a test that cancelled the dispatcher mid-request hung for good). The completion
+    /// handler has no cancellation hook: a cancelled delivery ends with its request, within its timeout.
+    static func post(_ request: URLRequest) async -> (status: Int?, error: (any Error)?) {
+        await withCheckedContinuation { continuation in
+            URLSession.shared.dataTask(with: request) { _, response, error in
+                continuation.resume(returning: ((response as? HTTPURLResponse)?.statusCode, error))
+            }.resume()
+        }
     }
 
     /// The request body: Alertmanager's `/api/v2/alerts` array, or regwatch's own `{event, outage}`.
