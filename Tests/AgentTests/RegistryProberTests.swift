@@ -43,9 +43,22 @@ struct RegistryProberTests {
     func notRegistry() async throws {
         let h = RegistryHarness("web")
         let port = RegistryHarness.freePort()
-        let page = "\(h.dir)/page.http"
-        try "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<html></html>".write(toFile: page, atomically: true, encoding: .utf8)
-        try h.start("/usr/bin/socat", ["TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork", "SYSTEM:cat \(page)"])
+        // A real HTTP server (socat piping a canned reply could close before the reply went out under load,
+        // which reads as an empty reply, not as a captive portal).
+        let server = """
+            import http.server
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", "13")
+                    self.end_headers()
+                    self.wfile.write(b"<html></html>")
+                def do_HEAD(self): self.do_GET()
+                def log_message(self, *a): pass
+            http.server.HTTPServer(("127.0.0.1", \(port)), H).serve_forever()
+            """
+        try h.start("/usr/bin/python3", ["-c", server])
         #expect(RegistryHarness.waitForPort(port))
         let r = await prober.probe(target("http://127.0.0.1:\(port)"))
         #expect(r.errorClass == .notRegistry, "\(r.detail)")
