@@ -23,15 +23,21 @@ port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0
 overflows() { nstat -az TcpExtListenOverflows | awk '/TcpExtListenOverflows/ {print $2}'; }
 ZMQ=$(port); HTTP=$(port)
 declare -A REF
+# A fresh aggregator (new database, same keys and config), serving before this returns.
+serve() {
+  [ -n "$APID" ] && { kill "$APID"; wait "$APID" 2>/dev/null || true; }
+  rm -f "$DIR"/regwatch.db*
+  "$AGG" serve --config "$DIR/aggregator.yaml" >"$DIR/aggregator.log" 2>&1 &
+  APID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && return 0; sleep 0.1; done
+  echo "connect-storm: the aggregator did not serve within 10 s:" >&2; tail -5 "$DIR/aggregator.log" >&2; exit 1
+}
 echo "connect storm: $(nproc) cores, somaxconn $(sysctl -n net.core.somaxconn), open files $(ulimit -Hn)"
 for backlog in 100 4096; do
-  rm -f "$DIR"/regwatch.db*
   printf 'listen: {zmq: "tcp://127.0.0.1:%s", http: "127.0.0.1:%s"}\ndatabase: %s/regwatch.db\nkeys: {dir: %s/keys}\ntransport: {acceptBacklog: %s}\n' \
     "$ZMQ" "$HTTP" "$DIR" "$DIR" "$backlog" > "$DIR/aggregator.yaml"
   "$AGG" keys generate --config "$DIR/aggregator.yaml" >/dev/null
-  "$AGG" serve --config "$DIR/aggregator.yaml" >"$DIR/aggregator.log" 2>&1 &
-  APID=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
+  serve
   echo "acceptBacklog $backlog (listen queue as the kernel shows it: $(ss -ltn "sport = :$ZMQ" | awk 'NR == 2 {print $3}'))"
   for n in "${SIZES[@]}"; do
     before=$(overflows)
@@ -46,11 +52,7 @@ for backlog in 100 4096; do
   if [ "$backlog" = 4096 ]; then
     # A whole fleet at once, held: memory per connection and the heartbeat cost at that size.
     held=${FLEET_HOLD_AGENTS:-10000}
-    kill "$APID"; wait "$APID" 2>/dev/null || true
-    rm -f "$DIR"/regwatch.db*
-    "$AGG" serve --config "$DIR/aggregator.yaml" >"$DIR/aggregator.log" 2>&1 &
-    APID=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
+    serve
     sleep 2
     before=$(overflows)
     line=$(/usr/bin/python3 "$HERE/connect-storm.py" "tcp://127.0.0.1:$ZMQ" "$DIR/keys/server.pub" "http://127.0.0.1:$HTTP/metrics" "$held" 4 "$APID" "${FLEET_HOLD_SECONDS:-60}")

@@ -99,7 +99,8 @@ extension AggregatorCommand {
             func run() throws {
                 let (config, _) = try options.load()
                 try FleetStore(path: config.database).forget(hosts: hosts)
-                print("forgot \(hosts.count == 1 ? "host" : "\(Set(hosts).count) hosts") \(Set(hosts).sorted().joined(separator: ", "))")
+                let ids = Set(hosts).sorted()
+                print("forgot \(ids.count == 1 ? "host" : "\(ids.count) hosts") \(ids.joined(separator: ", "))")
             }
         }
     }

@@ -42,24 +42,8 @@ struct RegistryProberTests {
     @Test("something that is not a registry (a captive portal answering HTML): not_registry")
     func notRegistry() async throws {
         let h = RegistryHarness("web")
-        let port = RegistryHarness.freePort()
-        // A real HTTP server (socat piping a canned reply could close before the reply went out under load,
-        // which reads as an empty reply, not as a captive portal).
-        let server = """
-            import http.server
-            class H(http.server.BaseHTTPRequestHandler):
-                def do_GET(self):
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", "13")
-                    self.end_headers()
-                    self.wfile.write(b"<html></html>")
-                def do_HEAD(self): self.do_GET()
-                def log_message(self, *a): pass
-            http.server.HTTPServer(("127.0.0.1", \(port)), H).serve_forever()
-            """
-        try h.start("/usr/bin/python3", ["-c", server])
-        #expect(RegistryHarness.waitForPort(port))
+        // The fault proxy's html mode answers a login page itself, never asking its upstream.
+        let port = try h.startFaultProxy(upstream: RegistryHarness.freePort(), mode: "html")
         let r = await prober.probe(target("http://127.0.0.1:\(port)"))
         #expect(r.errorClass == .notRegistry, "\(r.detail)")
     }

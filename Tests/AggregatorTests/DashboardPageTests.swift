@@ -116,7 +116,7 @@ struct DashboardPageTests {
                                egress: nil, errorClass: .tcpRefused, affectedHosts: 1, totalHosts: 2, evidence: [], startedAt: F.t0, endedAt: nil)
         let elsewhere = OutageRow(id: 2, kind: .hostLocal, state: .active, endpoint: nil, registry: nil, zone: nil, host: "node-2",
                                   egress: nil, errorClass: .dnsFailure, affectedHosts: 1, totalHosts: 2, evidence: [], startedAt: F.t0, endedAt: nil)
-        let html = HostPage(now: F.t0, host: host, states: states, runtimes: [runtime], pullFailures: [failure], outages: [outage, elsewhere],
+        let html = HostPage(host: host, states: states, runtimes: [runtime], pullFailures: [failure], outages: [outage, elsewhere],
                             fleetGeneration: 5).render()
         #expect(html.contains("<h1>host <bdi>node-1</bdi></h1>"))
         #expect(html.contains("\(F.mirrorB)</bdi> → <bdi>\(F.mirrorA)"), "mirror order")

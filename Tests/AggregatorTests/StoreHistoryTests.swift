@@ -67,4 +67,31 @@ struct StoreHistoryTests {
         #expect(try store.pullEvents(host: "node-1", failuresOnly: false, limit: 2).map(\.seq) == [3, 2])
         #expect(try store.outages(since: F.t0).isEmpty)
     }
+
+    @Test("forget: hosts and their runtime states go, all or nothing; pull events stay")
+    func forget() throws {
+        let store = try F.open()
+        let runtime = RuntimeConfigState(runtime: .containerd, mirrors: ["docker.io": [F.mirrorA]], valid: true, hash: "h1")
+        try F.ingest(store, [F.report("node-1", probes: [F.probe(F.mirrorA)], runtimes: [runtime]),
+                             F.report("node-2", probes: [F.probe(F.mirrorA)], runtimes: [runtime])])
+        var batch = IngestBatch()
+        batch.append(events: [F.event(1, .failure, .tcpRefused)], hostID: "node-1")
+        try store.commit(batch)
+        #expect(throws: StoreError.unknownHosts(path: store.path, hosts: ["node-9"])) { try store.forget(hosts: ["node-1", "node-9"]) }
+        #expect(try store.hosts(now: F.t0, staleAfter: 3).count == 2)
+        try store.forget(hosts: ["node-1", "node-1"])
+        #expect(try store.hosts(now: F.t0, staleAfter: 3).map(\.id) == ["node-2"])
+        #expect(try store.runtimeStates(host: "node-1").isEmpty)
+        #expect(try store.runtimeStates(host: "node-2") == [runtime])
+        #expect(try store.pullEvents(host: "node-1", failuresOnly: true).count == 1)
+    }
+
+    @Test("latest states of one host")
+    func latestStatesOfOneHost() throws {
+        let store = try F.open()
+        try F.ingest(store, [F.report("node-1", probes: [F.probe(F.mirrorA), F.probe(F.hub)]), F.report("node-2", probes: [F.probe(F.mirrorA)])])
+        #expect(try store.latestStates(now: F.t0, staleAfter: 3, host: "node-1").map(\.hostID) == ["node-1", "node-1"])
+        #expect(try store.latestStates(now: F.t0, staleAfter: 3, host: "node-9").isEmpty)
+        #expect(try store.latestStates(now: F.t0, staleAfter: 3).count == 3)
+    }
 }

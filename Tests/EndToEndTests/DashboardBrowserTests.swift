@@ -119,7 +119,7 @@ struct DashboardBrowserTests {
             class H(http.server.BaseHTTPRequestHandler):
                 def do_GET(self):
                     self.send_response(200)
-                    self.send_header("Content-Type", \(Self.pythonString(markup)))
+                    self.send_header("Content-Type", \(Self.quoted(markup)))
                     self.end_headers()
                     self.wfile.write(b"<html>not a registry</html>")
                 def do_HEAD(self): self.do_GET()
@@ -132,7 +132,7 @@ struct DashboardBrowserTests {
         let longLabel = String(repeating: "x", count: 3000)
         let hostile = String(repeating: "a.-_", count: 15) + "end"  // 63 characters, the longest host id
         try lab.addHost(hostile, zone: "z1", docker: false,
-                        labels: "team: \(Self.yamlString("<b>bold</b> \"quoted\" 'single' & \(rtl)")), zz-note: \(longLabel)")
+                        labels: "team: \(Self.quoted("<b>bold</b> \"quoted\" 'single' & \(rtl)")), zz-note: \(longLabel)")
         try lab.addHost("plain", zone: "z1", docker: false)
         try lab.startAggregator()
         for host in lab.hosts { try lab.startAgent(host.id) }
@@ -163,12 +163,11 @@ struct DashboardBrowserTests {
 
     static func count(_ needle: String, in haystack: String) -> Int { haystack.components(separatedBy: needle).count - 1 }
 
-    static func yamlString(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-    }
-
-    static func pythonString(_ s: String) -> String {
-        "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+    /// A double-quoted literal that YAML and Python read alike (JSON's escapes are a subset of both).
+    static func quoted(_ s: String) -> String {
+        var out = ""
+        JSONText.appendQuoted(s, to: &out)
+        return out
     }
 }
 

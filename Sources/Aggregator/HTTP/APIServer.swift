@@ -85,7 +85,7 @@ public enum APIServer {
             let persisted = options.failover == nil ? try store.failoverState() : nil
             let generation = options.failover?.generation ?? persisted?.generation ?? 0
             let page = HostPage(
-                now: now, host: host, states: try store.latestStates(now: now, staleAfter: options.staleAfter),
+                host: host, states: try store.latestStates(now: now, staleAfter: options.staleAfter, host: id),
                 runtimes: try store.runtimeStates(host: id), pullFailures: try store.pullEvents(host: id, failuresOnly: true),
                 outages: try store.outages(activeOnly: true), fleetGeneration: generation)
             return html(page.render())

@@ -13,10 +13,9 @@ extension FleetStore {
                                             arguments: StatementArguments(wanted))
             let unknown = wanted.filter { !known.contains($0) }
             guard unknown.isEmpty else { throw StoreError.unknownHosts(path: path, hosts: unknown) }
-            for id in wanted {
-                try db.execute(sql: "DELETE FROM runtime_state WHERE hostId = ?", arguments: [id])
-                try db.execute(sql: "DELETE FROM host WHERE id = ?", arguments: [id])
-            }
+            // Their runtime states go with them (runtime_state.hostId is ON DELETE CASCADE).
+            try db.execute(sql: "DELETE FROM host WHERE id IN (\(wanted.map { _ in "?" }.joined(separator: ",")))",
+                           arguments: StatementArguments(wanted))
         }
     }
 }

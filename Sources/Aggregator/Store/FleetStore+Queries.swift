@@ -97,7 +97,8 @@ extension FleetStore {
 
     /// Every host x endpoint latest state with the host's labels and a `stale` flag, ordered by host,
     /// registry, endpoint: the snapshot correlation evaluates each window.
-    public func latestStates(now: Date, staleAfter: Int) throws(StoreError) -> [LatestStateRow] {
+    /// With `host`, only that host's.
+    public func latestStates(now: Date, staleAfter: Int, host hostID: String? = nil) throws(StoreError) -> [LatestStateRow] {
         let t = now.unixSeconds
         return try read { db in
             let decoder = JSONDecoder()
@@ -105,8 +106,8 @@ extension FleetStore {
             var labelsByText: [String: [String: String]] = [:]
             // Elements are stored ordered by registry and endpoint, so host order is the whole order.
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT id, labels, lastSeen, intervalSeconds, probes, probesObservedAt FROM host ORDER BY id
-                """)
+                SELECT id, labels, lastSeen, intervalSeconds, probes, probesObservedAt FROM host \(hostID == nil ? "" : "WHERE id = ?") ORDER BY id
+                """, arguments: hostID.map { [$0] } ?? [])
             var out: [LatestStateRow] = []
             while let row = try rows.next() {
                 let host: String = row[0]

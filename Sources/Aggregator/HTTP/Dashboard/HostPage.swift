@@ -6,7 +6,6 @@ import RegwatchShared
 /// spool, its recent pull failures and the outages that include it. Same rules as ``DashboardPage``:
 /// values in, escaped HTML out.
 public struct HostPage: Sendable {
-    public var now: Date
     public var host: HostRow
     public var states: [LatestStateRow]
     public var runtimes: [RuntimeConfigState]
@@ -18,10 +17,9 @@ public struct HostPage: Sendable {
     public var refreshSeconds: Int
 
     public init(
-        now: Date, host: HostRow, states: [LatestStateRow], runtimes: [RuntimeConfigState], pullFailures: [PullEvent],
+        host: HostRow, states: [LatestStateRow], runtimes: [RuntimeConfigState], pullFailures: [PullEvent],
         outages: [OutageRow], fleetGeneration: UInt64, refreshSeconds: Int = 5
     ) {
-        self.now = now
         self.host = host
         self.states = states.filter { $0.hostID == host.id }
         self.runtimes = runtimes
