@@ -28,6 +28,13 @@ anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 private_kb() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Context switches per thread ("tid name count"): an idle agent's CPU is mostly wakeups, so where they
+# come from says more than a profile does.
+switches() {
+  for t in /proc/$1/task/*; do
+    printf '%s %s %s\n' "${t##*/}" "$(tr ' ' '_' < "$t/comm")" "$(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status")"
+  done
+}
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Five real registries; each is probed under two names (127.0.0.1 and localhost): ten endpoints.
@@ -98,6 +105,7 @@ PIDS+=($!)
 HZ=$(getconf CLK_TCK)
 START=$(date +%s.%N)
 A0=$(cpu_ticks $AGENTPID); B0=$(cpu_ticks $BBPID)
+switches $AGENTPID > "$DIR/switches.0"
 ASUM=0; BSUM=0; N=0; AMAX=0; BMAX=0
 END=$(( $(date +%s) + MINUTES * 60 ))
 while [ "$(date +%s)" -lt "$END" ]; do
@@ -109,6 +117,11 @@ while [ "$(date +%s)" -lt "$END" ]; do
 done
 WALL=$(python3 -c "import time; print(time.time() - $START)")
 A1=$(cpu_ticks $AGENTPID); B1=$(cpu_ticks $BBPID)
+switches $AGENTPID > "$DIR/switches.1"
+WAKEUPS=$(awk -v wall="$WALL" 'NR == FNR {before[$1] = $3; next}
+  {n = $3 - before[$1]; by[$2] += n; total += n}
+  END {printf "  regwatch-agent context switches: %.0f/min;", total * 60 / wall
+       for (k in by) if (by[k] > 0) printf " %s %.0f", k, by[k] * 60 / wall; print ""}' "$DIR/switches.0" "$DIR/switches.1")
 ANON=$(anon_kb $AGENTPID)
 # Where the steady-state resident memory is: the largest mappings.
 MAPPINGS=$(awk '/^[0-9a-f]+-[0-9a-f]+ /{name=($6 == "" ? "[anonymous]" : $6); perm=$2} /^Rss:/{if ($2 >= 256) printf "    %6.1f MiB  %s %s\n", $2/1024, perm, name}' /proc/$AGENTPID/smaps | sort -rn | head -12)
@@ -129,6 +142,7 @@ with open(sys.argv[16], "w") as out:
     out.write(f"{asum/n:.0f} {acpu/max(bcpu,1e-9):.3f}\n")
 PY
 echo "$SHARING"
+echo "$WAKEUPS"
 echo "  largest resident mappings of regwatch-agent:"
 echo "$MAPPINGS"
 

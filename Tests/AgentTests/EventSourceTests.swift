@@ -2,6 +2,7 @@ import Foundation
 @testable import RegwatchAgent
 import RegwatchShared
 import RegwatchTestSupport
+import Synchronization
 import Testing
 
 @Suite("Pull-event sources")
@@ -137,6 +138,91 @@ struct EventSourceTests {
         _ = tail.poll()
         #expect(tail.takeLines() == ["four"])
         tail.close()
+    }
+
+    /// What the notification test's background tasks saw.
+    final class Seen: Sendable {
+        let images = Mutex<[String]>([])
+        let stopped = Atomic<Bool>(false)
+    }
+
+    @Test("a tailed file is read on inotify notifications: with an hour's poll, appended lines, a rotated-in file, a truncated one and a file created later all arrive within seconds; cancelling stops the tail thread")
+    func fileNotifications() async throws {
+        let dir = NSTemporaryDirectory() + "rw-notify-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/kubelet.log", later = dir + "/later.log"
+        func line(_ n: Int) -> String {
+            #"I1129 01:02:05.123456 1234 event.go:307] "Event occurred" reason="Failed" message="Failed to pull image \"registry.test:5000/team/app:\#(n)\": rpc error: code = Unknown desc = 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit""# + "\n"
+        }
+        func append(_ s: String, to p: String = path) throws {
+            if !FileManager.default.fileExists(atPath: p) { FileManager.default.createFile(atPath: p, contents: nil) }
+            let h = try #require(FileHandle(forWritingAtPath: p))
+            h.seekToEndOfFile()
+            h.write(Data(s.utf8))
+            try h.close()
+        }
+        try append(line(0))
+        let sink = PullEventSink(logger: .init(label: "test"))
+        let seen = Seen()
+        let collector = Task { for await batch in sink.events { seen.images.withLock { $0 += batch.map(\.image) } } }
+        defer { collector.cancel() }
+        let source = LogFileSource(path: path, pollInterval: .seconds(3600), logger: .init(label: "test"))
+        let laterSource = LogFileSource(path: later, pollInterval: .seconds(3600), logger: .init(label: "test"))
+        let running = Task { await source.run(into: sink) }
+        let laterRunning = Task { await laterSource.run(into: sink) }
+        /// Waits up to 5 s for `count` images in all; the caller checks which.
+        func arrived(_ count: Int) async throws -> [String] {
+            for _ in 0..<500 where seen.images.withLock({ $0.count }) < count { try await Task.sleep(for: .milliseconds(10)) }
+            return seen.images.withLock { $0 }
+        }
+        for _ in 0..<500 where sink.statusList.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(sink.statusList.map(\.state) == [.active, .absent], "\(sink.statusList)")
+
+        try append(line(1001))
+        #expect(try await arrived(1) == ["registry.test:5000/team/app:1001"], "the existing line was read, or the new one was not")
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+        try append(line(1002))
+        #expect(try await arrived(2).last == "registry.test:5000/team/app:1002", "the rotated-in file was not read")
+        // Truncation is seen by the size falling below what was read: the line after it is shorter.
+        let h = try #require(FileHandle(forWritingAtPath: path))
+        h.truncateFile(atOffset: 0)
+        try h.close()
+        try append(line(3))
+        #expect(try await arrived(3).last == "registry.test:5000/team/app:3", "the truncated file was not read again")
+        try append(line(4), to: later)
+        #expect(try await arrived(4).last == "registry.test:5000/team/app:4", "a file created later was not read")
+
+        running.cancel()
+        laterRunning.cancel()
+        Task {
+            await running.value
+            await laterRunning.value
+            seen.stopped.store(true, ordering: .relaxed)
+        }
+        for _ in 0..<500 where !seen.stopped.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(10)) }
+        let ended = seen.stopped.load(ordering: .relaxed)
+        #expect(ended, "the tail threads did not stop within 5 s of cancelling")
+    }
+
+    @Test("a file watch wakes when its file is linked into place (how a key is written), not for other names in the directory, and a stop ends the wait")
+    func fileWatchWakes() throws {
+        let dir = NSTemporaryDirectory() + "rw-watch-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let watch = try #require(FileWatch(path: dir + "/agent.key.next"))
+        watch.rearm()
+        try AtomicFile.write(Array("other".utf8), to: dir + "/last-cycle")
+        var start = ContinuousClock.now
+        #expect(watch.wait(timeout: .milliseconds(300)))
+        #expect(ContinuousClock.now - start >= .milliseconds(250), "another file in the directory woke the watch")
+        watch.rearm()
+        try AtomicFile.write(Array("key".utf8), to: dir + "/agent.key.next", mode: 0o600, exclusive: true)
+        start = ContinuousClock.now
+        #expect(watch.wait(timeout: .seconds(10)))
+        #expect(ContinuousClock.now - start < .seconds(5), "linking the file into place did not wake the watch")
+        watch.stop()
+        #expect(!watch.wait(timeout: .seconds(10)))
     }
 
     @Test("a file that does not exist yet is absent, then read from its start once it appears")

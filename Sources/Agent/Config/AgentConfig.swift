@@ -89,7 +89,8 @@ public struct AgentConfig: Sendable, Equatable {
         public var journalUnits = ["docker", "containerd", "kubelet"]
         /// Plain log files tailed for pull failures (rotation followed).
         public var files: [String] = []
-        public var filePoll: Duration = .seconds(1)
+        /// How often a tailed file is read without a change notification (inotify wakes the tail at once).
+        public var filePoll: Duration = .seconds(10)
         /// How often an absent source (no socket, no systemd) is looked for again.
         public var absentRecheck: Duration = .seconds(60)
         /// Bound of the on-disk spool of unacknowledged events; the oldest are dropped first.

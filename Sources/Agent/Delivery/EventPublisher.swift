@@ -23,6 +23,8 @@ public final class EventPublisher: Service, Sendable {
     private let lastSent = Mutex<[UInt64: ContinuousClock.Instant]>([:])
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
+    /// Rung when events enter the spool: wakes ``tick()`` from its idle sleep.
+    private let spooled = WakeSignal()
     private let counters = Mutex(Counters())
 
     public struct Counters: Sendable, Equatable {
@@ -77,6 +79,7 @@ public final class EventPublisher: Service, Sendable {
         var lastSaid: ContinuousClock.Instant?
         for await events in sink.events {
             spool.append(events)
+            spooled.ring()
             wake.yield()
             // Said at most once a minute, with what was dropped since; the reports carry the running count.
             let now = spool.statistics.dropped
@@ -100,9 +103,12 @@ public final class EventPublisher: Service, Sendable {
         }
     }
 
+    /// Resends come due while events are pending; with none pending it sleeps until the spool gets some,
+    /// so an idle agent has no timer here.
     private func tick() async {
         let period = max(Duration.milliseconds(100), settings.resendAfter / 2)
         while !Task.isCancelled {
+            if spool.statistics.pending == 0 { await spooled.wait() }
             try? await Task.sleep(for: period)
             if spool.statistics.pending > 0 { wake.yield() }
         }

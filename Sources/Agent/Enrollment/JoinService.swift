@@ -10,7 +10,8 @@ import Synchronization
 /// and carries out a key rotation that `regwatch-agent keys rotate` left beside the key.
 ///
 /// Answers arrive from ``AgentInbox`` (``receive(_:)``); the service looks at them, at the connection and
-/// at the key directory every ``tick``, which keeps it a plain loop with no shared stream.
+/// at the key directory every ``tick`` while joining or rotating. Once admitted it sleeps until an answer
+/// arrives or a next key appears (inotify), so an idle agent has no timer here.
 public final class JoinService: Service, Sendable {
     let config: AgentConfig
     let client: DealerClient
@@ -23,6 +24,9 @@ public final class JoinService: Service, Sendable {
     /// An agent with a key of its own (no bootstrap token) that gets no answer to its join this long
     /// connects as its host id, as agents did before joins existed.
     static let legacyFallback: Duration = .seconds(10)
+    /// The loop's pace once admitted when inotify cannot watch for the next key: how long `keys rotate`
+    /// may then wait before the agent sees it.
+    static let idleTick: Duration = .seconds(5)
 
     enum Answer: Sendable {
         case join(JoinResult)
@@ -38,6 +42,8 @@ public final class JoinService: Service, Sendable {
     }
 
     private let state: Mutex<State>
+    /// Rung by answers and by the next-key watch: what an idle admitted agent waits for.
+    private let wake = WakeSignal()
 
     /// - Parameters: `keys`/`serverKey` are the agent's CURVE pair and the aggregator's pinned key.
     public init(config: AgentConfig, client: DealerClient, keys: CurveKeyPair, serverKey: CurvePublicKey, logger: Logger, tick: Duration = .milliseconds(100)) {
@@ -59,17 +65,55 @@ public final class JoinService: Service, Sendable {
     }
 
     /// An answer from the aggregator (called by ``AgentInbox``).
-    public func receive(_ result: JoinResult) { state.withLock { $0.answers.append(.join(result)) } }
-    public func receive(_ result: RotateResult) { state.withLock { $0.answers.append(.rotate(result)) } }
-
-    public func run() async throws {
-        await cancelWhenGracefulShutdown { await self.loop() }
+    public func receive(_ result: JoinResult) {
+        state.withLock { $0.answers.append(.join(result)) }
+        wake.ring()
     }
 
-    private func loop() async {
+    public func receive(_ result: RotateResult) {
+        state.withLock { $0.answers.append(.rotate(result)) }
+        wake.ring()
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            guard let clientKey = self.config.aggregator.clientKey, let watch = FileWatch(path: AgentIdentity.nextKeyPath(clientKey)) else {
+                await self.loop(keyWatch: false)
+                return
+            }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.watchNextKey(watch) }
+                group.addTask { await self.loop(keyWatch: true) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Rings the loop when `keys rotate` leaves a next key (inotify), and once a minute in any case (a
+    /// filesystem without notifications).
+    private func watchNextKey(_ watch: FileWatch) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                OSThread.detach(name: "regwatch-keys", stackSize: 256 << 10) {
+                    while true {
+                        watch.rearm()
+                        guard watch.wait(timeout: .seconds(60)) else { break }
+                        self.wake.ring()
+                    }
+                    done.resume()
+                }
+            }
+        } onCancel: {
+            watch.stop()
+        }
+    }
+
+    /// - Parameter keyWatch: whether ``watchNextKey(_:)`` runs, so an idle admitted agent may sleep until
+    ///   it or an answer rings instead of waking every ``idleTick``.
+    private func loop(keyWatch: Bool) async {
         var lastHandshakes = -1
         var nextJoinAt = ContinuousClock.now
-        var nextRotationCheck = ContinuousClock.now
         // When the unanswered join on this connection went out (see ``legacyFallback``).
         var unanswered: ContinuousClock.Instant?
         var authFailures = client.statistics.authFailures
@@ -114,13 +158,17 @@ public final class JoinService: Service, Sendable {
                     client.switchIdentity(routingID: config.host.id)
                     gate.admit()
                 }
-            } else if now >= nextRotationCheck {
-                nextRotationCheck = now + .seconds(1)
+            } else {
                 checkRotation(now: now)
             }
-            // Admitted, only the rotation check is left, once a second: no need to wake ten times as often
-            // on every node of the fleet.
-            try? await Task.sleep(for: gate.isAdmitted ? max(tick, .seconds(1)) : tick)
+            // Admitted with no rotation in flight, only the rotation check is left: every node of the fleet
+            // need not wake ten times a second for a file `keys rotate` writes rarely.
+            let idle = gate.isAdmitted && state.withLock { $0.rotation == nil && $0.answers.isEmpty }
+            if idle, keyWatch {
+                await wake.wait()
+            } else {
+                try? await Task.sleep(for: idle ? max(tick, Self.idleTick) : tick)
+            }
         }
     }
 

@@ -9,36 +9,67 @@ import Glibc
 /// tailed like `tail -F`: starts at the end of an existing file, follows rotation by rename (the old
 /// file is drained first, then the new one is read from its start) and by truncation (copytruncate).
 ///
-/// Polls with `stat` every `pollInterval`: one syscall per second costs nothing and, unlike inotify,
-/// works on every filesystem and needs no watch on the directory.
+/// Woken by inotify (``FileWatch``) on a thread of its own that sleeps in `poll` while the file is quiet:
+/// an idle agent on every node of a fleet should not wake each second to `stat` a log. Every
+/// `pollInterval` it reads anyway, for filesystems that send no notifications; where inotify itself is
+/// unavailable (the per-user instance limit, a seccomp profile) it polls at that pace instead.
 public struct LogFileSource: PullEventSource {
     public let path: String
     public let pollInterval: Duration
     let logger: Logger
     public var name: String { "file:\(path)" }
 
-    public init(path: String, pollInterval: Duration = .seconds(1), logger: Logger) {
+    public init(path: String, pollInterval: Duration = .seconds(10), logger: Logger) {
         self.path = path
         self.pollInterval = pollInterval
         self.logger = logger
     }
 
     public func run(into sink: PullEventSink) async {
+        guard let watch = FileWatch(path: path) else {
+            logger.notice("inotify unavailable; polling the log file", metadata: ["source": "\(name)", "poll": "\(pollInterval)", "error": "\(String(cString: strerror(errno)))"])
+            await poll(into: sink)
+            return
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                OSThread.detach(name: "regwatch-tail", stackSize: 256 << 10) {
+                    var tail = FileTail(path: path)
+                    tail.open(fromStart: false)
+                    repeat {
+                        // Watch before reading, so a line written after the read wakes the next wait.
+                        watch.rearm()
+                        readNew(&tail, into: sink)
+                    } while watch.wait(timeout: pollInterval)
+                    tail.close()
+                    done.resume()
+                }
+            }
+        } onCancel: {
+            watch.stop()
+        }
+    }
+
+    private func poll(into sink: PullEventSink) async {
         var tail = FileTail(path: path)
         tail.open(fromStart: false)
         while !Task.isCancelled {
-            switch tail.poll() {
-            case .absent: sink.setStatus(name, .absent, "no such file (yet)")
-            case .active: sink.setStatus(name, .active, "tailing")
-            case .failing(let reason): sink.setStatus(name, .failing, reason)
-            }
-            let now = Date()
-            sink.emit(tail.takeLines().compactMap { line in
-                PullLogParser.parse(line).map { PullEvent(failure: $0, at: now, source: name) }
-            })
+            readNew(&tail, into: sink)
             try? await Task.sleep(for: pollInterval)
         }
         tail.close()
+    }
+
+    private func readNew(_ tail: inout FileTail, into sink: PullEventSink) {
+        switch tail.poll() {
+        case .absent: sink.setStatus(name, .absent, "no such file (yet)")
+        case .active: sink.setStatus(name, .active, "tailing")
+        case .failing(let reason): sink.setStatus(name, .failing, reason)
+        }
+        let now = Date()
+        sink.emit(tail.takeLines().compactMap { line in
+            PullLogParser.parse(line).map { PullEvent(failure: $0, at: now, source: name) }
+        })
     }
 }
 
