@@ -17,7 +17,11 @@ MINUTES=${FOOTPRINT_MINUTES:-10}
 INTERVAL=${FOOTPRINT_INTERVAL:-30}
 DIR=$(mktemp -d /tmp/rw-footprint.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
+CGROUPS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"
+  for g in "${CGROUPS[@]}"; do rmdir "$g" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 trap "exit 130" INT TERM
 
@@ -27,7 +31,17 @@ anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
 # part, in private memory (what stopping it frees) not at all.
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 private_kb() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time in nanoseconds, from a cgroup of the process's own (cgroup v1 cpuacct or v2): the scheduler's
+# exact account, threads that have exited included. utime/stime in /proc/PID/stat are sampled at the
+# clock tick, and an idle agent runs for a few ticks a minute, too few to compare.
+CGROUP_ROOT=/sys/fs/cgroup/unified
+[ -d /sys/fs/cgroup/cpuacct ] && CGROUP_ROOT=/sys/fs/cgroup/cpuacct
+[ -f /sys/fs/cgroup/cgroup.controllers ] && CGROUP_ROOT=/sys/fs/cgroup
+cpu_group() { # name pid: creates $CGROUP_ROOT/rw-footprint-NAME-$$ holding PID
+  local d="$CGROUP_ROOT/rw-footprint-$1-$$"
+  mkdir "$d" && CGROUPS+=("$d") && echo "$2" > "$d/cgroup.procs" || { echo "agent-footprint: cannot put $1 in a cgroup of its own under $CGROUP_ROOT (run as root)" >&2; exit 1; }
+}
+cpu_ns() { if [ -f "$1/cpuacct.usage" ]; then cat "$1/cpuacct.usage"; else awk '/^usage_usec/ {printf "%d\n", $2 * 1000}' "$1/cpu.stat"; fi; }
 # Context switches per thread ("tid name count"): an idle agent's CPU is mostly wakeups, so where they
 # come from says more than a profile does.
 switches() {
@@ -102,9 +116,11 @@ sleep 2
 ) &
 PIDS+=($!)
 
-HZ=$(getconf CLK_TCK)
+NS_PER_S=1000000000
 START=$(date +%s.%N)
-A0=$(cpu_ticks $AGENTPID); B0=$(cpu_ticks $BBPID)
+cpu_group agent $AGENTPID; cpu_group blackbox $BBPID
+AGROUP=$CGROUP_ROOT/rw-footprint-agent-$$; BGROUP=$CGROUP_ROOT/rw-footprint-blackbox-$$
+A0=$(cpu_ns "$AGROUP"); B0=$(cpu_ns "$BGROUP")
 switches $AGENTPID > "$DIR/switches.0"
 ASUM=0; BSUM=0; N=0; AMAX=0; BMAX=0
 END=$(( $(date +%s) + MINUTES * 60 ))
@@ -116,7 +132,7 @@ while [ "$(date +%s)" -lt "$END" ]; do
   [ "$b" -gt "$BMAX" ] && BMAX=$b
 done
 WALL=$(python3 -c "import time; print(time.time() - $START)")
-A1=$(cpu_ticks $AGENTPID); B1=$(cpu_ticks $BBPID)
+A1=$(cpu_ns "$AGROUP"); B1=$(cpu_ns "$BGROUP")
 switches $AGENTPID > "$DIR/switches.1"
 WAKEUPS=$(awk -v wall="$WALL" 'NR == FNR {before[$1] = $3; next}
   {n = $3 - before[$1]; by[$2] += n; total += n}
@@ -129,11 +145,11 @@ STEADY=$ASUM; STEADY_N=$N
 SHARING="  at the end: regwatch-agent PSS $(( $(pss_kb $AGENTPID) / 1024 )) MiB, private $(( $(private_kb $AGENTPID) / 1024 )) MiB; blackbox_exporter PSS $(( $(pss_kb $BBPID) / 1024 )) MiB, private $(( $(private_kb $BBPID) / 1024 )) MiB"
 REPORTS=$(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^regwatch_reports_ingested_total/ {print $2}')
 
-python3 - "$ASUM" "$BSUM" "$N" "$AMAX" "$BMAX" "$A0" "$A1" "$B0" "$B1" "$HZ" "$WALL" "$ANON" "$MINUTES" "$INTERVAL" "${REPORTS:-0}" "$DIR/steady.txt" <<'PY'
+python3 - "$ASUM" "$BSUM" "$N" "$AMAX" "$BMAX" "$A0" "$A1" "$B0" "$B1" "$NS_PER_S" "$WALL" "$ANON" "$MINUTES" "$INTERVAL" "${REPORTS:-0}" "$DIR/steady.txt" <<'PY'
 import sys
-asum, bsum, n, amax, bmax, a0, a1, b0, b1, hz = map(int, sys.argv[1:11]); n = max(n, 1)
+asum, bsum, n, amax, bmax, a0, a1, b0, b1, ns = map(int, sys.argv[1:11]); n = max(n, 1)
 wall = float(sys.argv[11]); anon = int(sys.argv[12]); minutes, interval = sys.argv[13], sys.argv[14]; reports = sys.argv[15]
-acpu = (a1 - a0) / hz / wall * 100; bcpu = (b1 - b0) / hz / wall * 100
+acpu = (a1 - a0) / ns / wall * 100; bcpu = (b1 - b0) / ns / wall * 100
 print(f"agent footprint: {minutes} min, interval {interval}s, 10 endpoints, {reports} reports stored by the aggregator")
 print(f"  regwatch-agent      RSS mean {asum/n/1024:6.1f} MiB  max {amax/1024:6.1f} MiB  (anonymous {anon/1024:.1f} MiB)  CPU {acpu:.3f}% of a core")
 print(f"  blackbox_exporter   RSS mean {bsum/n/1024:6.1f} MiB  max {bmax/1024:6.1f} MiB                          CPU {bcpu:.3f}% of a core")

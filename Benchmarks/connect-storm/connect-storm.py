@@ -5,7 +5,7 @@
 # (regwatch_zap_decisions_total, polled every 50 ms). The sockets are spread over PROCESSES client processes
 # (each socket costs the client about two file descriptors). With AGGREGATOR_PID, the connections are then
 # held for HOLD seconds and the aggregator's resident memory per connection and its CPU while they only
-# exchange heartbeats are printed too.
+# exchange heartbeats (each pings like an agent) are printed too.
 #   connect-storm.py ENDPOINT SERVER_PUB_FILE METRICS_URL N [PROCESSES [AGGREGATOR_PID HOLD]]
 import os, re, resource, sys, time, urllib.request
 import zmq
@@ -48,6 +48,9 @@ def client(count, release):
         s.curve_publickey = pub
         s.curve_secretkey = sec
         s.setsockopt(zmq.LINGER, 0)
+        # Like an agent: a ping every 5 s with no TTL, a silent aggregator dropped after 15 s.
+        s.setsockopt(zmq.HEARTBEAT_IVL, 5000)
+        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 15000)
         s.setsockopt(zmq.ROUTING_ID, b"?" + pub)
         s.connect(endpoint)
         socks.append(s)

@@ -106,6 +106,10 @@ struct AggregatorConfigTests {
         #expect(throws: ConfigError(file: "a.yaml", line: 1, key: "transport.acceptBacklog", message: "0 is out of range 1...65535")) {
             try AggregatorConfig.parse(ConfigNode.parse("transport: {acceptBacklog: 0}\n", file: "a.yaml"))
         }
+        #expect(throws: ConfigError(file: "a.yaml", line: 1, key: "transport.heartbeatInterval",
+                                    message: "agents only: the aggregator sends no heartbeats (agents ping it, and TCP keepalive finds dead hosts); remove it")) {
+            try AggregatorConfig.parse(ConfigNode.parse("transport: {heartbeatInterval: 5s}\n", file: "a.yaml"))
+        }
         #expect(throws: ConfigError(file: "/nonexistent/a.yaml", key: "", message: "no such file")) {
             try AggregatorConfig.load("/nonexistent/a.yaml")
         }

@@ -230,7 +230,7 @@ public struct AgentConfig: Sendable, Equatable {
         }
         try rt.rejectUnknownKeys()
 
-        let transport = try TransportLimitsConfig.parse(root["transport"])
+        let transport = try TransportLimitsConfig.parse(root["transport"], agent: true)
         let events = try parseEvents(root["events"])
         let fo = root["failover"]
         var failover = Failover()

@@ -122,6 +122,8 @@ public struct ReportScheduler: Service {
             } catch {
                 logger.error("cannot encode report", metadata: ["error": "\(error)"])
             }
+            // Start-up is over after two cycles: its code need not stay resident (``StartupPages``).
+            if seq == 2 { StartupPages.release() }
             let jitter = Double.random(in: -0.05...0.05) * intervalSeconds
             let wait = max(0.1, intervalSeconds + jitter - Date().timeIntervalSince(started))
             try? await Task.sleep(for: .milliseconds(Int(wait * 1000)))

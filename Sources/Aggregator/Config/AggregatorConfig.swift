@@ -135,7 +135,7 @@ public struct AggregatorConfig: Sendable, Equatable {
         }
         try alerts.rejectUnknownKeys()
 
-        c.transport = try TransportLimitsConfig.parse(root["transport"])
+        c.transport = try TransportLimitsConfig.parse(root["transport"], agent: false)
 
         let en = root["enrollment"]
         let enrollMode = try en["mode"].string(default: c.enrollment.mode.rawValue)!

@@ -1,7 +1,14 @@
 /// Reads the optional `transport:` section both config files share.
 public enum TransportLimitsConfig {
-    public static func parse(_ node: ConfigNode) throws(ConfigError) -> TransportLimits {
+    /// - Parameter agent: the agent's file takes the heartbeat keys; the aggregator's refuses them, since
+    ///   its side sends no heartbeats (``TransportLimits/heartbeatIntervalMs`` says why).
+    public static func parse(_ node: ConfigNode, agent: Bool) throws(ConfigError) -> TransportLimits {
         var l = TransportLimits()
+        if !agent {
+            for key in ["heartbeatInterval", "heartbeatTimeout"] where node[key].exists {
+                throw node[key].error("agents only: the aggregator sends no heartbeats (agents ping it, and TCP keepalive finds dead hosts); remove it")
+            }
+        }
         l.maxMessageSize = Int64(try node["maxMessageSize"].int(default: Int(l.maxMessageSize), range: 1024...(256 << 20)))
         l.sendHighWaterMark = Int32(try node["sendHighWaterMark"].int(default: Int(l.sendHighWaterMark), range: 1...1_000_000))
         l.receiveHighWaterMark = Int32(try node["receiveHighWaterMark"].int(default: Int(l.receiveHighWaterMark), range: 1...1_000_000))

@@ -167,7 +167,6 @@ final class DealerLoop: @unchecked Sendable {
         try socket.set(ZMQ_RCVHWM, limits.receiveHighWaterMark)
         try socket.set(ZMQ_HEARTBEAT_IVL, limits.heartbeatIntervalMs)
         try socket.set(ZMQ_HEARTBEAT_TIMEOUT, limits.heartbeatTimeoutMs)
-        try socket.set(ZMQ_HEARTBEAT_TTL, limits.heartbeatTTLMs)
         try socket.set(ZMQ_HANDSHAKE_IVL, limits.handshakeTimeoutMs)
         try socket.set(ZMQ_IMMEDIATE, Int32(1))
         try socket.set(ZMQ_RECONNECT_IVL, Int32(-1))

@@ -174,9 +174,12 @@ final class RouterLoop: @unchecked Sendable {
         try socket.set(ZMQ_MAXMSGSIZE, limits.maxMessageSize)
         try socket.set(ZMQ_SNDHWM, limits.sendHighWaterMark)
         try socket.set(ZMQ_RCVHWM, limits.receiveHighWaterMark)
-        try socket.set(ZMQ_HEARTBEAT_IVL, limits.heartbeatIntervalMs)
-        try socket.set(ZMQ_HEARTBEAT_TIMEOUT, limits.heartbeatTimeoutMs)
-        try socket.set(ZMQ_HEARTBEAT_TTL, limits.heartbeatTTLMs)
+        // No ZMTP heartbeats on this side (see ``TransportLimits/heartbeatIntervalMs``): the kernel watches
+        // each agent connection instead.
+        try socket.set(ZMQ_TCP_KEEPALIVE, Int32(1))
+        try socket.set(ZMQ_TCP_KEEPALIVE_IDLE, limits.keepaliveIdleSeconds)
+        try socket.set(ZMQ_TCP_KEEPALIVE_INTVL, limits.keepaliveIntervalSeconds)
+        try socket.set(ZMQ_TCP_KEEPALIVE_CNT, limits.keepaliveCount)
         try socket.set(ZMQ_HANDSHAKE_IVL, limits.handshakeTimeoutMs)
         try socket.set(ZMQ_ROUTER_MANDATORY, Int32(1))
         // A connection that arrives with a routing id an older one still holds takes it over. Without

@@ -6,11 +6,23 @@ public struct TransportLimits: Sendable, Equatable {
     /// `ZMQ_SNDHWM` / `ZMQ_RCVHWM`, in messages.
     public var sendHighWaterMark: Int32 = 10_000
     public var receiveHighWaterMark: Int32 = 10_000
-    /// ZMTP heartbeats: ping every `heartbeatIntervalMs`, drop the peer after `heartbeatTimeoutMs` of
-    /// silence, and ask the peer to do the same after `heartbeatTTLMs`. A dead peer is noticed in ~20 s.
+    /// Dealer (agent) only: ZMTP heartbeats. The agent pings every `heartbeatIntervalMs` and drops the
+    /// connection after `heartbeatTimeoutMs` without an answer, so a dead aggregator is noticed in ~20 s.
+    /// Its pings carry no TTL, and the router sends none of its own: libzmq (4.3) cancels a timer by
+    /// walking every timer of its I/O thread, and each ping would arm and cancel one per connection, a cost
+    /// that grows with the square of the fleet (88 % of a core for 10,000 idle agents, measured by
+    /// `make bench-fleet`). Router heartbeats also trip a libzmq assertion (`!_io_error`) when one fires on
+    /// a connection whose input was stopped, as after a routing id handover.
     public var heartbeatIntervalMs: Int32 = 5_000
     public var heartbeatTimeoutMs: Int32 = 15_000
-    public var heartbeatTTLMs: Int32 = 20_000
+    /// Router (aggregator) only: TCP keepalive on every agent connection, the kernel's timers instead of
+    /// libzmq's. A host that dies or drops off the network without closing its connection is noticed
+    /// after `keepaliveIdleSeconds` of silence plus `keepaliveCount` unanswered probes
+    /// `keepaliveIntervalSeconds` apart: 30 s. A frozen agent process on a live host still answers them;
+    /// its reports going stale say it instead.
+    public var keepaliveIdleSeconds: Int32 = 15
+    public var keepaliveIntervalSeconds: Int32 = 5
+    public var keepaliveCount: Int32 = 3
     /// `ZMQ_HANDSHAKE_IVL`: a handshake that does not finish in time is dropped (and the agent retries).
     /// It also bounds a handshake stalled by a missing ZAP handler.
     public var handshakeTimeoutMs: Int32 = 10_000
