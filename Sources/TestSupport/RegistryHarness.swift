@@ -333,7 +333,10 @@ public final class RegistryHarness: @unchecked Sendable {
     }
 
     /// Like ``spawnAndWait`` and also returns the child's resource usage (CPU time, peak RSS) from wait4.
-    public static func spawnAndMeasure(_ executable: String, _ args: [String], stderrPath: String? = nil, environment: [String: String]? = nil) throws -> (Int32, String, rusage) {
+    /// A child still running after `deadline` (a `curl` to a server that accepts and never answers) is
+    /// killed and reported, so a test fails instead of hanging.
+    public static func spawnAndMeasure(_ executable: String, _ args: [String], stderrPath: String? = nil, environment: [String: String]? = nil,
+                                       deadline: Duration = .seconds(300)) throws -> (Int32, String, rusage) {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw HarnessError("pipe failed") }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
@@ -368,7 +371,18 @@ public final class RegistryHarness: @unchecked Sendable {
         }
         var output = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 65536)
+        let end = ContinuousClock.now + deadline
+        var overdue = false
         while true {
+            var item = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            let left = end - ContinuousClock.now
+            let ready = left > .zero ? poll(&item, 1, Int32(clamping: left.components.seconds * 1000 + 1)) : 0
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 {
+                overdue = true
+                kill(pid, SIGKILL)
+                break
+            }
             let n = read(fds[0], &buffer, buffer.count)
             if n > 0 { output += buffer[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
         }
@@ -376,6 +390,7 @@ public final class RegistryHarness: @unchecked Sendable {
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        if overdue { throw HarnessError("\(executable) \(args.joined(separator: " ")) did not finish within \(deadline); killed") }
         let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return (exit, String(decoding: output, as: UTF8.self), usage)
     }
