@@ -52,7 +52,8 @@ AGGREGATOR_KEYS = {
                     "zoneFailShare", "zoneMinHosts", "endpointFailShare", "rateLimitThreshold", "certWarningDays"},
     "failover": {"mode", "canaryShare", "maxChangesPerHostPerHour", "resendInterval", "canaryTimeout", "commandTTL"},
     "alerts": {"webhooks"},
-    "transport": AGENT_KEYS["transport"],
+    # The aggregator sends no heartbeats and refuses their keys; the accept backlog is its own.
+    "transport": (AGENT_KEYS["transport"] - {"heartbeatInterval", "heartbeatTimeout"}) | {"acceptBacklog"},
 }
 # Host paths the agent reads for the journal (journalctl --root) besides what its config names.
 JOURNAL_PATHS = {"/var/log/journal", "/run/log/journal", "/run/systemd/system", "/etc/machine-id"}
