@@ -101,18 +101,21 @@ struct EventSourceTests {
         #expect(events[1].source == "journal:docker")
     }
 
+    /// Appends to `path`, creating it when absent, as a logger does.
+    static func append(_ s: String, to path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        let h = try #require(FileHandle(forWritingAtPath: path))
+        h.seekToEndOfFile()
+        h.write(Data(s.utf8))
+        try h.close()
+    }
+
     @Test("file tail: starts at the end, follows rename rotation and truncation, flushes a partial line on rotation")
     func fileRotation() throws {
         let dir = NSTemporaryDirectory() + "rw-tail-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/kubelet.log"
-        func append(_ s: String, to p: String = path) throws {
-            if !FileManager.default.fileExists(atPath: p) { FileManager.default.createFile(atPath: p, contents: nil) }
-            let h = try #require(FileHandle(forWritingAtPath: p))
-            h.seekToEndOfFile()
-            h.write(Data(s.utf8))
-            try h.close()
-        }
+        func append(_ s: String, to p: String = path) throws { try Self.append(s, to: p) }
         try append("old line before start\n")
         var tail = FileTail(path: path)
         tail.open(fromStart: false)
@@ -155,13 +158,7 @@ struct EventSourceTests {
         func line(_ n: Int) -> String {
             #"I1129 01:02:05.123456 1234 event.go:307] "Event occurred" reason="Failed" message="Failed to pull image \"registry.test:5000/team/app:\#(n)\": rpc error: code = Unknown desc = 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit""# + "\n"
         }
-        func append(_ s: String, to p: String = path) throws {
-            if !FileManager.default.fileExists(atPath: p) { FileManager.default.createFile(atPath: p, contents: nil) }
-            let h = try #require(FileHandle(forWritingAtPath: p))
-            h.seekToEndOfFile()
-            h.write(Data(s.utf8))
-            try h.close()
-        }
+        func append(_ s: String, to p: String = path) throws { try Self.append(s, to: p) }
         try append(line(0))
         let sink = PullEventSink(logger: .init(label: "test"))
         let seen = Seen()

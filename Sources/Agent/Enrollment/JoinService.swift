@@ -93,19 +93,12 @@ public final class JoinService: Service, Sendable {
     /// Rings the loop when `keys rotate` leaves a next key (inotify), and once a minute in any case (a
     /// filesystem without notifications).
     private func watchNextKey(_ watch: FileWatch) async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                OSThread.detach(name: "regwatch-keys", stackSize: 256 << 10) {
-                    while true {
-                        watch.rearm()
-                        guard watch.wait(timeout: .seconds(60)) else { break }
-                        self.wake.ring()
-                    }
-                    done.resume()
-                }
+        await watch.run(thread: "regwatch-keys") {
+            while true {
+                watch.rearm()
+                guard watch.wait(timeout: .seconds(60)) else { break }
+                self.wake.ring()
             }
-        } onCancel: {
-            watch.stop()
         }
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import RegwatchShared
 
 /// Wakes a file tail when its file changes, so an idle tail sleeps in `poll` instead of waking every
 /// second: an inotify watch on the file (writes, truncation, rename, deletion) and one on its directory
@@ -68,6 +69,21 @@ final class FileWatch: @unchecked Sendable {
             if rc < 0, errno == EINTR { continue }
             if items[1].revents != 0 { return false }
             if rc <= 0 || items[0].revents == 0 || drainConcernsFile() { return true }
+        }
+    }
+
+    /// Runs `loop` on a thread of its own, where it may block in ``wait(timeout:)``, and returns when the
+    /// loop does. Cancelling the calling task stops the watch, which ends the loop's wait.
+    func run(thread name: String, _ loop: @escaping @Sendable () -> Void) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                OSThread.detach(name: name, stackSize: 256 << 10) {
+                    loop()
+                    done.resume()
+                }
+            }
+        } onCancel: {
+            stop()
         }
     }
 

@@ -31,22 +31,15 @@ public struct LogFileSource: PullEventSource {
             await poll(into: sink)
             return
         }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                OSThread.detach(name: "regwatch-tail", stackSize: 256 << 10) {
-                    var tail = FileTail(path: path)
-                    tail.open(fromStart: false)
-                    repeat {
-                        // Watch before reading, so a line written after the read wakes the next wait.
-                        watch.rearm()
-                        readNew(&tail, into: sink)
-                    } while watch.wait(timeout: pollInterval)
-                    tail.close()
-                    done.resume()
-                }
-            }
-        } onCancel: {
-            watch.stop()
+        await watch.run(thread: "regwatch-tail") {
+            var tail = FileTail(path: path)
+            tail.open(fromStart: false)
+            repeat {
+                // Watch before reading, so a line written after the read wakes the next wait.
+                watch.rearm()
+                readNew(&tail, into: sink)
+            } while watch.wait(timeout: pollInterval)
+            tail.close()
         }
     }
 

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Glibc
 
 /// Drops the agent's executable code from its page tables once start-up is over, so what stays resident
@@ -12,7 +13,8 @@ enum StartupPages {
     /// Returns the bytes unmapped (what RSS falls by at once), or nil when /proc is unreadable.
     @discardableResult
     static func release() -> Int? {
-        guard let exe = executablePath(), let maps = read("/proc/self/maps") else { return nil }
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+              let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return nil }
         var released = 0
         for line in maps.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -23,27 +25,5 @@ enum StartupPages {
             if madvise(address, Int(end - start), MADV_DONTNEED) == 0 { released += Int(end - start) }
         }
         return released
-    }
-
-    private static func executablePath() -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    private static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = Glibc.read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
