@@ -7,6 +7,10 @@ let package = Package(
     products: [
         .executable(name: "regwatch-agent", targets: ["regwatch-agent"]),
         .executable(name: "regwatch-aggregator", targets: ["regwatch-aggregator"]),
+        .executable(name: "regwatch-fleetsim", targets: ["regwatch-fleetsim"]),
+        // For the fuzz targets in Fuzz/ (a package of their own: they build with -sanitize=fuzzer).
+        .library(name: "RegwatchShared", targets: ["RegwatchShared"]),
+        .library(name: "RegwatchAgent", targets: ["RegwatchAgent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -61,6 +65,12 @@ let package = Package(
         ),
 
         .target(
+            name: "RegwatchFleetSim",
+            dependencies: ["RegwatchShared", "RegwatchAgent", "CZeroMQ"],
+            path: "Sources/FleetSim"
+        ),
+
+        .target(
             name: "RegwatchCLI",
             dependencies: [
                 "RegwatchShared",
@@ -91,6 +101,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "regwatch-fleetsim",
+            dependencies: [
+                "RegwatchFleetSim", "RegwatchAgent", "RegwatchShared", "RegwatchCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(

@@ -2,6 +2,8 @@
 #define REGWATCH_CZEROMQ_SHIM_H
 #include <zmq.h>
 #include <sys/eventfd.h>
+/* epoll: regwatch-fleetsim watches the ZMQ_FD of thousands of sockets in one set. */
+#include <sys/epoll.h>
 
 /* Options that libzmq 4.3 ships as DRAFT but Debian's build accepts (verified with zmq_setsockopt). */
 static const int RW_ZMQ_ZAP_ENFORCE_DOMAIN = 93;

@@ -34,13 +34,16 @@ public struct CommandGate: Sendable {
     let allowlist: [String: [String: Bool]]
 
     public init(verifier: CommandVerifier?, config: AgentConfig) {
+        self.init(verifier: verifier, hostID: config.host.id, mirrorPools: Dictionary(config.registries.map { ($0.name, $0.mirrors) }, uniquingKeysWith: { _, last in last }))
+    }
+
+    /// - Parameter mirrorPools: the host's allowlist, per registry name (what its reports carry).
+    public init(verifier: CommandVerifier?, hostID: String, mirrorPools: [String: [MirrorSpec]]) {
         self.verifier = verifier
-        hostID = config.host.id
-        var allow: [String: [String: Bool]] = [:]
-        for r in config.registries {
-            allow[r.name] = Dictionary(r.mirrors.map { (Self.normalise($0.url), $0.insecure) }, uniquingKeysWith: { a, b in a || b })
+        self.hostID = hostID
+        allowlist = mirrorPools.mapValues { mirrors in
+            Dictionary(mirrors.map { (Self.normalise($0.url), $0.insecure) }, uniquingKeysWith: { a, b in a || b })
         }
-        allowlist = allow
     }
 
     public func evaluate(_ command: SignedFailoverCommand, appliedGeneration: UInt64, now: Date) -> Decision {

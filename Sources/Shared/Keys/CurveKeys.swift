@@ -25,7 +25,7 @@ public struct CurvePublicKey: Hashable, Sendable, CustomStringConvertible {
 /// A CURVE secret key with its public half. The secret never appears in logs or descriptions.
 public struct CurveKeyPair: Sendable, CustomStringConvertible {
     public let publicKey: CurvePublicKey
-    let secretZ85: String
+    package let secretZ85: String
 
     /// Derives the public key from a Z85 secret key.
     public init(secretZ85: String) throws(TransportError) {

@@ -5,7 +5,7 @@ import CZeroMQ
 /// libzmq contexts are thread-safe. Each ``RouterServer`` and ``DealerClient`` owns one, so a ZAP handler
 /// bound in one never answers for another.
 public final class ZMQContext: @unchecked Sendable {
-    let handle: UnsafeMutableRawPointer
+    package let handle: UnsafeMutableRawPointer
 
     public init(ioThreads: Int32 = 1) {
         handle = zmq_ctx_new()
@@ -14,7 +14,7 @@ public final class ZMQContext: @unchecked Sendable {
     }
 
     /// Terminates the context. Every socket must be closed first, or this blocks.
-    func terminate() {
+    package func terminate() {
         while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
     }
 

@@ -2,11 +2,11 @@ import CZeroMQ
 import Synchronization
 
 /// A socket monitor: libzmq publishes connection events on an inproc PAIR that we read on the I/O thread.
-final class ZMQMonitor: @unchecked Sendable {
-    let socket: ZMQSocket
+package final class ZMQMonitor: @unchecked Sendable {
+    package let socket: ZMQSocket
     private static let counter = Atomic<Int>(0)
 
-    init(context: ZMQContext, watching target: ZMQSocket) throws(TransportError) {
+    package init(context: ZMQContext, watching target: ZMQSocket) throws(TransportError) {
         let address = "inproc://regwatch-monitor-\(Self.counter.wrappingAdd(1, ordering: .relaxed).newValue)"
         guard zmq_socket_monitor(target.handle, address, ZMQ_EVENT_ALL) == 0 else { throw .last("zmq_socket_monitor") }
         socket = try ZMQSocket(context: context, type: ZMQ_PAIR)
@@ -17,12 +17,12 @@ final class ZMQMonitor: @unchecked Sendable {
     /// Stops monitoring `target`. Call it before closing the monitor or the target: libzmq sends events
     /// to the monitor without `ZMQ_DONTWAIT`, so an event for a monitor nobody reads any more blocks the
     /// context's I/O thread, and with it every connection of the context.
-    static func stop(watching target: ZMQSocket) {
+    package static func stop(watching target: ZMQSocket) {
         _ = zmq_socket_monitor(target.handle, nil, 0)
     }
 
     /// The next monitor event, if one is waiting.
-    func next() -> RawEvent? {
+    package func next() -> RawEvent? {
         guard let received = try? socket.receive(), received.frames.count >= 2, received.frames[0].count >= 6 else { return nil }
         let f = received.frames[0]
         let event = UInt16(f[0]) | UInt16(f[1]) << 8
@@ -30,9 +30,9 @@ final class ZMQMonitor: @unchecked Sendable {
         return RawEvent(event: Int32(event), value: value, address: String(decoding: received.frames[1], as: UTF8.self))
     }
 
-    struct RawEvent {
-        var event: Int32
-        var value: UInt32
-        var address: String
+    package struct RawEvent {
+        package var event: Int32
+        package var value: UInt32
+        package var address: String
     }
 }

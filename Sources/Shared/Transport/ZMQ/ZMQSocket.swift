@@ -5,43 +5,43 @@ import Glibc
 
 /// A thin owner of one libzmq socket. Not thread-safe, like the socket itself: exactly one thread uses
 /// it at a time (the transport's I/O thread once started).
-final class ZMQSocket: @unchecked Sendable {
-    let handle: UnsafeMutableRawPointer
+package final class ZMQSocket: @unchecked Sendable {
+    package let handle: UnsafeMutableRawPointer
     private var closed = false
 
-    init(context: ZMQContext, type: Int32) throws(TransportError) {
+    package init(context: ZMQContext, type: Int32) throws(TransportError) {
         guard let h = zmq_socket(context.handle, type) else { throw .last("zmq_socket") }
         handle = h
     }
 
     deinit { close() }
 
-    func close() {
+    package func close() {
         guard !closed else { return }
         closed = true
         zmq_close(handle)
     }
 
-    func set(_ option: Int32, _ value: Int32) throws(TransportError) {
+    package func set(_ option: Int32, _ value: Int32) throws(TransportError) {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else { throw .last("zmq_setsockopt(\(option))") }
     }
 
-    func set(_ option: Int32, _ value: Int64) throws(TransportError) {
+    package func set(_ option: Int32, _ value: Int64) throws(TransportError) {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) == 0 else { throw .last("zmq_setsockopt(\(option))") }
     }
 
-    func set(_ option: Int32, bytes: [UInt8]) throws(TransportError) {
+    package func set(_ option: Int32, bytes: [UInt8]) throws(TransportError) {
         let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
         guard rc == 0 else { throw .last("zmq_setsockopt(\(option))") }
     }
 
-    func set(_ option: Int32, string: String) throws(TransportError) {
+    package func set(_ option: Int32, string: String) throws(TransportError) {
         try set(option, bytes: Array(string.utf8))
     }
 
-    func getInt32(_ option: Int32) -> Int32 {
+    package func getInt32(_ option: Int32) -> Int32 {
         var v: Int32 = 0
         var size = MemoryLayout<Int32>.size
         zmq_getsockopt(handle, option, &v, &size)
@@ -54,13 +54,13 @@ final class ZMQSocket: @unchecked Sendable {
         }
     }
 
-    func connect(_ endpoint: String) throws(TransportError) {
+    package func connect(_ endpoint: String) throws(TransportError) {
         guard zmq_connect(handle, endpoint) == 0 else {
             throw .invalidEndpoint(endpoint, reason: String(cString: zmq_strerror(zmq_errno())))
         }
     }
 
-    func disconnect(_ endpoint: String) {
+    package func disconnect(_ endpoint: String) {
         _ = zmq_disconnect(handle, endpoint)
     }
 
@@ -102,7 +102,7 @@ final class ZMQSocket: @unchecked Sendable {
     }
 
     /// Sends one single-frame message without blocking; false when libzmq would block.
-    func send(_ payload: [UInt8]) throws(TransportError) -> Bool {
+    package func send(_ payload: [UInt8]) throws(TransportError) -> Bool {
         let rc = payload.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, ZMQ_DONTWAIT) }
         if rc < 0 {
             let e = zmq_errno()
@@ -142,7 +142,7 @@ final class ZMQSocket: @unchecked Sendable {
 
     /// Receives one multipart message without blocking; nil when none is waiting.
     /// `userID` is the ZAP-assigned `User-Id` property of the connection it came from.
-    func receive() throws(TransportError) -> (frames: [[UInt8]], userID: String?)? {
+    package func receive() throws(TransportError) -> (frames: [[UInt8]], userID: String?)? {
         var frames: [[UInt8]] = []
         var userID: String?
         var msg = zmq_msg_t()
