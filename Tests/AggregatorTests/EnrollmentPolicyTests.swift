@@ -105,38 +105,44 @@ struct TokenStoreTests {
         #expect(text.contains(TokenStore.hash(a)))
         var st = stat()
         #expect(stat(store.path, &st) == 0 && st.st_mode & 0o777 == 0o600)
-        #expect(try store.check(a) == .valid(name: "a"))
-        #expect(try store.check(b) == .valid(name: "b"))
-        #expect(try store.check(a + "0") == .invalid)
-        #expect(try store.check(nil) == .missing)
-        #expect(try store.check("") == .missing)
+        #expect(try store.check([a]) == [.valid(name: "a")])
+        #expect(try store.check([b]) == [.valid(name: "b")])
+        #expect(try store.check([a + "0"]) == [.invalid])
+        #expect(try store.check([nil]) == [.missing])
+        #expect(try store.check([""]) == [.missing])
         #expect(throws: KeysFileError.tokenExists("a")) { try store.create(name: "a", ttl: nil, maxUses: nil) }
         #expect(throws: KeysFileError.invalidTokenName("no spaces")) { try store.create(name: "no spaces", ttl: nil, maxUses: nil) }
     }
 
     @Test("expiry, revocation and max uses; a refused check writes nothing")
     func lifecycle() throws {
-        let now = Date()
+        // Whole seconds: the file keeps milliseconds, and a rounded expiry would move the boundary checked below.
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let short = try store.create(name: "short", ttl: .seconds(60), maxUses: nil, now: now)
-        #expect(try store.check(short, now: now.addingTimeInterval(59)) == .valid(name: "short"))
-        #expect(try store.check(short, now: now.addingTimeInterval(60)) == .expired(name: "short"))
+        #expect(try store.check([short], now: now.addingTimeInterval(59)) == [.valid(name: "short")])
+        #expect(try store.check([short], now: now.addingTimeInterval(60)) == [.expired(name: "short")])
 
         let twice = try store.create(name: "twice", ttl: nil, maxUses: 2, now: now)
-        #expect(try store.use(twice) == .valid(name: "twice"))
-        #expect(try store.use(twice) == .valid(name: "twice"))
+        #expect(try store.use([twice]) == [.valid(name: "twice")])
+        #expect(try store.use([twice]) == [.valid(name: "twice")])
         let before = try String(contentsOfFile: store.path, encoding: .utf8)
-        #expect(try store.use(twice) == .exhausted(name: "twice"))
+        #expect(try store.use([twice]) == [.exhausted(name: "twice")])
         #expect(try String(contentsOfFile: store.path, encoding: .utf8) == before)
         #expect(try store.list().first { $0.name == "twice" }?.uses == 2)
         #expect(try store.list().first { $0.name == "twice" }?.state == "exhausted")
 
+        // One batch racing for a token's last use: the first join has it, the second finds it used up.
+        let once = try store.create(name: "once", ttl: nil, maxUses: 1, now: now)
+        #expect(try store.use([once, nil, once], now: now) == [.valid(name: "once"), .missing, .exhausted(name: "once")])
+        #expect(try store.list().first { $0.name == "once" }?.uses == 1)
+
         try store.revoke(name: "short")
-        #expect(try store.check(short, now: now) == .revoked(name: "short"))
+        #expect(try store.check([short], now: now) == [.revoked(name: "short")])
         #expect(throws: KeysFileError.noSuchToken("short")) { try store.revoke(name: "short") }
         // A name can be reused once revoked; the old token stays revoked.
         let again = try store.create(name: "short", ttl: nil, maxUses: nil)
-        #expect(try store.check(again) == .valid(name: "short"))
-        #expect(try store.check(short) == .revoked(name: "short"))
+        #expect(try store.check([again]) == [.valid(name: "short")])
+        #expect(try store.check([short]) == [.revoked(name: "short")])
     }
 
     @Test("racing uses of a token's last use: exactly one wins")
@@ -144,7 +150,7 @@ struct TokenStoreTests {
         let once = try store.create(name: "once", ttl: nil, maxUses: 1)
         let store = store
         let wins = await withTaskGroup(of: Bool.self) { group -> Int in
-            for _ in 0..<16 { group.addTask { (try? store.use(once)) == .valid(name: "once") } }
+            for _ in 0..<16 { group.addTask { (try? store.use([once])) == [.valid(name: "once")] } }
             return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
         #expect(wins == 1)

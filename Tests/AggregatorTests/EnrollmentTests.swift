@@ -18,6 +18,28 @@ var quietLogger: Logger {
 struct EnrollmentStoreTests {
     let store = EnrollmentStore(keysDir: temporaryDirectory("enroll"))
 
+    @Test("a batch of admissions: each decided as if alone after the ones before it, in one write")
+    func batch() throws {
+        let k = try (0..<4).map { _ in try CurveKeyPair.generate().publicKey }
+        let outcomes = try store.accept([
+            .init(host: "node-a1", key: k[0], via: "token t"),
+            .init(host: "node-a1", key: k[0], via: "token t"),  // the same join twice
+            .init(host: "node-a1", key: k[1], via: "token t"),  // another key for that host
+            .init(host: "node-b1", key: k[0], via: "token t"),  // that key for another host
+            .init(host: "not a host", key: k[2], via: "token t"),
+            .init(host: "node-c1", key: k[3], via: "token t"),
+        ])
+        #expect(outcomes.map { try? $0.get() } == [.enrolled, .alreadyEnrolled, nil, nil, nil, .enrolled])
+        #expect(throws: KeysFileError.hostHasAnotherKey(host: "node-a1", key: k[0].z85)) { try outcomes[2].get() }
+        #expect(throws: KeysFileError.keyBelongsToAnotherHost(key: k[0].z85, host: "node-a1")) { try outcomes[3].get() }
+        #expect(throws: KeysFileError.invalidHost("not a host")) { try outcomes[4].get() }
+        #expect(try store.activeTable() == [k[0]: "node-a1", k[3]: "node-c1"])
+        #expect(try store.records().map(\.via) == ["token t", "token t"])
+        // A revoked key stays out, in a batch as alone.
+        _ = try store.revoke(host: "node-c1")
+        #expect(throws: KeysFileError.keyRevoked(k[3].z85)) { try store.accept([.init(host: "node-d1", key: k[3], via: "token t")])[0].get() }
+    }
+
     @Test("accept binds one key to one host; a second key is refused until the first is revoked")
     func lifecycle() throws {
         let k1 = try CurveKeyPair.generate().publicKey

@@ -10,9 +10,12 @@ import Synchronization
 /// so what an operator does with `keys accept|reject|revoke` reaches live connections within a tick:
 /// a revoked or replaced key's open connection is closed, a joining agent whose key was accepted is told.
 ///
-/// Joins are processed one at a time on this service's task, at most `enrollment.joinsPerSecond` of
-/// them (a join from a key that is enrolled already is cheap and not counted): a flood of joins costs a
-/// bounded queue and a counter, and ingest of enrolled agents goes on beside it.
+/// Joins are processed on this service's task in batches of whatever waits (up to ``batchLimit``), at most
+/// `enrollment.joinsPerSecond` of them (a join from a key that is enrolled already is cheap and not
+/// counted): a flood of joins costs a bounded queue and a counter, and ingest of enrolled agents goes on
+/// beside it. A batch reads and writes each file of `keys.dir` once: joined one by one, a fleet of 10,000
+/// enrolling at once took minutes, each join re-reading and rewriting a file that grows with the fleet
+/// (measured with `regwatch-fleetsim`).
 public final class EnrollmentService: Service, Sendable {
     public struct Settings: Sendable {
         public var policy: EnrollmentPolicy
@@ -43,8 +46,12 @@ public final class EnrollmentService: Service, Sendable {
     let tokens: TokenStore
     let router: RouterServer
     let logger: Logger
-    private let work: AsyncStream<Work>
-    private let workInput: AsyncStream<Work>.Continuation
+    /// Waiting work, at most ``queueLimit`` items; ``wake`` rings when some arrives.
+    private let queue = Mutex<(items: [Work], finished: Bool)>(([], false))
+    private let wake = WakeSignal()
+    static let queueLimit = 1024
+    /// Most joins decided together (one read and one write of each file).
+    static let batchLimit = 512
     private let codec = WireCodec()
 
     struct State: Sendable {
@@ -71,7 +78,6 @@ public final class EnrollmentService: Service, Sendable {
         tokens = TokenStore(keysDir: keysDir)
         self.router = router
         self.logger = logger
-        (work, workInput) = AsyncStream<Work>.makeStream(bufferingPolicy: .bufferingOldest(1024))
         let (tables, rejected) = authenticator.refresh()
         state = Mutex(State(limiter: JoinRateLimiter(perSecond: settings.joinsPerSecond), tables: tables, rejected: rejected))
     }
@@ -109,7 +115,7 @@ public final class EnrollmentService: Service, Sendable {
             dropJoining("malformed")
             return
         }
-        if case .dropped = workInput.yield(.join(env.body, key: key, peer: peer)) {
+        if !enqueue(.join(env.body, key: key, peer: peer)) {
             count(result: "busy")
             reply(to: peer, JoinResult(status: .refused, reason: "the aggregator is busy with joins; try again", retryAfterSeconds: Double.random(in: 5...30)))
         }
@@ -117,7 +123,7 @@ public final class EnrollmentService: Service, Sendable {
 
     /// A `rotate` from an enrolled host (ingest's dispatcher checked the sender against the key's host).
     public func receiveRotate(_ request: RotateRequest, host: String) {
-        if case .dropped = workInput.yield(.rotate(request, host: host, peer: host)) {
+        if !enqueue(.rotate(request, host: host, peer: host)) {
             reply(to: host, RotateResult(status: .refused, reason: "the aggregator is busy; try again"))
         }
     }
@@ -126,14 +132,7 @@ public final class EnrollmentService: Service, Sendable {
 
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await item in self.work {
-                    switch item {
-                    case .join(let request, let key, let peer): self.process(join: request, key: key, peer: peer)
-                    case .rotate(let request, let host, let peer): self.process(rotate: request, host: host, peer: peer)
-                    }
-                }
-            }
+            group.addTask { await self.processQueue() }
             group.addTask {
                 while !Task.isCancelled {
                     self.watch()
@@ -143,65 +142,142 @@ public final class EnrollmentService: Service, Sendable {
             await withGracefulShutdownHandler {
                 await group.next()
             } onGracefulShutdown: {
-                self.workInput.finish()
+                self.queue.withLock { $0.finished = true }
+                self.wake.ring()
             }
             group.cancelAll()
         }
     }
 
+    // MARK: Queue
+
+    /// False when the queue is full (the caller answers "busy").
+    private func enqueue(_ item: Work) -> Bool {
+        let queued = queue.withLock { q -> Bool in
+            guard q.items.count < Self.queueLimit else { return false }
+            q.items.append(item)
+            return true
+        }
+        if queued { wake.ring() }
+        return queued
+    }
+
+    /// Takes what waits, in arrival order: consecutive joins as one batch, rotations one at a time.
+    private func processQueue() async {
+        while true {
+            let (items, finished) = queue.withLock { q in
+                defer { q.items = [] }
+                return (q.items, q.finished)
+            }
+            if finished { return }
+            var joins: [Join] = []
+            for item in items {
+                switch item {
+                case .join(let request, let key, let peer):
+                    joins.append(Join(request: request, key: key, peer: peer))
+                    if joins.count == Self.batchLimit {
+                        process(joins: joins)
+                        joins = []
+                    }
+                case .rotate(let request, let host, let peer):
+                    if !joins.isEmpty { process(joins: joins) }
+                    joins = []
+                    process(rotate: request, host: host, peer: peer)
+                }
+            }
+            if !joins.isEmpty { process(joins: joins) }
+            if items.isEmpty { await wake.wait() }
+        }
+    }
+
     // MARK: Joins
 
-    func process(join request: JoinRequest, key: CurvePublicKey, peer: String, now: Date = Date()) {
-        let host = request.host.id
+    struct Join: Sendable {
+        var request: JoinRequest
+        var key: CurvePublicKey
+        var peer: String
+    }
+
+    /// Decides a batch of joins, each as if alone after the ones before it, reading and writing each file
+    /// once: tokens are used in one write, keys enrolled in one write.
+    func process(joins: [Join], now: Date = Date()) {
         let (tables, rejected) = authenticator.refresh()
-        if tables.active[key] == nil {
-            let allowed = state.withLock { s -> Bool in
-                if s.limiter.allow(now: .now) { return true }
-                s.rateLimited += 1
-                return false
-            }
-            guard allowed else {
-                count(result: "rate_limited")
-                logRateLimited()
-                reply(to: peer, JoinResult(status: .refused, reason: "too many joins at once; try again", retryAfterSeconds: Double.random(in: 5...30)))
-                return
-            }
-        }
+        // Those not answered yet, told that the files are unusable if reading or writing one fails.
+        var unanswered = joins
         do {
-            let verdict = try tokens.check(request.token, now: now)
-            let decision = settings.policy.decide(.init(request: request, key: key, tables: tables, rejected: rejected, token: verdict))
-            switch decision {
-            case .accept(let result, let via):
-                if result == "already_enrolled" {
-                    finish(peer: peer, host: host, key: key, result: result, JoinResult(status: .accepted, reason: "enrolled already"))
-                    return
+            let checked = try tokens.check(joins.map(\.request.token), now: now)
+            var accepting: [(join: Join, via: String, result: String)] = []
+            for (join, verdict) in zip(joins, checked) {
+                let host = join.request.host.id
+                if tables.active[join.key] == nil, !allowedByRate() {
+                    count(result: "rate_limited")
+                    logRateLimited()
+                    reply(to: join.peer, JoinResult(status: .refused, reason: "too many joins at once; try again", retryAfterSeconds: Double.random(in: 5...30)))
+                    continue
                 }
-                let used = try tokens.use(request.token, now: now)
-                guard case .valid = used else {
-                    finish(peer: peer, host: host, key: key, result: used.result, JoinResult(status: .refused, reason: used.reason, retryAfterSeconds: settings.refusedRetry))
-                    return
+                switch settings.policy.decide(.init(request: join.request, key: join.key, tables: tables, rejected: rejected, token: verdict)) {
+                case .accept(let result, let via):
+                    if result == "already_enrolled" {
+                        finish(peer: join.peer, host: host, key: join.key, result: result, JoinResult(status: .accepted, reason: "enrolled already"))
+                    } else {
+                        accepting.append((join, via, result))
+                    }
+                case .pending(let reason):
+                    addPending(join.request, key: join.key, peer: join.peer, verdict: verdict, now: now, reason: reason)
+                case .refuse(let result, let reason):
+                    finish(peer: join.peer, host: host, key: join.key, result: result, JoinResult(status: .refused, reason: reason, retryAfterSeconds: settings.refusedRetry))
                 }
-                do {
-                    _ = try enrollments.accept(host: host, key: key, via: via, now: now)
-                } catch .hostHasAnotherKey {
+            }
+            unanswered = accepting.map(\.join)
+            // Used under the token file's lock, so two joins racing for a token's last use cannot both have it.
+            let used = try tokens.use(accepting.map(\.join.request.token), now: now)
+            var admit: [(join: Join, via: String, result: String)] = []
+            for (a, verdict) in zip(accepting, used) {
+                guard case .valid = verdict else {
+                    finish(peer: a.join.peer, host: a.join.request.host.id, key: a.join.key, result: verdict.result,
+                           JoinResult(status: .refused, reason: verdict.reason, retryAfterSeconds: settings.refusedRetry))
+                    continue
+                }
+                admit.append(a)
+            }
+            unanswered = admit.map(\.join)
+            let outcomes = try enrollments.accept(admit.map { .init(host: $0.join.request.host.id, key: $0.join.key, via: $0.via) }, now: now)
+            unanswered = []
+            var enrolled: [(join: Join, via: String, result: String)] = []
+            for (a, outcome) in zip(admit, outcomes) {
+                switch outcome {
+                case .success: enrolled.append(a)
+                case .failure(.hostHasAnotherKey):
                     // Another key won the host id meanwhile: this one waits for an operator.
-                    return addPending(request, key: key, peer: peer, verdict: used, now: now,
-                                      reason: "host \(host) is enrolled with another key: accept with --replace if the node was reinstalled")
+                    addPending(a.join.request, key: a.join.key, peer: a.join.peer, verdict: .valid(name: a.via), now: now,
+                               reason: "host \(a.join.request.host.id) is enrolled with another key: accept with --replace if the node was reinstalled")
+                case .failure(let error):
+                    cannotDecide(a.join, error)
                 }
-                try? pendingStore.remove(key: key)
-                // The watcher's baseline is left alone: it must still see every other change (a revocation
-                // made meanwhile). It tells this agent once more that it is accepted, which the agent ignores.
-                authenticator.refresh()
-                finish(peer: peer, host: host, key: key, result: result, JoinResult(status: .accepted, reason: via))
-            case .pending(let reason):
-                addPending(request, key: key, peer: peer, verdict: verdict, now: now, reason: reason)
-            case .refuse(let result, let reason):
-                finish(peer: peer, host: host, key: key, result: result, JoinResult(status: .refused, reason: reason, retryAfterSeconds: settings.refusedRetry))
+            }
+            try? pendingStore.remove(keys: Set(enrolled.map(\.join.key)))
+            // The watcher's baseline is left alone: it must still see every other change (a revocation
+            // made meanwhile). It tells these agents once more that they are accepted, which they ignore.
+            authenticator.refresh()
+            for a in enrolled {
+                finish(peer: a.join.peer, host: a.join.request.host.id, key: a.join.key, result: a.result, JoinResult(status: .accepted, reason: a.via))
             }
         } catch {
-            logger.error("cannot decide a join: the keys directory is not usable", metadata: ["host.id": "\(host)", "key": "\(key.z85)", "error": "\(error)"])
-            reply(to: peer, JoinResult(status: .refused, reason: "the aggregator cannot read its keys directory", retryAfterSeconds: settings.refusedRetry))
+            for join in unanswered { cannotDecide(join, error) }
         }
+    }
+
+    private func allowedByRate() -> Bool {
+        state.withLock { s -> Bool in
+            if s.limiter.allow(now: .now) { return true }
+            s.rateLimited += 1
+            return false
+        }
+    }
+
+    private func cannotDecide(_ join: Join, _ error: any Error) {
+        logger.error("cannot decide a join: the keys directory is not usable", metadata: ["host.id": "\(join.request.host.id)", "key": "\(join.key.z85)", "error": "\(error)"])
+        reply(to: join.peer, JoinResult(status: .refused, reason: "the aggregator cannot read its keys directory", retryAfterSeconds: settings.refusedRetry))
     }
 
     private func addPending(_ request: JoinRequest, key: CurvePublicKey, peer: String, verdict: TokenStore.Verdict, now: Date, reason: String) {

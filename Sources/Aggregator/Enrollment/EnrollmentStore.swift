@@ -69,24 +69,64 @@ public struct EnrollmentStore: Sendable {
     /// one write (the old key is revoked as `replaced`).
     public func accept(host: String, key: CurvePublicKey, replace: Bool = false, via: String = "keys accept", now: Date = Date()) throws(KeysFileError) -> AcceptOutcome {
         guard HostID.isValid(host) else { throw .invalidHost(host) }
-        return try file.modify { (content: inout FileContent) throws(KeysFileError) -> AcceptOutcome in
-            if content.agents.contains(where: { !$0.isActive && $0.key == key.z85 }),
-               !content.agents.contains(where: { $0.isActive && $0.key == key.z85 }) {
-                throw .keyRevoked(key.z85)
+        return try accept([Admission(host: host, key: key, via: via)], replace: replace, now: now)[0].get()
+    }
+
+    /// One key to bind to one host id, in ``accept(_:replace:now:)``.
+    public struct Admission: Sendable, Equatable {
+        public var host: String
+        public var key: CurvePublicKey
+        public var via: String
+
+        public init(host: String, key: CurvePublicKey, via: String) {
+            self.host = host
+            self.key = key
+            self.via = via
+        }
+    }
+
+    /// Binds each key to its host, in order, in one read and one write of the file: a fleet enrolling at
+    /// once costs a write per batch, not per agent. Each admission has its own outcome, as if made alone
+    /// after the ones before it; the file is written unless every one failed.
+    public func accept(_ admissions: [Admission], replace: Bool = false, now: Date = Date()) throws(KeysFileError) -> [Result<AcceptOutcome, KeysFileError>] {
+        try file.modify { (content: inout FileContent) throws(KeysFileError) -> [Result<AcceptOutcome, KeysFileError>] in
+            var activeByKey: [String: Int] = [:]
+            var activeByHost: [String: Int] = [:]
+            var revoked: Set<String> = []
+            for (i, r) in content.agents.enumerated() {
+                if r.isActive {
+                    activeByKey[r.key] = i
+                    activeByHost[r.host] = i
+                } else {
+                    revoked.insert(r.key)
+                }
             }
-            if let other = content.agents.first(where: { $0.isActive && $0.key == key.z85 }) {
-                if other.host == host { return .alreadyEnrolled }
-                throw .keyBelongsToAnotherHost(key: key.z85, host: other.host)
+            var outcomes: [Result<AcceptOutcome, KeysFileError>] = []
+            outcomes.reserveCapacity(admissions.count)
+            for a in admissions {
+                let key = a.key.z85
+                guard HostID.isValid(a.host) else { outcomes.append(.failure(.invalidHost(a.host))); continue }
+                if let i = activeByKey[key] {
+                    let other = content.agents[i].host
+                    outcomes.append(other == a.host ? .success(.alreadyEnrolled) : .failure(.keyBelongsToAnotherHost(key: key, host: other)))
+                    continue
+                }
+                guard !revoked.contains(key) else { outcomes.append(.failure(.keyRevoked(key))); continue }
+                var outcome = AcceptOutcome.enrolled
+                if let i = activeByHost[a.host] {
+                    guard replace else { outcomes.append(.failure(.hostHasAnotherKey(host: a.host, key: content.agents[i].key))); continue }
+                    outcome = .replaced(oldKey: content.agents[i].key)
+                    content.agents[i].revokedAt = now
+                    content.agents[i].revokedReason = "replaced"
+                    activeByKey[content.agents[i].key] = nil
+                    revoked.insert(content.agents[i].key)
+                }
+                content.agents.append(Record(host: a.host, key: key, acceptedAt: now, revokedAt: nil, via: a.via))
+                activeByKey[key] = content.agents.count - 1
+                activeByHost[a.host] = content.agents.count - 1
+                outcomes.append(.success(outcome))
             }
-            var outcome = AcceptOutcome.enrolled
-            if let i = content.agents.firstIndex(where: { $0.isActive && $0.host == host }) {
-                guard replace else { throw .hostHasAnotherKey(host: host, key: content.agents[i].key) }
-                outcome = .replaced(oldKey: content.agents[i].key)
-                content.agents[i].revokedAt = now
-                content.agents[i].revokedReason = "replaced"
-            }
-            content.agents.append(Record(host: host, key: key.z85, acceptedAt: now, revokedAt: nil, via: via))
-            return outcome
+            return outcomes
         }
     }
 

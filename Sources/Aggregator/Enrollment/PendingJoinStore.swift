@@ -85,9 +85,15 @@ public struct PendingJoinStore: Sendable {
 
     /// Drops the pending entry of a key that got enrolled by other means (`keys accept --key FILE`).
     public func remove(key: CurvePublicKey) throws(KeysFileError) {
-        guard try pending().contains(where: { $0.key == key.z85 }) else { return }
+        try remove(keys: [key])
+    }
+
+    /// Drops the pending entries of these keys; writes nothing when none is pending.
+    public func remove(keys: Set<CurvePublicKey>) throws(KeysFileError) {
+        let z85 = Set(keys.map(\.z85))
+        guard try pending().contains(where: { z85.contains($0.key) }) else { return }
         try file.modify { (content: inout FileContent) throws(KeysFileError) in
-            content.pending.removeAll { $0.key == key.z85 }
+            content.pending.removeAll { z85.contains($0.key) }
         }
     }
 

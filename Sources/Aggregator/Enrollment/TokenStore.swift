@@ -104,20 +104,24 @@ public struct TokenStore: Sendable {
         }
     }
 
-    /// The standing of a presented token, without using it.
-    public func check(_ token: String?, now: Date = Date()) throws(KeysFileError) -> Verdict {
-        Self.verdict(token, in: try file.read().tokens, now: now).verdict
+    /// The standing of each presented token, without using any (one read of the file).
+    public func check(_ presented: [String?], now: Date = Date()) throws(KeysFileError) -> [Verdict] {
+        let records = try file.read().tokens
+        return presented.map { Self.verdict($0, in: records, now: now).verdict }
     }
 
-    /// Uses a valid token once (counted towards `maxUses`), re-checked under the lock so two joins racing
-    /// for a token's last use cannot both have it. Returns the verdict; the count changes only when valid.
-    public func use(_ token: String?, now: Date = Date()) throws(KeysFileError) -> Verdict {
-        // A failed check writes nothing: only a valid token takes the lock.
-        guard case .valid = try check(token, now: now) else { return try check(token, now: now) }
-        return try file.modify { (content: inout FileContent) throws(KeysFileError) -> Verdict in
-            let (verdict, index) = Self.verdict(token, in: content.tokens, now: now)
-            if case .valid = verdict, let index { content.tokens[index].uses += 1 }
-            return verdict
+    /// Uses each valid token once (counted towards `maxUses`), in order, re-checked under the lock so two
+    /// joins racing for a token's last use cannot both have it; one write for the batch. The verdicts come
+    /// in the same order; a count changes only for a valid one, and nothing is written when none is.
+    public func use(_ presented: [String?], now: Date = Date()) throws(KeysFileError) -> [Verdict] {
+        let checked = try check(presented, now: now)
+        guard checked.contains(where: { if case .valid = $0 { true } else { false } }) else { return checked }
+        return try file.modify { (content: inout FileContent) throws(KeysFileError) -> [Verdict] in
+            presented.map { token in
+                let (verdict, index) = Self.verdict(token, in: content.tokens, now: now)
+                if case .valid = verdict, let index { content.tokens[index].uses += 1 }
+                return verdict
+            }
         }
     }
 
