@@ -18,6 +18,18 @@ struct ContainerdHostsWriterTests {
         #expect(!text.contains("skip_verify"))
     }
 
+    /// Found by fuzzing (FuzzContainerdHosts): DEL was written raw, and the reader (as TOML) refuses it.
+    @Test("control characters in a host or ca are escaped and read back")
+    func controlCharacters() throws {
+        let url = "https://m\u{7F}\u{1}:5000"
+        let text = try ContainerdHostsWriter.renderVerified(
+            registry: "docker.io", server: "https://s\u{7F}", mirrors: [.init(url: url, trusted: true, ca: "/ca\u{7F}")], path: "x")
+        #expect(text.contains("\\u007f") && !text.unicodeScalars.contains("\u{7F}"))
+        let parsed = try ContainerdHosts.parse(text, registry: "docker.io", path: "x")
+        #expect(parsed.hosts.map(\.url) == [url])
+        #expect(parsed.hosts.first?.ca == ["/ca\u{7F}"])
+    }
+
     @Test("no mirrors: only the server, pulls go upstream")
     func empty() throws {
         let text = try ContainerdHostsWriter.renderVerified(registry: "docker.io", server: "https://registry-1.docker.io", mirrors: [], path: "x")

@@ -48,4 +48,34 @@ struct DaemonJSONEditorTests {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(edited.utf8)) as? [String: Any])
         #expect(object["registry-mirrors"] as? [String] == ["https://m:5000/\"x\\"])
     }
+
+    /// Found by fuzzing (FuzzDaemonJSON): the strict check, like dockerd, takes invalid UTF-8 inside a string;
+    /// the value reader refused the whole file, so it was reported invalid and every edit failed read-back.
+    /// Found by fuzzing (FuzzDaemonJSON): `JSONDecoder` refuses a zero with an exponent, valid JSON to dockerd.
+    @Test("a zero with an exponent is a number, not a reason to call the file broken")
+    func zeroExponent() throws {
+        let original = Array(#"{"max-concurrent-downloads": 0e1, "x": [-0.0E2, 10e1, 1.5e1, 0e0, "0e1"], "registry-mirrors": []}"#.utf8)
+        #expect(JSONValue.parse(original)?["x"] == .array([.number(-0.0), .number(100), .number(15), .number(0), .string("0e1")]))
+        #expect(JSONValue.parse(Array("0E1".utf8)) == .number(0))
+        #expect(JSONValue.parse(Array("[1E-555, -2e-400]".utf8)) == .array([.number(0), .number(-0.0)]))
+        // Unpaired surrogate escapes read as U+FFFD; a pair stays the character it encodes.
+        #expect(JSONValue.parse(Array(#"["\uddFFx", "\ud83dy", "\ud83d\ude00", "\\ud800"]"#.utf8))
+            == .array([.string("\u{FFFD}x"), .string("\u{FFFD}y"), .string("\u{1F600}"), .string("\\ud800")]))
+        #expect(try DockerDaemonConfig.parse(original, path: "daemon.json").mirrors == [])
+        let edited = try DaemonJSONEditor.setMirrors(["https://m:5000"], in: original)
+        #expect(String(decoding: edited, as: UTF8.self).contains(#""max-concurrent-downloads": 0e1,"#))
+        // Beyond a Double dockerd refuses the file too: refused here as such, not as an internal error.
+        let error = #expect(throws: DaemonJSONEditor.Failure.self) { try DaemonJSONEditor.setMirrors([], in: Array(#"{"a": 3E333}"#.utf8)) }
+        #expect(error?.message.hasPrefix("daemon.json has a value that cannot be read") == true)
+    }
+
+    @Test("invalid UTF-8 inside a string is read as dockerd reads it, and the file is still edited")
+    func invalidUTF8() throws {
+        let original = Array(#"{"registry-mirrors": ["https://mirror-a:5000"], "labels": ["zone="#.utf8) + [0xFF, 0xFE] + Array(#""]}"#.utf8)
+        #expect(try DockerDaemonConfig.parse(original, path: "daemon.json").mirrors == ["https://mirror-a:5000"])
+        #expect(JSONValue.parse(original)?["labels"]?.strings == ["zone=\u{FFFD}\u{FFFD}"])
+        let edited = try DaemonJSONEditor.setMirrors(["https://mirror-b:5000"], in: original)
+        #expect(edited == Array(#"{"registry-mirrors": ["https://mirror-b:5000"], "labels": ["zone="#.utf8) + [0xFF, 0xFE] + Array(#""]}"#.utf8))
+        #expect(try DockerDaemonConfig.parse(edited, path: "daemon.json").mirrors == ["https://mirror-b:5000"])
+    }
 }

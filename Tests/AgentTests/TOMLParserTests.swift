@@ -72,6 +72,11 @@ struct TOMLParserTests {
         ("a = \"\\q\"\n", 1, 6, "unknown escape"),
         ("x = {a = 1,\n b = 2}\n", 1, 12, "a key is missing"),
         ("[[a]]\n[a]\n", 2, 1, "defined more than once"),
+        // Found by fuzzing (FuzzContainerdHosts): control characters were taken in literal and multi-line strings.
+        ("[host.'a\u{18}b']\n", 1, 10, "a control character in a string"),
+        ("a = 'x\u{7F}'\n", 1, 8, "a control character in a string"),
+        ("a = \"\"\"\nx\u{0}\"\"\"\n", 2, 3, "a control character in a string"),
+        ("a = " + "'''x\u{1B}'''\n", 1, 10, "a control character in a string"),
     ] as [(String, Int, Int, String)])
     func refuses(_ text: String, _ line: Int, _ column: Int, _ problem: String) {
         do {

@@ -89,6 +89,21 @@ struct WireCodecTests {
         #expect(RFC3339.parse("yesterday") == nil)
     }
 
+    /// Found by fuzzing (FuzzWireDecode): `.005` was written back as `.004`, then `.003`, one millisecond per
+    /// decode and re-encode, because the formatter truncated a Double just below the millisecond.
+    @Test("a time survives decode and re-encode to the millisecond, before and after 2001 too")
+    func timesRoundTrip() throws {
+        for text in ["2025-11-24T16:00:00.005Z", "2025-11-24T16:00:00.999Z", "2025-11-24T16:00:59.001Z", "1999-12-31T23:59:59.995Z",
+                     "2000-12-31T23:59:59.001Z", "1970-01-01T00:00:00.000Z", "2001-01-01T00:00:00.000Z"] {
+            let date = try #require(RFC3339.parse(text))
+            #expect(RFC3339.format(date) == text)
+            #expect(RFC3339.format(try #require(RFC3339.parse(RFC3339.format(date)))) == text)
+        }
+        // Sub-millisecond times round to the nearest millisecond instead of truncating.
+        #expect(RFC3339.format(WireSamples.t0.addingTimeInterval(0.0119)) == "2025-11-24T16:00:00.012Z")
+        #expect(RFC3339.format(WireSamples.t0.addingTimeInterval(-0.0004)) == "2025-11-24T16:00:00.000Z")
+    }
+
     @Test("error classes: the contract vocabulary, and unknown values decode as unknown")
     func errorClasses() throws {
         let contract = ["ok", "rate_limited", "auth_failed", "access_denied", "dns_nxdomain", "dns_failure", "tcp_refused", "tcp_timeout",

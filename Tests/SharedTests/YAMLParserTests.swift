@@ -74,6 +74,23 @@ struct YAMLParserTests {
         #expect(root["c"]?.line == 7)
     }
 
+    /// Found by fuzzing (FuzzAgentConfig): only LF ended a line, so a CRLF file was one line and a lone CR
+    /// (which PyYAML breaks on) stayed inside a plain value.
+    @Test("CRLF and lone CR end lines as LF does")
+    func lineBreaks() throws {
+        let crlf = try #require(try YAMLParser.parse("a: 1\r\nb:\r\n  - x\r\n"))
+        #expect(crlf["a"]?.int == 1 && crlf["b"]?.sequence?.first?.scalar == "x")
+        #expect(crlf.mapping?.map(\.keyLine) == [1, 2])
+        let cr = try #require(try YAMLParser.parse("openAfter: 2        \r        # windows\nminHosts: 3\n"))
+        #expect(cr["openAfter"]?.int == 2 && cr.mapping?.map(\.keyLine) == [1, 3])
+    }
+
+    @Test("flow values that merely look like indicators stay plain")
+    func flowPlainLookalikes() throws {
+        let node = try #require(try YAMLParser.parse("a: [-1, -x, ?x, a#b, x@y]\n"))
+        #expect(node["a"]?.sequence?.compactMap(\.scalar) == ["-1", "-x", "?x", "a#b", "x@y"])
+    }
+
     @Test("typed scalars: booleans, integers, numbers; quoted values stay strings")
     func scalars() throws {
         let root = try #require(try YAMLParser.parse("a: 0x1F\nb: 0o17\nc: 1_000\nd: 1e3\ne: \"true\"\nf: off\ng: -7\n"))
@@ -103,6 +120,13 @@ struct YAMLParserTests {
         ("- a\nb: 1\n", 2, "expected"),
         ("a: \"\\q\"\n", 1, "unknown escape"),
         ("? complex\n: value\n", 1, "complex keys"),
+        // Found by fuzzing (FuzzAgentConfig): in { } and [ ] these were plain values, which the emitter wrote
+        // back as a refused value, a comment, a nested list or a block scalar.
+        ("keys: {dir: @tmp}\n", 1, "cannot start with \"@\""),
+        ("a: [x,#y]\n", 1, "cannot start with \"#\""),
+        ("a: [- y]\n", 1, "cannot start with \"-\""),
+        ("a: {b: |}\n", 1, "cannot start with \"|\""),
+        ("a: {? b}\n", 1, "cannot start with \"?\""),
     ] as [(String, Int, String)])
     func refuses(_ text: String, _ line: Int, _ problem: String) {
         do {

@@ -59,7 +59,8 @@ public enum ContainerdHostsWriter {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             default:
-                if u.value < 0x20 {
+                // TOML allows no raw control character in a basic string, DEL included.
+                if u.value < 0x20 || u.value == 0x7F {
                     let hex = String(u.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {

@@ -24,6 +24,8 @@ public enum DaemonJSONEditor {
         case .failure(let v): throw Failure(message: "daemon.json is not valid JSON at byte \(v.offset): \(v.message); not rewriting it")
         }
         guard let object = parsed.object else { throw Failure(message: "daemon.json's top level is not an object; not rewriting it") }
+        // Valid syntax dockerd still refuses to read (a number beyond a Double): not this edit's failure to report.
+        guard JSONValue.parse(text) != nil else { throw Failure(message: "daemon.json has a value that cannot be read (a number out of range?); not rewriting it") }
         let list = "[" + mirrors.map { JSONText.quoted($0) }.joined(separator: ", ") + "]"
         let key = "registry-mirrors"
         let matching = parsed.members.filter { decodeKey(text[$0.keyRange]) == key }

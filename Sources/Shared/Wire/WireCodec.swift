@@ -108,7 +108,20 @@ public enum JSONCoding {
 
 /// RFC 3339 UTC timestamps, the format of every time regwatch prints or sends.
 public enum RFC3339 {
+    /// Rounded to the millisecond. Foundation's formatter truncates the fraction, and the Double read from
+    /// `.005` lies just below it: each decode and re-encode lost a millisecond (found by fuzzing,
+    /// Fuzz/Sources/FuzzWireDecode). So the whole seconds are formatted, the milliseconds written here.
     public static func format(_ date: Date) -> String {
+        let ms = (date.timeIntervalSinceReferenceDate * 1000).rounded()
+        guard let total = Int64(exactly: ms) else { return formatted(date) }
+        let (seconds, fraction) = (total >= 0 ? total / 1000 : (total - 999) / 1000, ((total % 1000) + 1000) % 1000)
+        let whole = formatted(Date(timeIntervalSinceReferenceDate: Double(seconds)))
+        guard let dot = whole.lastRange(of: ".000") else { return whole }
+        let digits = String(fraction)
+        return whole[..<dot.lowerBound] + "." + String(repeating: "0", count: 3 - digits.count) + digits + whole[dot.upperBound...]
+    }
+
+    private static func formatted(_ date: Date) -> String {
         date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
             .replacing("+0000", with: "Z")
     }

@@ -312,6 +312,8 @@ public struct TOMLParser {
             }
             if c == UInt8(ascii: "\n") { throw Failure(line: open.line, column: open.column, message: "a string cannot span lines (use ''')") }
             i += 1
+            // As in basic strings: containerd's reader (and TOML) refuses the file, so must this.
+            if c < 0x20 && c != 0x09 || c == 0x7F { throw fail("a control character in a string") }
         }
         throw Failure(line: open.line, column: open.column, message: "unterminated string")
     }
@@ -333,6 +335,7 @@ public struct TOMLParser {
             }
             i += 1
             if c == UInt8(ascii: "\n") { line += 1; lineStart = i; out.append(c); continue }
+            if c < 0x20 && c != 0x09 && c != 0x0D || c == 0x7F { throw fail("a control character in a string") }
             if !literal, c == UInt8(ascii: "\\") {
                 // A backslash at the end of a line joins it to the next, dropping the whitespace between.
                 var j = i

@@ -29,7 +29,9 @@ public struct YAMLParser {
 
     private init(_ text: String) {
         var out: [Line] = []
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // YAML's line breaks: LF, CRLF (one Character in Swift, so never equal to "\n") and a lone CR, which
+        // PyYAML and Go's yaml break lines on too. Found by fuzzing (FuzzAgentConfig).
+        for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).enumerated() {
             var line = raw
             if line.last == "\r" { line = line.dropLast() }
             let indent = line.prefix { $0 == " " }.count
@@ -403,6 +405,11 @@ struct FlowReader {
     /// A plain scalar inside a flow collection: up to `,`, `]`, `}` or `: `.
     private mutating func plain() throws(YAMLError) -> String {
         if let c = peek, "&*!".contains(c) { throw YAMLError(line: line, "anchors, aliases and tags are not supported") }
+        // What YAML (and the block reader here) refuses to start a plain scalar with: taken in { } or [ ], such a
+        // value was written back by YAMLEmitter as a comment, list item or block scalar (found by fuzzing).
+        if let c = peek, "#|>%@`".contains(c) || ("-?:".contains(c) && (pos + 1 >= chars.count || " \t".contains(chars[pos + 1]))) {
+            throw YAMLError(line: line, "a plain value cannot start with \"\(c)\"; quote it")
+        }
         let start = pos
         while let c = peek {
             if c == "," || c == "]" || c == "}" || c == "[" || c == "{" { break }
