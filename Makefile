@@ -21,8 +21,9 @@ DEB_PACKAGES += python3-venv
 # python3-websocket (websocket-client) is how Tests/EndToEndTests/browser.py drives that Chromium over the DevTools
 # protocol: one process for every shot, full-page screenshots, the DOM it built and layout facts.
 DEB_PACKAGES += chromium fonts-dejavu-core python3-websocket
-# make bench-fleet: python3-zmq (the emulated agents' DEALER sockets).
-DEB_PACKAGES += python3-zmq
+# make bench-fleet: python3-zmq (the connect storm's DEALER sockets); sqlite3 (the crash series checks the
+# database's integrity after every kill, in make test and make bench-fleet).
+DEB_PACKAGES += python3-zmq sqlite3
 
 # Release binaries carry the Swift runtime linked in (no Swift libraries needed on the host or in an image);
 # the agent then loads no Foundation beyond FoundationEssentials, and no ICU. Linked by lld with: the agent's

@@ -150,12 +150,13 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "AgentTests", dependencies: ["RegwatchAgent", "RegwatchShared", "CCurl", "RegwatchTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "FleetSimTests", dependencies: ["RegwatchFleetSim", "RegwatchShared"]),
         .testTarget(name: "AggregatorTests", dependencies: ["RegwatchAggregator", "RegwatchShared", "RegwatchTestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         // Runs the built executables; `swift build --build-tests` builds them first.
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "regwatch-agent", "regwatch-aggregator", "RegwatchTestSupport", "RegwatchShared", "RegwatchAgent", "CZeroMQ",
+                "regwatch-agent", "regwatch-aggregator", "regwatch-fleetsim", "RegwatchTestSupport", "RegwatchShared", "RegwatchAgent", "CZeroMQ",
                 .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

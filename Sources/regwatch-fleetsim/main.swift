@@ -38,28 +38,38 @@ struct FleetSimCommand: AsyncParsableCommand {
     @Option(name: .customLong("kill-every"), help: "crash: pause between kills, MIN-MAX seconds.") var killEvery = "0.5-3"
     @Option(name: .customLong("acked-events"), help: "crash: file to write the acknowledged events to (host seq per line).") var ackedEvents: String?
 
+    @Option(name: .customLong("agents-per-process"), help: "Most agents one process plays (default: what its open-files limit allows); more run in worker processes.") var agentsPerProcess: Int?
+    @Option(help: .hidden) var worker: String?
+
     func run() async throws {
         func duration(_ option: String, _ text: String) throws -> Duration {
-            guard let d = DurationText.parse(text), d > .zero else { throw ValidationError("--\(option): \"\(text)\" is not a duration like 30s, 5m or 1h") }
+            guard let d = DurationText.parse(text), d > .zero else { throw SimError.badArgument("--\(option)", "\"\(text)\" is not a duration like 30s, 5m or 1h") }
             return d
         }
         guard let scenario = SimSettings.Scenario(rawValue: scenario) else {
-            throw ValidationError("--scenario: \"\(self.scenario)\" is not one of \(SimSettings.Scenario.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw SimError.badArgument("--scenario", "\"\(self.scenario)\" is not one of \(SimSettings.Scenario.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let bounds = killEvery.split(separator: "-").compactMap { Double($0) }
-        guard bounds.count == 2, bounds[0] >= 0, bounds[0] <= bounds[1] else { throw ValidationError("--kill-every: \"\(killEvery)\" must be MIN-MAX seconds") }
+        guard bounds.count == 2, bounds[0] >= 0, bounds[0] <= bounds[1] else { throw SimError.badArgument("--kill-every", "\"\(killEvery)\" must be MIN-MAX seconds") }
         let server: CurvePublicKey
-        do { server = try KeyFiles.readCurvePublicKey(serverKey) } catch { throw ValidationError("--server-key: \(error)") }
+        do { server = try KeyFiles.readCurvePublicKey(serverKey) } catch { throw SimError.badArgument("--server-key", error.description) }
         let token: String
-        do { token = try AgentIdentity.readToken(tokenFile) } catch { throw ValidationError("--token-file: \(error)") }
+        do { token = try AgentIdentity.readToken(tokenFile) } catch { throw SimError.badArgument("--token-file", error.description) }
         var parsedFaults = try faults.map { try Fault(parsing: $0) }
         if scenario == .failover, parsedFaults.isEmpty { parsedFaults = [Fault(kind: .mirrorDown, scope: .all)] }
         let settings = SimSettings(
             endpoint: endpoint, serverKey: server, signingKeyFile: signingKey, token: token, agents: agents, scenario: scenario,
             interval: try duration("interval", interval), duration: try duration("duration", self.duration), restartCommand: restartCommand,
             api: api, aggregatorPIDFile: aggregatorPIDFile, stateDir: stateDir, zones: zones, egresses: egresses, hostPrefix: hostPrefix,
-            threads: threads, faults: parsedFaults, faultAfter: try duration("fault-after", faultAfter), eventsPerInterval: events,
+            threads: threads, agentsPerProcess: agentsPerProcess, faults: parsedFaults, faultAfter: try duration("fault-after", faultAfter), eventsPerInterval: events,
             kills: kills, killEvery: bounds[0]...bounds[1], ackedEventsFile: ackedEvents)
+        if let worker {
+            // FIRST:COUNT:START (monotonic ms): a worker process started by a coordinator (WorkerLink).
+            let f = worker.split(separator: ":").compactMap { Int64($0) }
+            guard f.count == 3 else { throw SimError.badArgument("--worker", "\"\(worker)\" is not FIRST:COUNT:START") }
+            try await FleetWorker.run(settings: settings, first: Int(f[0]), count: Int(f[1]), startMs: f[2])
+            return
+        }
         let summary = try await FleetSimulator(settings: settings) { StandardError.write("regwatch-fleetsim: \($0)\n") }.run()
         print(String(decoding: try JSONCoding.encoder().encode(summary), as: UTF8.self))
     }

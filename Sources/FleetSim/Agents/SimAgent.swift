@@ -3,7 +3,10 @@ import RegwatchShared
 
 /// One emulated agent's moving state. Owned by exactly one ``AgentShard`` thread.
 final class SimAgent {
+    /// Position in the whole fleet (host id number - 1).
     let index: Int
+    /// Position in its shard: where its figures go in ``ShardStats``.
+    let slot: Int
     var identity: SimIdentity
     let gate: CommandGate
     var rng: SimRandom
@@ -30,8 +33,9 @@ final class SimAgent {
     var handshakeEpoch = 0
     var reportEpoch = 0
 
-    init(index: Int, identity: SimIdentity, verifier: CommandVerifier) {
+    init(index: Int, slot: Int, identity: SimIdentity, verifier: CommandVerifier) {
         self.index = index
+        self.slot = slot
         self.identity = identity
         gate = CommandGate(verifier: verifier, hostID: identity.hostID, mirrorPools: ReportFactory.mirrorPools)
         rng = SimRandom(seed: UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15)

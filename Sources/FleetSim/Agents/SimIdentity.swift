@@ -9,6 +9,13 @@ public struct SimIdentity: Sendable {
     public var keys: CurveKeyPair
     /// The server key this agent's key was accepted by; nil: not enrolled (it joins with the token).
     public var enrolledWith: String?
+
+    public init(hostID: String, labels: [String: String], keys: CurveKeyPair, enrolledWith: String?) {
+        self.hostID = hostID
+        self.labels = labels
+        self.keys = keys
+        self.enrolledWith = enrolledWith
+    }
 }
 
 /// The fleet's identities in `STATE_DIR/agents.tsv` (mode 0600: it holds secret keys), one line per agent:
@@ -52,9 +59,17 @@ public struct SimIdentityFile: Sendable {
         return out
     }
 
-    /// Writes every identity (atomically; the directory is made 0700 if missing).
+    /// Writes these identities (atomically; the directory is made 0700 if missing). Lines of other host ids
+    /// already in the file are kept: a smaller run must not lose the keys a larger one enrolled.
     public func save(_ identities: [SimIdentity]) throws(SimError) {
+        let given = Set(identities.map(\.hostID))
         var text = ""
+        if let data = FileManager.default.contents(atPath: path) {
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+                guard let id = line.split(separator: "\t").first, !given.contains(String(id)) else { continue }
+                text += line + "\n"
+            }
+        }
         for i in identities {
             text += "\(i.hostID)\t\(i.keys.publicKey.z85)\t\(i.keys.secretZ85)\t\(i.enrolledWith ?? "-")\n"
         }

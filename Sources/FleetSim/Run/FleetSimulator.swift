@@ -29,22 +29,28 @@ public final class FleetSimulator: Sendable {
         var identities = try store.load(count: s.agents, prefix: s.hostPrefix, zones: s.zones, egresses: s.egresses)
         // Every key, new ones included, is on disk before the first join: a run cut short keeps them.
         try store.save(identities)
-        raiseFileLimit()
+        Self.raiseFileLimit()
 
         let before = aggregatorSample()
-        let context = ZMQContext(ioThreads: 1)
-        zmq_ctx_set(context.handle, ZMQ_MAX_SOCKETS, 1 << 20)
         let startMs = monotonicNow()
-        var byShard: [[SimAgent]] = Array(repeating: [], count: s.threads)
-        for (i, identity) in identities.enumerated() {
-            byShard[i % s.threads].append(SimAgent(index: i, identity: identity, verifier: verifier))
+        // Three descriptors per agent (its TCP connection, its socket's and its monitor's mailboxes), four
+        // while an enrolled agent's joining socket waits to be reaped; a larger fleet is split over workers.
+        let perProcess = s.agentsPerProcess ?? max(100, (Self.fileLimit() - 256) / 4)
+        let processes = (s.agents + perProcess - 1) / perProcess
+        let share = (s.agents + processes - 1) / processes
+        let local = try FleetSlice(
+            settings: s, agents: (0..<min(share, s.agents)).map { ($0, identities[$0]) }, verifier: verifier, control: control, startMs: startMs)
+        var workers: [WorkerLink] = []
+        for first in stride(from: share, to: s.agents, by: share) {
+            let count = min(share, s.agents - first)
+            do { workers.append(try WorkerLink(arguments: Array(CommandLine.arguments.dropFirst()) + ["--worker", "\(first):\(count):\(startMs)"])) } catch {
+                for w in workers { _ = await w.finish() }
+                _ = await local.stop()
+                throw error
+            }
         }
-        var shards: [AgentShard] = []
-        for agents in byShard {
-            shards.append(try AgentShard(settings: s, context: context, control: control, agents: agents, startMs: startMs))
-        }
-        let threads = shards.enumerated().map { i, shard in IOThread(name: "fleetsim-\(i)") { shard.run() } }
-        let fleet = Fleet(shards: shards, startMs: startMs)
+        if processes > 1 { progress("\(s.agents) agents over \(processes) processes (\(share) each: \(Self.fileLimit()) open files per process)") }
+        let fleet = Fleet(local: local, workers: workers, startMs: startMs, identities: identities, faults: s.faults)
 
         var summary = SimSummary()
         summary.scenario = s.scenario.rawValue
@@ -62,11 +68,9 @@ public final class FleetSimulator: Sendable {
             failure = error
         }
         let connectedAtEnd = fleet.totals().connected
-        control.stopping.store(true, ordering: .relaxed)
-        for t in threads { await t.finished() }
-        context.terminate()
+        var totals = await local.stop()
+        for w in workers { if let final = await w.finish() { totals.add(final) } }
 
-        let totals = fleet.totals()
         fill(&summary, totals)
         summary.connected = connectedAtEnd
         if let end = aggregatorSample() {
@@ -77,8 +81,10 @@ public final class FleetSimulator: Sendable {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         summary.simCPUSeconds = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-        for shard in shards {
-            for a in shard.agents { identities[a.index].enrolledWith = a.identity.enrolledWith }
+        // Who is enrolled now, from every process's final figures.
+        let enrolled = Set(totals.enrolledAgents)
+        for i in identities.indices {
+            identities[i].enrolledWith = enrolled.contains(Int32(i)) ? s.serverKey.z85 : nil
         }
         try store.save(identities)
         if let failure { throw failure }
@@ -145,10 +151,10 @@ public final class FleetSimulator: Sendable {
         progress("failover: all connected; \(settings.failoverFaultsDescription) after \(Int(settings.faultAfter.seconds)) s")
         await sleep(settings.faultAfter.seconds)
         let cpuAtFault = aggregatorSample()
-        control.faultsOn.store(true, ordering: .relaxed)
+        fleet.send(.faults(true))
         let tFault = fleet.elapsed()
         let deadline = tFault + settings.duration.seconds
-        let expected = fleet.expectedAccepting(settings)
+        let expected = fleet.expectedAccepting()
         var lastCanaryPoll: Double?
         var generation: UInt64?
         var lastLine = 0.0
@@ -175,6 +181,7 @@ public final class FleetSimulator: Sendable {
         }
         let end = aggregatorSample()
         summary.measuredSeconds = fleet.elapsed() - tFault
+        await fleet.settle()
         if let cpuAtFault, let end, cpuAtFault.pid == end.pid { summary.cpuShare = (end.cpuSeconds - cpuAtFault.cpuSeconds) / summary.measuredSeconds! }
         let times = fleet.totals().acceptedAt.filter { !$0.isNaN }.sorted()
         guard let firstAccept = times.first else { return }
@@ -195,7 +202,7 @@ public final class FleetSimulator: Sendable {
         // Every agent reports at least once on the first aggregator before it dies.
         progress("reconnect: all connected; restarting the aggregator after one interval")
         await sleep(settings.interval.seconds + 5)
-        control.epoch.add(1, ordering: .relaxed)
+        fleet.send(.epoch(fleet.nextEpoch()))
         let tKill = fleet.elapsed()
         let status = try ShellCommand.run(settings.restartCommand!)
         summary.restartCommandSeconds = fleet.elapsed() - tKill
@@ -211,8 +218,9 @@ public final class FleetSimulator: Sendable {
             }
             await sleep(0.05)
         }
-        let t = fleet.totals()
         if let sample = aggregatorSample() { summary.reconnectHandshakeCPUSeconds = sample.cpuSeconds }
+        await fleet.settle()
+        let t = fleet.totals()
         let handshakes = t.epochHandshakeAt.filter { !$0.isNaN }.sorted()
         if let first = handshakes.first, let last = handshakes.last {
             summary.reconnectSpreadSeconds = last - first
@@ -230,7 +238,7 @@ public final class FleetSimulator: Sendable {
         progress("crash: all connected; \(settings.kills) kills")
         for k in 1...settings.kills {
             await sleep(Double.random(in: settings.killEvery, using: &rng))
-            control.epoch.add(1, ordering: .relaxed)
+            fleet.send(.epoch(fleet.nextEpoch()))
             let status = try ShellCommand.run(settings.restartCommand!)
             guard status == 0 else { throw .aborted("the restart command exited with status \(status) at kill \(k)") }
             summary.kills = k
@@ -240,9 +248,11 @@ public final class FleetSimulator: Sendable {
             }
         }
         // No new events; wait until the aggregator has acknowledged every one sent.
-        control.eventsOn.store(false, ordering: .relaxed)
+        fleet.send(.events(false))
         let deadline = fleet.elapsed() + 120 + 2 * settings.interval.seconds
+        await fleet.settle()
         while fleet.elapsed() < deadline, fleet.totals().unackedNow > 0 { await sleep(0.2) }
+        await fleet.settle()
         let t = fleet.totals()
         var text = ""
         text.reserveCapacity(t.ackedEvents.count * 20)
@@ -277,11 +287,18 @@ public final class FleetSimulator: Sendable {
         return ProcessSample.read(pid: pid)
     }
 
-    private func raiseFileLimit() {
+    /// Soft open-files limit raised to the hard one (raising the hard one needs CAP_SYS_RESOURCE).
+    static func raiseFileLimit() {
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         limit.rlim_cur = limit.rlim_max
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+
+    static func fileLimit() -> Int {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        return Int(min(limit.rlim_cur, 1 << 24))
     }
 
     private func sleep(_ seconds: Double) async {
@@ -289,50 +306,53 @@ public final class FleetSimulator: Sendable {
     }
 }
 
-/// The shards seen together.
-struct Fleet: Sendable {
-    let shards: [AgentShard]
+/// The fleet seen together: this process's slice and the workers' latest figures.
+final class Fleet: Sendable {
+    let local: FleetSlice
+    let workers: [WorkerLink]
     let startMs: Int64
+    let identities: [SimIdentity]
+    let faults: [Fault]
+    private let epoch = Atomic<Int>(0)
+
+    init(local: FleetSlice, workers: [WorkerLink], startMs: Int64, identities: [SimIdentity], faults: [Fault]) {
+        self.local = local
+        self.workers = workers
+        self.startMs = startMs
+        self.identities = identities
+        self.faults = faults
+    }
 
     func elapsed() -> Double { Double(monotonicNow() - startMs) / 1000 }
 
-    /// Every shard's figures summed; per-agent arrays concatenated.
     func totals() -> ShardStats {
-        var t = ShardStats(count: 0)
-        for shard in shards {
-            shard.stats.withLock { s in
-                t.connected += s.connected
-                t.enrolledNow += s.enrolledNow
-                t.joinedThisRun += s.joinedThisRun
-                t.joinsSent += s.joinsSent
-                t.joinRefusals += s.joinRefusals
-                t.handshakes += s.handshakes
-                t.authFailures += s.authFailures
-                t.disconnects += s.disconnects
-                t.reportsSent += s.reportsSent
-                t.reportsDropped += s.reportsDropped
-                t.eventsSent += s.eventsSent
-                t.eventsResent += s.eventsResent
-                t.eventsAcked += s.eventsAcked
-                t.unackedNow += s.unackedNow
-                t.commandsReceived += s.commandsReceived
-                t.acksByOutcome.merge(s.acksByOutcome, uniquingKeysWith: +)
-                t.rejectReasons.merge(s.rejectReasons, uniquingKeysWith: +)
-                t.epochHandshakeAt += s.epochHandshakeAt
-                t.epochReportAt += s.epochReportAt
-                t.acceptedAt += s.acceptedAt
-                t.acceptedGeneration += s.acceptedGeneration
-                t.ackedEvents += s.ackedEvents
-            }
-        }
+        var t = local.stats()
+        for w in workers { if let s = w.latest { t.add(s) } }
         return t
     }
 
-    /// Agents the rollout must reach: every one but those scripted silent.
-    func expectedAccepting(_ settings: SimSettings) -> Int {
-        shards.reduce(0) { n, shard in
-            n + shard.agents.filter { a in !settings.faults.contains { $0.kind == .silent && $0.applies(index: a.index, labels: a.identity.labels) } }.count
+    /// Waits until every worker's figures are newer than now (they print every 250 ms).
+    func settle() async {
+        guard !workers.isEmpty else { return }
+        try? await Task.sleep(for: .milliseconds(600))
+    }
+
+    func nextEpoch() -> Int { epoch.add(1, ordering: .relaxed).newValue }
+
+    /// Applies a command here and in every worker.
+    func send(_ command: WorkerLink.Command) {
+        switch command {
+        case .faults(let on): local.control.faultsOn.store(on, ordering: .relaxed)
+        case .events(let on): local.control.eventsOn.store(on, ordering: .relaxed)
+        case .epoch(let n): local.control.epoch.store(n, ordering: .relaxed)
+        case .stop: break
         }
+        for w in workers { w.send(command) }
+    }
+
+    /// Agents the rollout must reach: every one but those scripted silent.
+    func expectedAccepting() -> Int {
+        identities.indices.filter { i in !faults.contains { $0.kind == .silent && $0.applies(index: i, labels: identities[i].labels) } }.count
     }
 }
 

@@ -1,6 +1,6 @@
 /// What one shard has seen, read by the runner under the shard's lock. Times are seconds since the run's
 /// start (monotonic); `.nan` where nothing happened yet.
-struct ShardStats: Sendable {
+struct ShardStats: Sendable, Codable {
     var connected = 0
     var enrolledNow = 0
     var joinedThisRun = 0
@@ -24,7 +24,9 @@ struct ShardStats: Sendable {
     var acceptedAt: [Double]
     var acceptedGeneration: [UInt64]
     /// Acknowledged events: global agent index and seq (kept only when the run lists them).
-    var ackedEvents: [(agent: Int32, seq: UInt64)] = []
+    var ackedEvents: [AckedEvent] = []
+    /// Global indices of the agents enrolled at the end (filled once, when the shard stops).
+    var enrolledAgents: [Int32] = []
     var unackedNow = 0
 
     init(count: Int) {
@@ -32,5 +34,39 @@ struct ShardStats: Sendable {
         epochReportAt = Array(repeating: .nan, count: count)
         acceptedAt = Array(repeating: .nan, count: count)
         acceptedGeneration = Array(repeating: 0, count: count)
+    }
+}
+
+struct AckedEvent: Sendable, Codable {
+    var agent: Int32
+    var seq: UInt64
+}
+
+extension ShardStats {
+    /// Adds another shard's figures; per-agent arrays are concatenated (only counts and extremes are read).
+    mutating func add(_ s: ShardStats) {
+        connected += s.connected
+        enrolledNow += s.enrolledNow
+        joinedThisRun += s.joinedThisRun
+        joinsSent += s.joinsSent
+        joinRefusals += s.joinRefusals
+        handshakes += s.handshakes
+        authFailures += s.authFailures
+        disconnects += s.disconnects
+        reportsSent += s.reportsSent
+        reportsDropped += s.reportsDropped
+        eventsSent += s.eventsSent
+        eventsResent += s.eventsResent
+        eventsAcked += s.eventsAcked
+        unackedNow += s.unackedNow
+        commandsReceived += s.commandsReceived
+        acksByOutcome.merge(s.acksByOutcome, uniquingKeysWith: +)
+        rejectReasons.merge(s.rejectReasons, uniquingKeysWith: +)
+        epochHandshakeAt += s.epochHandshakeAt
+        epochReportAt += s.epochReportAt
+        acceptedAt += s.acceptedAt
+        acceptedGeneration += s.acceptedGeneration
+        ackedEvents += s.ackedEvents
+        enrolledAgents += s.enrolledAgents
     }
 }

@@ -39,6 +39,8 @@ public struct SimSettings: Sendable {
     public var hostPrefix: String
     /// Threads that drive the sockets.
     public var threads: Int
+    /// Most agents one process plays; nil: as many as its open-files limit allows. More are run by workers.
+    public var agentsPerProcess: Int?
     public var faults: [Fault]
     /// When the faults begin, from the moment every agent is connected.
     public var faultAfter: Duration
@@ -54,7 +56,7 @@ public struct SimSettings: Sendable {
         endpoint: String, serverKey: CurvePublicKey, signingKeyFile: String, token: String, agents: Int,
         scenario: Scenario, interval: Duration = .seconds(30), duration: Duration = .seconds(300),
         restartCommand: String? = nil, api: String? = nil, aggregatorPIDFile: String? = nil, stateDir: String,
-        zones: Int = 4, egresses: Int = 40, hostPrefix: String = "sim", threads: Int = 2, faults: [Fault] = [],
+        zones: Int = 4, egresses: Int = 40, hostPrefix: String = "sim", threads: Int = 2, agentsPerProcess: Int? = nil, faults: [Fault] = [],
         faultAfter: Duration = .seconds(60), eventsPerInterval: Int = 0, kills: Int = 0,
         killEvery: ClosedRange<Double> = 0.5...3, ackedEventsFile: String? = nil
     ) {
@@ -74,6 +76,7 @@ public struct SimSettings: Sendable {
         self.egresses = egresses
         self.hostPrefix = hostPrefix
         self.threads = threads
+        self.agentsPerProcess = agentsPerProcess
         self.faults = faults
         self.faultAfter = faultAfter
         self.eventsPerInterval = eventsPerInterval

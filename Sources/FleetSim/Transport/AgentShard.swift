@@ -71,6 +71,8 @@ final class AgentShard: @unchecked Sendable {
         }
         for a in agents { close(a) }
         Glibc.close(epfd)
+        let enrolled = agents.filter { !$0.joining }.map { Int32($0.index) }
+        stats.withLock { $0.enrolledAgents = enrolled }
     }
 
     // MARK: Sockets
@@ -91,8 +93,8 @@ final class AgentShard: @unchecked Sendable {
             let m = try ZMQMonitor(context: context, watching: s)
             a.socket = s
             a.monitor = m
-            watch(s.getInt32(ZMQ_FD), tag: UInt64(localIndex(a)) << 1)
-            watch(m.socket.getInt32(ZMQ_FD), tag: UInt64(localIndex(a)) << 1 | 1)
+            watch(s.getInt32(ZMQ_FD), tag: UInt64(a.slot) << 1)
+            watch(m.socket.getInt32(ZMQ_FD), tag: UInt64(a.slot) << 1 | 1)
             try s.connect(settings.endpoint)
             // Read both until empty once: an inproc pipe signals `ZMQ_FD` only when it turns readable, and
             // a new pipe starts out counted as readable until its reader has found it empty.
@@ -135,8 +137,6 @@ final class AgentShard: @unchecked Sendable {
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev)
     }
 
-    private func localIndex(_ a: SimAgent) -> Int { a.index / settings.threads }
-
     private func scheduleReconnect(_ a: SimAgent, now: Int64) {
         guard a.reconnectAt == nil else { return }
         a.reconnectAt = now + Int64(a.backoff.next())
@@ -158,7 +158,7 @@ final class AgentShard: @unchecked Sendable {
                     let first = a.handshakeEpoch < epoch
                     a.handshakeEpoch = epoch
                     let at = seconds(now)
-                    let local = localIndex(a)
+                    let local = a.slot
                     stats.withLock {
                         $0.connected += 1
                         $0.handshakes += 1
@@ -241,7 +241,7 @@ final class AgentShard: @unchecked Sendable {
                 for (registry, mirrors) in directive.mirrors { a.order[registry] = mirrors }
                 ack = FailoverAck(generation: directive.generation, outcome: .applied, reason: "emulated", appliedGeneration: directive.generation)
                 let at = seconds(now)
-                let local = localIndex(a)
+                let local = a.slot
                 stats.withLock {
                     if first {
                         $0.acceptedAt[local] = at
@@ -261,10 +261,10 @@ final class AgentShard: @unchecked Sendable {
             send(a, Envelope(host: a.identity.hostID, seq: 0, sentAt: Date(), body: ack))
         case .eventsAck(let e):
             var acked = 0
-            var list: [(Int32, UInt64)] = []
+            var list: [AckedEvent] = []
             for seq in e.body.seqs where a.unacked.removeValue(forKey: seq) != nil {
                 acked += 1
-                if keepAckedEvents { list.append((Int32(a.index), seq)) }
+                if keepAckedEvents { list.append(AckedEvent(agent: Int32(a.index), seq: seq)) }
             }
             stats.withLock {
                 $0.eventsAcked += acked
@@ -347,7 +347,7 @@ final class AgentShard: @unchecked Sendable {
         let epoch = control.epoch.load(ordering: .relaxed)
         let first = ok && a.reportEpoch < epoch
         if first { a.reportEpoch = epoch }
-        let local = localIndex(a)
+        let local = a.slot
         let at = seconds(now)
         stats.withLock {
             if ok { $0.reportsSent += 1 } else { $0.reportsDropped += 1 }

@@ -8,9 +8,11 @@ package final class ZMQMonitor: @unchecked Sendable {
 
     package init(context: ZMQContext, watching target: ZMQSocket) throws(TransportError) {
         let address = "inproc://regwatch-monitor-\(Self.counter.wrappingAdd(1, ordering: .relaxed).newValue)"
-        guard zmq_socket_monitor(target.handle, address, ZMQ_EVENT_ALL) == 0 else { throw .last("zmq_socket_monitor") }
+        // The reader first: once `target` is monitored, a monitor without a reader is not safe to stop
+        // (libzmq sends its "stopped" event without ZMQ_DONTWAIT, and that send would never return).
         socket = try ZMQSocket(context: context, type: ZMQ_PAIR)
         try socket.set(ZMQ_LINGER, Int32(0))
+        guard zmq_socket_monitor(target.handle, address, ZMQ_EVENT_ALL) == 0 else { throw .last("zmq_socket_monitor") }
         try socket.connect(address)
     }
 
