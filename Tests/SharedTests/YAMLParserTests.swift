@@ -85,6 +85,17 @@ struct YAMLParserTests {
         #expect(cr["openAfter"]?.int == 2 && cr.mapping?.map(\.keyLine) == [1, 3])
     }
 
+    /// Found by fuzzing (FuzzAgentConfig): a quote after `,` or a space opened a string inside a plain value,
+    /// so `#` after it was kept, and whether it was depended on how many quotes came before.
+    @Test("in a plain value a quote is a plain character and a comment still ends it")
+    func plainQuotes() throws {
+        let node = try #require(try YAMLParser.parse("a: x,\"y #c\nb: p \"q\" # c\nc: [\"z # not a comment\", 'w']  # c\nd: t,'u\n  v\" #c\n"))
+        #expect(node["a"]?.scalar == "x,\"y")
+        #expect(node["b"]?.scalar == "p \"q\"")
+        #expect(node["c"]?.sequence?.compactMap(\.scalar) == ["z # not a comment", "w"])
+        #expect(node["d"]?.scalar == "t,'u v\"")
+    }
+
     @Test("flow values that merely look like indicators stay plain")
     func flowPlainLookalikes() throws {
         let node = try #require(try YAMLParser.parse("a: [-1, -x, ?x, a#b, x@y]\n"))

@@ -16,9 +16,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let emitted = YAMLEmitter.emit(node)
         do {
             let back = try YAMLParser.parse(emitted)
-            fuzzCheck(back.map { $0.sameContent(as: node) } ?? node.isNull, "emitted YAML reads back differently:\n\(emitted)")
+            fuzzCheck(back.map { $0.sameContent(as: node) } ?? node.isNull,
+                      "emitted YAML reads back differently:\n\(emitted.debugDescription)\nread: \(node)\nread back: \(String(describing: back))")
         } catch {
-            fuzzCheck(false, "emitted YAML does not parse (line \(error.line): \(error.problem)):\n\(emitted)")
+            fuzzCheck(false, "emitted YAML does not parse (line \(error.line): \(error.problem)):\n\(emitted.debugDescription)")
         }
     }
     let environment = ["NODE_NAME": "node-1", "ZONE": "z1", "EMPTY": ""]

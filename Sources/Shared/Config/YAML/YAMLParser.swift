@@ -194,7 +194,7 @@ public struct YAMLParser {
                 }
                 let next = lines[i]
                 i += 1
-                joined += " " + Self.stripComment(next.text)
+                joined += " " + Self.stripComment(next.text, flow: true)
             }
             var reader = FlowReader(Array(joined), line: line)
             let node = try reader.value()
@@ -213,7 +213,7 @@ public struct YAMLParser {
                 if try Self.splitKey(n.text, line: n.number) != nil || Self.isListItem(n.text) {
                     throw YAMLError(line: n.number, "unexpected indentation")
                 }
-                value += " " + Self.stripComment(n.text)
+                value += " " + Self.stripComment(n.text, flow: false)
                 i += 1
             }
             if value.contains(": ") || value.hasSuffix(":") {
@@ -271,7 +271,20 @@ public struct YAMLParser {
     // MARK: Text
 
     /// Drops a ` #` comment outside quotes, and surrounding spaces.
-    static func stripComment(_ text: Substring) -> Substring {
+    ///
+    /// Quotes hide a `#` only in a value that is quoted or a flow collection (`flow`; by default, when the text
+    /// starts with one). In a plain value a quote is a character like any other (`a,"b #c` is `a,"b`, as PyYAML
+    /// reads it); it used to open a string there, so a comment was kept or not depending on the quotes before
+    /// it on the line (found by fuzzing, FuzzAgentConfig).
+    static func stripComment(_ text: Substring, flow: Bool? = nil) -> Substring {
+        if !(flow ?? trim(text).first.map { "[{\"'".contains($0) } ?? false) {
+            var previous: Character = " "
+            for index in text.indices {
+                if text[index] == "#", previous == " " || previous == "\t" { return trim(text[..<index]) }
+                previous = text[index]
+            }
+            return trim(text)
+        }
         var quote: Character?
         var previous: Character = " "
         var index = text.startIndex
