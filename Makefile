@@ -98,11 +98,15 @@ fuzz-smoke: deps
 	SWIFT=$(SWIFT) bash scripts/fuzz.sh 5
 
 # Fleet scale: a mass first connect against a real aggregator, with libzmq's default accept backlog as the
-# reference (Benchmarks/connect-storm/run.sh; python3-zmq drives the DEALERs).
+# reference (Benchmarks/connect-storm/run.sh; python3-zmq drives the DEALERs); then regwatch-fleetsim's
+# scenarios with 10,000 emulated agents: enrollment, steady state, failover fan-out, reconnect storm, the largest
+# fleet under half a core and the 200-kill crash series (Benchmarks/fleet/run.sh; figures in docs/benchmarks.md).
 .PHONY: bench-fleet
 bench-fleet: deps
 	$(RELEASE) --product regwatch-aggregator
+	$(RELEASE) --product regwatch-fleetsim
 	bash Benchmarks/connect-storm/run.sh .build/release/regwatch-aggregator 1000 3000
+	bash Benchmarks/fleet/run.sh .build/release/regwatch-aggregator .build/release/regwatch-fleetsim 10000
 
 # Regenerate the agent's hot-function order (needs valgrind); commit the result.
 agent-order: release

@@ -33,9 +33,10 @@ public final class FleetSimulator: Sendable {
 
         let before = aggregatorSample()
         let startMs = monotonicNow()
-        // Three descriptors per agent (its TCP connection, its socket's and its monitor's mailboxes), four
-        // while an enrolled agent's joining socket waits to be reaped; a larger fleet is split over workers.
-        let perProcess = s.agentsPerProcess ?? max(100, (Self.fileLimit() - 256) / 4)
+        // Four descriptors per agent (its TCP connection and the mailboxes of its socket, of the monitor
+        // libzmq binds in it and of our monitor reader), five while an enrolled agent's joining socket waits
+        // to be reaped. libzmq aborts the process when it runs out, so a larger fleet is split over workers.
+        let perProcess = s.agentsPerProcess ?? max(100, (Self.fileLimit() - 256) / 5)
         let processes = (s.agents + perProcess - 1) / perProcess
         let share = (s.agents + processes - 1) / processes
         let local = try FleetSlice(

@@ -3,8 +3,8 @@ import Glibc
 import RegwatchShared
 import Synchronization
 
-/// One worker process of a fleet larger than one process can hold (each agent costs three file
-/// descriptors: its TCP connection, its socket's and its monitor's mailboxes). The worker is this same
+/// One worker process of a fleet larger than one process can hold (each agent costs four or five file
+/// descriptors, see ``FleetSimulator``). The worker is this same
 /// executable with `--worker`; it takes commands on stdin (``Command``) and prints its figures as one JSON
 /// line on stdout every 250 ms, and once more when told to stop.
 final class WorkerLink: Sendable {
