@@ -66,23 +66,14 @@ final class WorkerLink: Sendable {
         let state = state
         reader = IOThread(name: "fleetsim-link") {
             let decoder = WorkerLink.decoder()
-            var buffer: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
-                if n < 0, errno == EINTR { continue }
-                if n <= 0 { break }
-                buffer.append(contentsOf: chunk[0..<n])
-                while let nl = buffer.firstIndex(of: 10) {
-                    let line = Array(buffer[..<nl])
-                    buffer.removeSubrange(...nl)
-                    do {
-                        let stats = try decoder.decode(ShardStats.self, from: Data(line))
-                        state.figures.withLock { $0.latest = stats }
-                    } catch {
-                        state.figures.withLock { $0.failure = "a worker printed something that is not its figures: \(String(decoding: line.prefix(120), as: UTF8.self))" }
-                    }
+            WorkerLink.readLines(output) { line in
+                do {
+                    let stats = try decoder.decode(ShardStats.self, from: Data(line))
+                    state.figures.withLock { $0.latest = stats }
+                } catch {
+                    state.figures.withLock { $0.failure = "a worker printed something that is not its figures: \(String(decoding: line.prefix(120), as: UTF8.self))" }
                 }
+                return true
             }
             Glibc.close(output)
         }
@@ -105,6 +96,24 @@ final class WorkerLink: Sendable {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return latest
+    }
+
+    /// Calls `body` with each line read from `fd` (without its newline) until end of file, an error, or
+    /// `body` returning false.
+    static func readLines(_ fd: Int32, _ body: ([UInt8]) -> Bool) {
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            if n <= 0 { return }
+            buffer.append(contentsOf: chunk[0..<n])
+            while let nl = buffer.firstIndex(of: 10) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                guard body(line) else { return }
+            }
+        }
     }
 
     static func encoder() -> JSONEncoder {
@@ -134,23 +143,14 @@ public enum FleetWorker {
         let slice = try FleetSlice(settings: settings, agents: (first..<first + count).map { ($0, all[$0]) }, verifier: verifier, control: control, startMs: startMs)
         let stop = Atomic<Bool>(false)
         let commands = IOThread(name: "fleetsim-commands") {
-            var buffer: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            reading: while true {
-                let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                if n < 0, errno == EINTR { continue }
-                if n <= 0 { break }
-                buffer.append(contentsOf: chunk[0..<n])
-                while let nl = buffer.firstIndex(of: 10) {
-                    let line = String(decoding: buffer[..<nl], as: UTF8.self)
-                    buffer.removeSubrange(...nl)
-                    switch WorkerLink.Command(line: Substring(line)) {
-                    case .faults(let on): control.faultsOn.store(on, ordering: .relaxed)
-                    case .events(let on): control.eventsOn.store(on, ordering: .relaxed)
-                    case .epoch(let n): control.epoch.store(n, ordering: .relaxed)
-                    case .stop, nil: break reading
-                    }
+            WorkerLink.readLines(0) { line in
+                switch WorkerLink.Command(line: Substring(decoding: line, as: UTF8.self)) {
+                case .faults(let on): control.faultsOn.store(on, ordering: .relaxed)
+                case .events(let on): control.eventsOn.store(on, ordering: .relaxed)
+                case .epoch(let n): control.epoch.store(n, ordering: .relaxed)
+                case .stop, nil: return false
                 }
+                return true
             }
             // A coordinator that went away (EOF) stops its workers too.
             stop.store(true, ordering: .relaxed)

@@ -388,11 +388,7 @@ final class AgentShard: @unchecked Sendable {
 
     // MARK: Clock
 
-    func nowMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
+    func nowMs() -> Int64 { monotonicNow() }
 
     func seconds(_ ms: Int64) -> Double { Double(ms - startMs) / 1000 }
 }
