@@ -96,6 +96,18 @@ struct YAMLParserTests {
         #expect(node["d"]?.scalar == "t,'u v\"")
     }
 
+    /// Found by fuzzing (FuzzAgentConfig): a key starting with a combining mark was written `"\u{059A}runtime":`,
+    /// one Character `"` + mark to the reader, so it read back as a plain key with the quotes in it.
+    @Test("combining marks in quoted keys and values are written as escapes and read back")
+    func combiningMarks() throws {
+        let node = YAMLNode(.mapping([
+            .init(key: "\u{059A}runtime", keyLine: 1, value: YAMLNode(.scalar("\"\u{301}x\u{200D}\u{1D167}", quoted: true), line: 1)),
+        ]), line: 1)
+        let text = YAMLEmitter.emit(node)
+        #expect(text == "\"\\u059Aruntime\": \"\\\"\\u0301x\\u200D\\U0001D167\"\n")
+        #expect(try #require(try YAMLParser.parse(text)).sameContent(as: node))
+    }
+
     @Test("flow values that merely look like indicators stay plain")
     func flowPlainLookalikes() throws {
         let node = try #require(try YAMLParser.parse("a: [-1, -x, ?x, a#b, x@y]\n"))

@@ -70,11 +70,26 @@ public enum YAMLEmitter {
         return k
     }
 
-    /// JSON's string escapes are a subset of YAML's double-quoted ones.
+    /// JSON's string escapes are a subset of YAML's double-quoted ones. Combining marks are escaped too: right
+    /// after the opening quote or a `\"` one joins it into a single Character, which the reader (it reads
+    /// Characters) then does not take for a quote (found by fuzzing, FuzzAgentConfig).
     static func quote(_ s: String) -> String {
         var out = ""
         JSONText.appendQuoted(s, to: &out)
-        return out
+        func isMark(_ u: Unicode.Scalar) -> Bool {
+            switch u.properties.generalCategory {
+            case .nonspacingMark, .spacingMark, .enclosingMark: true
+            default: u.properties.isGraphemeExtend || u.value == 0x200D
+            }
+        }
+        guard out.unicodeScalars.contains(where: isMark) else { return out }
+        var escaped = ""
+        for u in out.unicodeScalars {
+            guard isMark(u) else { escaped.unicodeScalars.append(u); continue }
+            let hex = String(u.value, radix: 16, uppercase: true)
+            escaped += u.value > 0xFFFF ? "\\U" + String(repeating: "0", count: 8 - hex.count) + hex : "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        }
+        return escaped
     }
 }
 
