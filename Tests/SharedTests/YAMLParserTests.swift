@@ -96,6 +96,21 @@ struct YAMLParserTests {
         #expect(node["d"]?.scalar == "t,'u v\"")
     }
 
+    /// Found by fuzzing (FuzzAgentConfig): in a flow collection a quote in the middle of a plain value opened a
+    /// string, so the comment after it was kept and the collection was read as unterminated or too long.
+    @Test("in a flow collection a quote inside a plain value is plain too, and a comment still ends the line")
+    func flowPlainQuotes() throws {
+        let node = try #require(try YAMLParser.parse("a: [x \"y # c\n  , 'z']\nb: {k: p 'q # c\n  }\nc: [\"s, t\", u'v]\n"))
+        #expect(node["a"]?.sequence?.compactMap(\.scalar) == ["x \"y", "z"])
+        #expect(node["b"]?["k"]?.scalar == "p 'q")
+        #expect(node["c"]?.sequence?.compactMap(\.scalar) == ["s, t", "u'v"])
+        // Written back by the emitter (k3s failover), the values read the same.
+        let again = try #require(try YAMLParser.parse(YAMLEmitter.emit(node)))
+        #expect(again["a"]?.sequence?.compactMap(\.scalar) == ["x \"y", "z"])
+        #expect(again["b"]?["k"]?.scalar == "p 'q")
+        #expect(again["c"]?.sequence?.compactMap(\.scalar) == ["s, t", "u'v"])
+    }
+
     /// Found by fuzzing (FuzzAgentConfig): a key starting with a combining mark was written `"\u{059A}runtime":`,
     /// one Character `"` + mark to the reader, so it read back as a plain key with the quotes in it.
     @Test("combining marks in quoted keys and values are written as escapes and read back")

@@ -287,6 +287,7 @@ public struct YAMLParser {
         }
         var quote: Character?
         var previous: Character = " "
+        var significant: Character?
         var index = text.startIndex
         while index < text.endIndex {
             let c = text[index]
@@ -307,9 +308,10 @@ public struct YAMLParser {
                 }
             } else if c == "#", previous == " " || previous == "\t" {
                 return trim(text[..<index])
-            } else if c == "\"" || c == "'", " \t[{,:".contains(previous) {
+            } else if c == "\"" || c == "'", Self.startsScalar(after: significant) {
                 quote = c
             }
+            if c != " " && c != "\t" { significant = c }
             previous = c
             index = text.index(after: index)
         }
@@ -328,21 +330,29 @@ public struct YAMLParser {
         var depth = 0
         var quote: Character?
         var escaped = false
-        var previous: Character = " "
+        var significant: Character?
         for c in text {
             if let q = quote {
                 // `''` in single quotes closes and reopens at once, which comes to the same.
-                if escaped { escaped = false } else if c == "\\", q == "\"" { escaped = true } else if c == q { quote = nil; previous = " "; continue }
-            } else if c == "\"" || c == "'", " \t[{,:".contains(previous) {
+                if escaped { escaped = false } else if c == "\\", q == "\"" { escaped = true } else if c == q { quote = nil; significant = c; continue }
+                continue
+            } else if c == "\"" || c == "'", startsScalar(after: significant) {
                 quote = c
             } else if c == "[" || c == "{" {
                 depth += 1
             } else if c == "]" || c == "}" {
                 depth -= 1
             }
-            previous = c
+            if c != " " && c != "\t" { significant = c }
         }
         return depth <= 0 && quote == nil
+    }
+
+    /// Whether a quote after `significant` (the last character other than a space before it; nil at the
+    /// start) begins a quoted scalar: only at the start of a flow value. Inside a plain value a quote is a
+    /// plain character (`[a "b # c]` holds `a "b`, as PyYAML reads it); found by fuzzing (FuzzAgentConfig).
+    static func startsScalar(after significant: Character?) -> Bool {
+        significant.map { "[{,:".contains($0) } ?? true
     }
 }
 
