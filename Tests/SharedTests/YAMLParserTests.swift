@@ -111,6 +111,26 @@ struct YAMLParserTests {
         #expect(again["c"]?.sequence?.compactMap(\.scalar) == ["s, t", "u'v"])
     }
 
+    /// Found by fuzzing (FuzzAgentConfig): `?` then a tab was read as a plain `?`, which written back is a
+    /// complex key the reader refuses.
+    @Test("a complex key is refused whether a space, a tab or the end of the line follows the ?")
+    func complexKeyWithTab() throws {
+        for text in ["? a: b\n", "?\ta: b\n", "?\t\n", "?\n"] {
+            #expect(throws: YAMLError.self, "\(text.debugDescription)") { try YAMLParser.parse(text) }
+        }
+        #expect(try YAMLParser.parse("?a: b\n")?["?a"]?.scalar == "b")
+    }
+
+    /// Found by fuzzing (FuzzAgentConfig): continuation lines were stripped of comments one by one, so a quote
+    /// at the start of one opened a string even inside a plain value of the line before, and kept its comment.
+    @Test("a flow collection over several lines is read as one: what a line leaves open holds on the next")
+    func flowAcrossLines() throws {
+        let node = try #require(try YAMLParser.parse("a: [x y\n  'z # c\n  , \"q # r\n  s\", 'it''s # t']\n"))
+        #expect(node["a"]?.sequence?.compactMap(\.scalar) == ["x y 'z", "q # r s", "it's # t"])
+        let again = try #require(try YAMLParser.parse(YAMLEmitter.emit(node)))
+        #expect(again["a"]?.sequence?.compactMap(\.scalar) == ["x y 'z", "q # r s", "it's # t"])
+    }
+
     /// Found by fuzzing (FuzzAgentConfig): a key starting with a combining mark was written `"\u{059A}runtime":`,
     /// one Character `"` + mark to the reader, so it read back as a plain key with the quotes in it.
     @Test("combining marks in quoted keys and values are written as escapes and read back")

@@ -151,7 +151,10 @@ public struct YAMLParser {
 
     /// `key: rest` → (key, rest); nil when the line holds no key.
     static func splitKey(_ text: Substring, line: Int) throws(YAMLError) -> (String, Substring)? {
-        if text.hasPrefix("? ") || text == "?" { throw YAMLError(line: line, "complex keys (\"? \") are not supported") }
+        // `?` then a space, a tab or the end of the line (a tab too: found by fuzzing, FuzzAgentConfig).
+        if text.first == "?", text.dropFirst().first.map({ $0 == " " || $0 == "\t" }) ?? true {
+            throw YAMLError(line: line, "complex keys (\"? \") are not supported")
+        }
         if let q = text.first, q == "\"" || q == "'" {
             var reader = FlowReader(Array(text), line: line)
             guard let key = try? reader.quoted() else { return nil }
@@ -188,13 +191,17 @@ public struct YAMLParser {
             return try blockScalar(header: text, line: line, parentIndent: parentIndent)
         case "[", "{", "\"", "'":
             var joined = String(text)
-            while !Self.isClosed(joined) {
+            // One scan over the joined lines: whether a quote opens a string, and so whether a `#` starts a
+            // comment, depends on what the lines before left open.
+            var scan = FlowScan()
+            _ = Self.scanFlow(text, &scan)
+            while !scan.closed {
                 guard i < lines.count else {
                     throw YAMLError(line: line, first == "\"" || first == "'" ? "unterminated quoted string" : "unterminated \(first == "[" ? "[" : "{")")
                 }
                 let next = lines[i]
                 i += 1
-                joined += " " + Self.stripComment(next.text, flow: true)
+                joined += " " + Self.scanFlow(next.text, &scan)
             }
             var reader = FlowReader(Array(joined), line: line)
             let node = try reader.value()
@@ -285,13 +292,29 @@ public struct YAMLParser {
             }
             return trim(text)
         }
+        var scan = FlowScan()
+        return scanFlow(text, &scan)
+    }
+
+    /// What a flow value's scan has left open at the end of a line.
+    struct FlowScan {
         var quote: Character?
-        var previous: Character = " "
+        /// The last character other than a space outside quotes (the closing quote after a quoted
+        /// scalar); nil at the start of the value.
         var significant: Character?
+        var depth = 0
+        /// Every quote and bracket opened is closed.
+        var closed: Bool { depth <= 0 && quote == nil }
+    }
+
+    /// Scans one line of a flow value from `state`, updating it, and returns the line without its ` #`
+    /// comment (a `#` after a space outside quotes), trimmed.
+    static func scanFlow(_ text: Substring, _ state: inout FlowScan) -> Substring {
+        var previous: Character = " "
         var index = text.startIndex
         while index < text.endIndex {
             let c = text[index]
-            if let q = quote {
+            if let q = state.quote {
                 if c == "\\", q == "\"" {
                     index = text.index(after: index)
                     if index < text.endIndex { index = text.index(after: index) }
@@ -304,14 +327,17 @@ public struct YAMLParser {
                         index = text.index(after: next)
                         continue
                     }
-                    quote = nil
+                    state.quote = nil
+                    state.significant = c
                 }
             } else if c == "#", previous == " " || previous == "\t" {
                 return trim(text[..<index])
-            } else if c == "\"" || c == "'", Self.startsScalar(after: significant) {
-                quote = c
+            } else if c == "\"" || c == "'", startsScalar(after: state.significant) {
+                state.quote = c
+            } else {
+                if c == "[" || c == "{" { state.depth += 1 } else if c == "]" || c == "}" { state.depth -= 1 }
+                if c != " " && c != "\t" { state.significant = c }
             }
-            if c != " " && c != "\t" { significant = c }
             previous = c
             index = text.index(after: index)
         }
@@ -323,29 +349,6 @@ public struct YAMLParser {
         while let f = t.first, f == " " || f == "\t" { t = t.dropFirst() }
         while let l = t.last, l == " " || l == "\t" { t = t.dropLast() }
         return t
-    }
-
-    /// Whether every quote and bracket opened in `text` is closed.
-    static func isClosed(_ text: String) -> Bool {
-        var depth = 0
-        var quote: Character?
-        var escaped = false
-        var significant: Character?
-        for c in text {
-            if let q = quote {
-                // `''` in single quotes closes and reopens at once, which comes to the same.
-                if escaped { escaped = false } else if c == "\\", q == "\"" { escaped = true } else if c == q { quote = nil; significant = c; continue }
-                continue
-            } else if c == "\"" || c == "'", startsScalar(after: significant) {
-                quote = c
-            } else if c == "[" || c == "{" {
-                depth += 1
-            } else if c == "]" || c == "}" {
-                depth -= 1
-            }
-            if c != " " && c != "\t" { significant = c }
-        }
-        return depth <= 0 && quote == nil
     }
 
     /// Whether a quote after `significant` (the last character other than a space before it; nil at the
