@@ -111,6 +111,17 @@ struct YAMLParserTests {
         #expect(again["c"]?.sequence?.compactMap(\.scalar) == ["s, t", "u'v"])
     }
 
+    /// Found by fuzzing (FuzzAgentConfig): a document that is the plain scalar `---` (written indented) was
+    /// written back at the start of a line, where it is a document marker.
+    @Test("a plain scalar that looks like a document marker is written so that it reads back")
+    func documentMarkerScalar() throws {
+        for text in [" ---\n", " ...\n", " --- x\n"] {
+            let node = try #require(try YAMLParser.parse(text))
+            let again = try #require(try YAMLParser.parse(YAMLEmitter.emit(node)), "\(text.debugDescription)")
+            #expect(again.sameContent(as: node), "\(text.debugDescription)")
+        }
+    }
+
     /// Found by fuzzing (FuzzAgentConfig): `?` then a tab was read as a plain `?`, which written back is a
     /// complex key the reader refuses.
     @Test("a complex key is refused whether a space, a tab or the end of the line follows the ?")

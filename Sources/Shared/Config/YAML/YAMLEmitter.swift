@@ -7,7 +7,12 @@ public enum YAMLEmitter {
         switch node.kind {
         case .mapping(let entries) where !entries.isEmpty: mapping(entries, indent: 0, into: &out)
         case .sequence(let items) where !items.isEmpty: sequence(items, indent: 0, into: &out)
-        default: out = inline(node) + "\n"
+        default:
+            out = inline(node)
+            // A plain `---` or `...` at the start of a line is a document marker: indented, it reads back as
+            // the scalar it is (found by fuzzing, FuzzAgentConfig).
+            if out.hasPrefix("---") || out.hasPrefix("...") { out = " " + out }
+            out += "\n"
         }
         return out
     }
