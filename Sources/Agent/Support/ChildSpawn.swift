@@ -3,15 +3,15 @@ import Synchronization
 
 /// Held from making a child's pipes to its posix_spawn: pipe() and FD_CLOEXEC are two steps, and a child
 /// spawned by another thread in between would inherit the pipe (a helper then never sees EOF).
-let spawnLock = Mutex<Void>(())
+package let spawnLock = Mutex<Void>(())
 
 /// posix_spawn as the agent starts every child (call it under ``spawnLock`` with the pipes it wires):
 /// an empty signal mask and default dispositions, since the agent blocks SIGTERM/SIGINT for its own
 /// handling and a child must not inherit that.
-enum ChildSpawn {
+package enum ChildSpawn {
     /// `dup2`: (agent fd, child fd) pairs; `stdinDevNull`: the child's stdin is /dev/null; `newProcessGroup`:
     /// the child leads its own group, so a kill of the group reaches what it started. Returns posix_spawn's result.
-    static func spawn(_ path: String, _ args: [String], dup2: [(Int32, Int32)] = [], stdinDevNull: Bool = false,
+    package static func spawn(_ path: String, _ args: [String], dup2: [(Int32, Int32)] = [], stdinDevNull: Bool = false,
                       newProcessGroup: Bool = false, pid: inout pid_t) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

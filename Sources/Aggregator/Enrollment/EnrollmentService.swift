@@ -35,7 +35,7 @@ public final class EnrollmentService: Service, Sendable {
     }
 
     enum Work: Sendable {
-        case join(JoinRequest, key: CurvePublicKey, peer: String)
+        case join(Join)
         case rotate(RotateRequest, host: String, peer: String)
     }
 
@@ -115,7 +115,7 @@ public final class EnrollmentService: Service, Sendable {
             dropJoining("malformed")
             return
         }
-        if !enqueue(.join(env.body, key: key, peer: peer)) {
+        if !enqueue(.join(Join(request: env.body, key: key, peer: peer))) {
             count(result: "busy")
             reply(to: peer, JoinResult(status: .refused, reason: "the aggregator is busy with joins; try again", retryAfterSeconds: Double.random(in: 5...30)))
         }
@@ -173,8 +173,8 @@ public final class EnrollmentService: Service, Sendable {
             var joins: [Join] = []
             for item in items {
                 switch item {
-                case .join(let request, let key, let peer):
-                    joins.append(Join(request: request, key: key, peer: peer))
+                case .join(let join):
+                    joins.append(join)
                     if joins.count == Self.batchLimit {
                         process(joins: joins)
                         joins = []

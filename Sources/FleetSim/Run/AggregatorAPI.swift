@@ -1,9 +1,12 @@
-import FoundationEssentials
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Glibc
 import RegwatchShared
 
-/// The two read routes of the aggregator's HTTP API the simulator watches, over a plain HTTP/1.1 GET to a
-/// loopback or literal IPv4 address (the simulator never resolves a name).
+/// The two read routes of the aggregator's HTTP API the simulator watches, at a loopback or literal IPv4
+/// address (the simulator never resolves a name).
 public struct AggregatorAPI: Sendable {
     public struct Outage: Decodable, Sendable {
         public var id: Int
@@ -39,64 +42,21 @@ public struct AggregatorAPI: Sendable {
         self.port = port
     }
 
-    public func outages() throws(SimError) -> [Outage] { try get("/api/v1/outages", as: [Outage].self) }
-    public func failovers() throws(SimError) -> [Failover] { try get("/api/v1/failovers", as: [Failover].self) }
+    public func outages() async throws(SimError) -> [Outage] { try await get("/api/v1/outages", as: [Outage].self) }
+    public func failovers() async throws(SimError) -> [Failover] { try await get("/api/v1/failovers", as: [Failover].self) }
 
-    func get<T: Decodable>(_ path: String, as: T.Type) throws(SimError) -> T {
-        let body = try fetch(path)
-        do { return try JSONCoding.decoder().decode(T.self, from: Data(body)) } catch {
+    func get<T: Decodable>(_ path: String, as: T.Type) async throws(SimError) -> T {
+        var request = URLRequest(url: URL(string: "http://\(host):\(port)\(path)")!)
+        request.timeoutInterval = 5
+        let data: Data, response: URLResponse
+        do { (data, response) = try await URLSession.shared.data(for: request) } catch {
+            throw .transport("GET http://\(host):\(port)\(path): \(error.localizedDescription)")
+        }
+        guard let status = (response as? HTTPURLResponse)?.statusCode, status == 200 else {
+            throw .transport("GET \(path): status \((response as? HTTPURLResponse)?.statusCode ?? 0)")
+        }
+        do { return try JSONCoding.decoder().decode(T.self, from: data) } catch {
             throw .transport("GET \(path): the answer is not the expected JSON: \(WireCodec.describe(error))")
         }
-    }
-
-    /// The body of a 200 answer; anything else throws.
-    func fetch(_ path: String) throws(SimError) -> [UInt8] {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .transport("socket: \(String(cString: strerror(errno)))") }
-        defer { Glibc.close(fd) }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        inet_pton(AF_INET, host, &sa.sin_addr)
-        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw .transport("GET http://\(host):\(port)\(path): \(String(cString: strerror(errno)))") }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
-            throw .transport("GET \(path): send failed")
-        }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 { throw .transport("GET \(path): \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            answer.append(contentsOf: buffer[0..<n])
-        }
-        guard let split = answer.firstRange(of: Array("\r\n\r\n".utf8)) else { throw .transport("GET \(path): no HTTP header in the answer") }
-        let head = String(decoding: answer[..<split.lowerBound], as: UTF8.self)
-        guard head.hasPrefix("HTTP/1.1 200") || head.hasPrefix("HTTP/1.0 200") else {
-            throw .transport("GET \(path): \(head.split(separator: "\r\n").first ?? "no status line")")
-        }
-        var body = Array(answer[split.upperBound...])
-        if head.lowercased().contains("transfer-encoding: chunked") { body = Self.unchunk(body) }
-        return body
-    }
-
-    static func unchunk(_ data: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = 0
-        while i < data.count {
-            guard let eol = data[i...].firstRange(of: [13, 10]) else { break }
-            let size = Int(String(decoding: data[i..<eol.lowerBound], as: UTF8.self).split(separator: ";").first ?? "", radix: 16) ?? 0
-            if size == 0 { break }
-            let start = eol.upperBound
-            let end = min(data.count, start + size)
-            out.append(contentsOf: data[start..<end])
-            i = end + 2
-        }
-        return out
     }
 }

@@ -19,10 +19,7 @@ public final class FleetSimulator: Sendable {
 
     public func run() async throws(SimError) -> SimSummary {
         let s = settings
-        let verifier: CommandVerifier
-        do { verifier = CommandVerifier(key: try KeyFiles.readSigningPublicKey(s.signingKeyFile)) } catch {
-            throw .file(s.signingKeyFile, error.description)
-        }
+        let verifier = try s.commandVerifier()
         let api = try s.api.map { base throws(SimError) in try AggregatorAPI(base: base) }
         try check(api: api)
         let store = SimIdentityFile(stateDir: s.stateDir)
@@ -68,6 +65,7 @@ public final class FleetSimulator: Sendable {
         } catch {
             failure = error
         }
+        if failure == nil, let broken = fleet.workerFailure() { failure = .aborted(broken) }
         let connectedAtEnd = fleet.totals().connected
         var totals = await local.stop()
         for w in workers { if let final = await w.finish() { totals.add(final) } }
@@ -119,6 +117,7 @@ public final class FleetSimulator: Sendable {
         while true {
             let t = fleet.totals()
             let now = fleet.elapsed()
+            if let broken = fleet.workerFailure() { throw .aborted(broken) }
             if t.connected == settings.agents && t.enrolledNow == settings.agents { return now }
             if now - lastLine >= 5 {
                 lastLine = now
@@ -161,12 +160,12 @@ public final class FleetSimulator: Sendable {
         var lastLine = 0.0
         while fleet.elapsed() < deadline {
             let now = fleet.elapsed()
-            if summary.detectSeconds == nil, let outages = try? api.outages(),
+            if summary.detectSeconds == nil, let outages = try? await api.outages(),
                outages.contains(where: { $0.state == "active" && $0.endpoint == ReportFactory.failingMirror }) {
                 summary.detectSeconds = now - tFault
                 progress("failover: outage of \(ReportFactory.failingMirror) open after \(String(format1: now - tFault)) s")
             }
-            if let plans = try? api.failovers(), let plan = plans.first(where: { $0.state != "advised" && (generation == nil || $0.generation == generation) }) {
+            if let plans = try? await api.failovers(), let plan = plans.first(where: { $0.state != "advised" && (generation == nil || $0.generation == generation) }) {
                 generation = plan.generation
                 summary.finalRolloutState = plan.state
                 if plan.state == "canary" { lastCanaryPoll = now }
@@ -338,6 +337,8 @@ final class Fleet: Sendable {
         try? await Task.sleep(for: .milliseconds(600))
     }
 
+    func workerFailure() -> String? { workers.lazy.compactMap(\.failure).first }
+
     func nextEpoch() -> Int { epoch.add(1, ordering: .relaxed).newValue }
 
     /// Applies a command here and in every worker.
@@ -369,6 +370,13 @@ extension String {
 }
 
 extension SimSettings {
+    /// The aggregator's command-signing key, pinned as the agent pins it.
+    func commandVerifier() throws(SimError) -> CommandVerifier {
+        do { return CommandVerifier(key: try KeyFiles.readSigningPublicKey(signingKeyFile)) } catch {
+            throw .file(signingKeyFile, error.description)
+        }
+    }
+
     var failoverFaultsDescription: String {
         faults.isEmpty ? "no fault" : faults.map(\.description).joined(separator: ", ")
     }

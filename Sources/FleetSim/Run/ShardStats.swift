@@ -20,9 +20,8 @@ struct ShardStats: Sendable, Codable {
     /// Per agent (local index): first handshake and first report after the current epoch began.
     var epochHandshakeAt: [Double]
     var epochReportAt: [Double]
-    /// Per agent: when it first accepted a failover generation, and which.
+    /// Per agent: when it first accepted a failover generation.
     var acceptedAt: [Double]
-    var acceptedGeneration: [UInt64]
     /// Acknowledged events: global agent index and seq (kept only when the run lists them).
     var ackedEvents: [AckedEvent] = []
     /// Global indices of the agents enrolled at the end (filled once, when the shard stops).
@@ -33,7 +32,6 @@ struct ShardStats: Sendable, Codable {
         epochHandshakeAt = Array(repeating: .nan, count: count)
         epochReportAt = Array(repeating: .nan, count: count)
         acceptedAt = Array(repeating: .nan, count: count)
-        acceptedGeneration = Array(repeating: 0, count: count)
     }
 }
 
@@ -65,7 +63,6 @@ extension ShardStats {
         epochHandshakeAt += s.epochHandshakeAt
         epochReportAt += s.epochReportAt
         acceptedAt += s.acceptedAt
-        acceptedGeneration += s.acceptedGeneration
         ackedEvents += s.ackedEvents
         enrolledAgents += s.enrolledAgents
     }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import RegwatchAgent
 import RegwatchShared
 import Synchronization
 
@@ -38,25 +39,21 @@ final class WorkerLink: Sendable {
     /// Shared with the reader thread.
     private final class State: Sendable {
         let figures = Mutex<(latest: ShardStats?, failure: String?)>((nil, nil))
+        /// Set before the worker is told to stop: its output ending is then no failure.
+        let stopping = Atomic<Bool>(false)
     }
     private let state = State()
 
     /// Starts `/proc/self/exe ARGS`, its stdin and stdout on pipes.
     init(arguments: [String]) throws(SimError) {
         var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw .aborted("pipe: \(String(cString: strerror(errno)))") }
-        // Close-on-exec, so no other worker inherits them; dup2 onto the child's stdin and stdout clears it there.
-        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
-        let exe = "/proc/self/exe"
-        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + arguments).map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
+        let rc = try spawnLock.withLock { _ throws(SimError) -> Int32 in
+            guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw .aborted("pipe: \(String(cString: strerror(errno)))") }
+            // Close-on-exec, so no other child inherits them; dup2 onto the worker's stdin and stdout clears it there.
+            for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            return ChildSpawn.spawn("/proc/self/exe", arguments, dup2: [(toChild[0], 0), (fromChild[1], 1)], pid: &pid)
+        }
         Glibc.close(toChild[0])
         Glibc.close(fromChild[1])
         guard rc == 0 else { throw .aborted("cannot start a worker process: \(String(cString: strerror(rc)))") }
@@ -75,12 +72,16 @@ final class WorkerLink: Sendable {
                 }
                 return true
             }
+            if !state.stopping.load(ordering: .relaxed) {
+                state.figures.withLock { $0.failure = $0.failure ?? "a worker process ended before it was told to stop" }
+            }
             Glibc.close(output)
         }
     }
 
     /// The worker's latest figures (nil before its first line).
     var latest: ShardStats? { state.figures.withLock { $0.latest } }
+    /// Why its figures cannot be trusted any more (it died, or printed something else), if so.
     var failure: String? { state.figures.withLock { $0.failure } }
 
     func send(_ command: Command) {
@@ -90,6 +91,7 @@ final class WorkerLink: Sendable {
 
     /// Stops the worker and returns its final figures.
     func finish() async -> ShardStats? {
+        state.stopping.store(true, ordering: .relaxed)
         send(.stop)
         Glibc.close(input)
         await reader.finished()
@@ -133,10 +135,7 @@ final class WorkerLink: Sendable {
 /// stdin and stdout (``WorkerLink``).
 public enum FleetWorker {
     public static func run(settings: SimSettings, first: Int, count: Int, startMs: Int64) async throws(SimError) {
-        let verifier: CommandVerifier
-        do { verifier = CommandVerifier(key: try KeyFiles.readSigningPublicKey(settings.signingKeyFile)) } catch {
-            throw .file(settings.signingKeyFile, error.description)
-        }
+        let verifier = try settings.commandVerifier()
         FleetSimulator.raiseFileLimit()
         let all = try SimIdentityFile(stateDir: settings.stateDir).load(count: first + count, prefix: settings.hostPrefix, zones: settings.zones, egresses: settings.egresses)
         let control = SimControl()

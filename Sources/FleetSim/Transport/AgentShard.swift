@@ -45,13 +45,12 @@ final class AgentShard: @unchecked Sendable {
 
     /// The thread body: runs until ``SimControl/stopping``, then closes every socket.
     func run() {
-        let now = nowMs()
+        let now = monotonicNow()
         for a in agents {
             // First reports spread over one interval, as agents started at different times would send them.
             a.nextReportAt = now + Int64(a.rng.unit() * Double(intervalMs))
             open(a)
         }
-        refreshGauges()
         var events = [epoll_event](repeating: epoll_event(), count: 512)
         var lastScan: Int64 = 0
         while !control.stopping.load(ordering: .relaxed) {
@@ -63,7 +62,7 @@ final class AgentShard: @unchecked Sendable {
                     if tag & 1 == 1 { handleMonitor(a) } else { drain(a) }
                 }
             }
-            let t = nowMs()
+            let t = monotonicNow()
             if t - lastScan >= 20 {
                 lastScan = t
                 scan(now: t)
@@ -103,7 +102,7 @@ final class AgentShard: @unchecked Sendable {
         } catch {
             // Out of file descriptors or sockets: counted as a failed connect and retried with backoff.
             stats.withLock { $0.disconnects += 1 }
-            scheduleReconnect(a, now: nowMs())
+            scheduleReconnect(a, now: monotonicNow())
         }
     }
 
@@ -147,7 +146,7 @@ final class AgentShard: @unchecked Sendable {
     private func handleMonitor(_ a: SimAgent) {
         guard let m = a.monitor else { return }
         while let e = m.next() {
-            let now = nowMs()
+            let now = monotonicNow()
             switch e.event {
             case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
                 a.backoff.reset()
@@ -205,7 +204,7 @@ final class AgentShard: @unchecked Sendable {
     }
 
     private func handle(_ message: WireMessage, agent a: SimAgent) {
-        let now = nowMs()
+        let now = monotonicNow()
         switch message {
         case .joinResult(let e):
             switch e.body.status {
@@ -242,12 +241,7 @@ final class AgentShard: @unchecked Sendable {
                 ack = FailoverAck(generation: directive.generation, outcome: .applied, reason: "emulated", appliedGeneration: directive.generation)
                 let at = seconds(now)
                 let local = a.slot
-                stats.withLock {
-                    if first {
-                        $0.acceptedAt[local] = at
-                        $0.acceptedGeneration[local] = directive.generation
-                    }
-                }
+                if first { stats.withLock { $0.acceptedAt[local] = at } }
             case .ignore(let g, let reason):
                 ack = FailoverAck(generation: g, outcome: .ignored, reason: reason, appliedGeneration: a.applied)
             case .reject(let g, let reason):
@@ -277,9 +271,15 @@ final class AgentShard: @unchecked Sendable {
 
     // MARK: Timers
 
+    /// Runs what is due for each agent, and counts (in the same pass) the enrolled agents and the events
+    /// waiting for an ack.
     private func scan(now: Int64) {
         let faults = control.faultsOn.load(ordering: .relaxed)
+        var unacked = 0
+        var enrolled = 0
         for a in agents {
+            unacked += a.unacked.count
+            if !a.joining { enrolled += 1 }
             if let at = a.reconnectAt, now >= at {
                 a.reconnectAt = nil
                 if let s = a.socket {
@@ -303,16 +303,6 @@ final class AgentShard: @unchecked Sendable {
                 if a.connected { sendReport(a, now: now) } else { a.reportWaiting = true }
             }
             if a.connected, !a.unacked.isEmpty { resendEvents(a, now: now, all: false) }
-        }
-        refreshGauges()
-    }
-
-    private func refreshGauges() {
-        var unacked = 0
-        var enrolled = 0
-        for a in agents {
-            unacked += a.unacked.count
-            if !a.joining { enrolled += 1 }
         }
         stats.withLock {
             $0.unackedNow = unacked
@@ -388,7 +378,6 @@ final class AgentShard: @unchecked Sendable {
 
     // MARK: Clock
 
-    func nowMs() -> Int64 { monotonicNow() }
 
     func seconds(_ ms: Int64) -> Double { Double(ms - startMs) / 1000 }
 }
