@@ -142,16 +142,26 @@ struct YAMLParserTests {
         #expect(again["a"]?.sequence?.compactMap(\.scalar) == ["x y 'z", "q # r s", "it's # t"])
     }
 
-    /// Found by fuzzing (FuzzAgentConfig): a key starting with a combining mark was written `"\u{059A}runtime":`,
-    /// one Character `"` + mark to the reader, so it read back as a plain key with the quotes in it.
-    @Test("combining marks in quoted keys and values are written as escapes and read back")
+    /// Found by fuzzing (FuzzAgentConfig): the reader worked on Characters, and a combining mark joins the
+    /// space, quote or colon before it into one. `key: \u{059A}x` then held no `: `, and `"\u{301}x"` no
+    /// opening quote. It reads Unicode scalars now, as YAML is defined.
+    @Test("a combining mark after a space, quote, colon or dash is read as the mark it is, and written back as is")
     func combiningMarks() throws {
         let node = YAMLNode(.mapping([
             .init(key: "\u{059A}runtime", keyLine: 1, value: YAMLNode(.scalar("\"\u{301}x\u{200D}\u{1D167}", quoted: true), line: 1)),
+            .init(key: "plain", keyLine: 2, value: YAMLNode(.scalar("\u{059A}v", quoted: false), line: 2)),
         ]), line: 1)
         let text = YAMLEmitter.emit(node)
-        #expect(text == "\"\\u059Aruntime\": \"\\\"\\u0301x\\u200D\\U0001D167\"\n")
+        #expect(text == "\"\u{059A}runtime\": \"\\\"\u{301}x\u{200D}\u{1D167}\"\nplain: \u{059A}v\n")
         #expect(try #require(try YAMLParser.parse(text)).sameContent(as: node))
+
+        let read = try #require(try YAMLParser.parse("a: \u{301}x\nb: \"\u{301}y\" # c\nc:\n  - \u{301}z\n  - -\u{301}w\nd: [\u{301}p, '\u{301}q']\n"))
+        #expect(read["a"]?.kind == .scalar("\u{301}x", quoted: false))
+        #expect(read["b"]?.kind == .scalar("\u{301}y", quoted: true))
+        #expect(read["c"]?.sequence?.compactMap(\.scalar) == ["\u{301}z", "-\u{301}w"])
+        #expect(read["d"]?.sequence?.compactMap(\.scalar) == ["\u{301}p", "\u{301}q"])
+        // A mark after the indentation's last space does not take that space out of the indentation.
+        #expect(try YAMLParser.parse("a:\n  b: 1\n  \u{301}c: 2\n")?["a"]?["\u{301}c"]?.int == 2)
     }
 
     @Test("flow values that merely look like indicators stay plain")

@@ -11,7 +11,7 @@ public enum YAMLEmitter {
             out = inline(node)
             // A plain `---` or `...` at the start of a line is a document marker: indented, it reads back as
             // the scalar it is (found by fuzzing, FuzzAgentConfig).
-            if out.hasPrefix("---") || out.hasPrefix("...") { out = " " + out }
+            if out.unicodeScalars.starts(with: "---".unicodeScalars) || out.unicodeScalars.starts(with: "...".unicodeScalars) { out = " " + out }
             out += "\n"
         }
         return out
@@ -69,32 +69,17 @@ public enum YAMLEmitter {
     static func key(_ k: String) -> String {
         guard let first = k.unicodeScalars.first, first.properties.isAlphabetic || first == "_",
               k.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-/:".unicodeScalars.contains($0) }),
-              !k.hasSuffix(":"), !k.contains("::"),
+              k.unicodeScalars.last != ":", !zip(k.unicodeScalars, k.unicodeScalars.dropFirst()).contains(where: { $0 == ":" && $1 == ":" }),
               YAMLNode(.scalar(k, quoted: false), line: 0).bool == nil, !YAMLNode(.scalar(k, quoted: false), line: 0).isNull
         else { return quote(k) }
         return k
     }
 
-    /// JSON's string escapes are a subset of YAML's double-quoted ones. Combining marks are escaped too: right
-    /// after the opening quote or a `\"` one joins it into a single Character, which the reader (it reads
-    /// Characters) then does not take for a quote (found by fuzzing, FuzzAgentConfig).
+    /// JSON's string escapes are a subset of YAML's double-quoted ones.
     static func quote(_ s: String) -> String {
         var out = ""
         JSONText.appendQuoted(s, to: &out)
-        func isMark(_ u: Unicode.Scalar) -> Bool {
-            switch u.properties.generalCategory {
-            case .nonspacingMark, .spacingMark, .enclosingMark: true
-            default: u.properties.isGraphemeExtend || u.value == 0x200D
-            }
-        }
-        guard out.unicodeScalars.contains(where: isMark) else { return out }
-        var escaped = ""
-        for u in out.unicodeScalars {
-            guard isMark(u) else { escaped.unicodeScalars.append(u); continue }
-            let hex = String(u.value, radix: 16, uppercase: true)
-            escaped += u.value > 0xFFFF ? "\\U" + String(repeating: "0", count: 8 - hex.count) + hex : "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        }
-        return escaped
+        return out
     }
 }
 

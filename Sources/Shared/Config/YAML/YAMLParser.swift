@@ -4,12 +4,18 @@
 /// Anchors, aliases, tags and complex keys are refused with a line that says so, rather than half-supported:
 /// a config must mean what it reads. Having our own reader keeps the agent free of Foundation (a YAML
 /// library on libyaml needs it), which is most of the agent's resident memory otherwise.
+///
+/// It reads Unicode scalars, as YAML is defined, not Characters: a combining mark after a space, quote or
+/// colon joins it into one Character, which then no longer reads as the space or quote it is (found by
+/// fuzzing, FuzzAgentConfig).
 public struct YAMLParser {
+    typealias Scalars = ArraySlice<Unicode.Scalar>
+
     struct Line {
         /// Leading spaces.
         var indent: Int
         /// The text after them.
-        var text: Substring
+        var text: Scalars
         var number: Int
 
         var isSignificant: Bool {
@@ -28,14 +34,20 @@ public struct YAMLParser {
     }
 
     private init(_ text: String) {
+        let scalars = Array(text.unicodeScalars)
         var out: [Line] = []
-        // YAML's line breaks: LF, CRLF (one Character in Swift, so never equal to "\n") and a lone CR, which
-        // PyYAML and Go's yaml break lines on too. Found by fuzzing (FuzzAgentConfig).
-        for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).enumerated() {
-            var line = raw
-            if line.last == "\r" { line = line.dropLast() }
+        // YAML's line breaks: LF, CRLF and a lone CR, which PyYAML and Go's yaml break lines on too. Found by
+        // fuzzing (FuzzAgentConfig).
+        var start = 0
+        var index = 0
+        while index <= scalars.count {
+            guard index == scalars.count || scalars[index] == "\n" || scalars[index] == "\r" else { index += 1; continue }
+            let line = scalars[start..<index]
             let indent = line.prefix { $0 == " " }.count
-            out.append(Line(indent: indent, text: line.dropFirst(indent), number: n + 1))
+            out.append(Line(indent: indent, text: line.dropFirst(indent), number: out.count + 1))
+            if index < scalars.count, scalars[index] == "\r", index + 1 < scalars.count, scalars[index + 1] == "\n" { index += 1 }
+            index += 1
+            start = index
         }
         lines = out
     }
@@ -44,7 +56,7 @@ public struct YAMLParser {
 
     private mutating func document() throws(YAMLError) -> YAMLNode? {
         skipInsignificant()
-        while let l = current, l.indent == 0, l.text.hasPrefix("%") { i += 1; skipInsignificant() }
+        while let l = current, l.indent == 0, l.text.first == "%" { i += 1; skipInsignificant() }
         if let l = current, l.indent == 0, isMarker(l.text, "---") {
             guard Self.stripComment(l.text.dropFirst(3)).isEmpty else {
                 throw YAMLError(line: l.number, "content on the --- line is not supported; start it on the next line")
@@ -61,8 +73,8 @@ public struct YAMLParser {
         return root
     }
 
-    private func isMarker(_ text: Substring, _ marker: String) -> Bool {
-        text.hasPrefix(marker) && (text.count == 3 || text.dropFirst(3).first == " " || text.dropFirst(3).first == "\t")
+    private func isMarker(_ text: Scalars, _ marker: String) -> Bool {
+        text.starts(with: marker.unicodeScalars) && (text.count == 3 || text.dropFirst(3).first == " " || text.dropFirst(3).first == "\t")
     }
 
     private var current: Line? { i < lines.count ? lines[i] : nil }
@@ -92,8 +104,8 @@ public struct YAMLParser {
         return try inlineValue(Self.stripComment(l.text), line: l.number, parentIndent: parentIndent)
     }
 
-    static func isListItem(_ text: Substring) -> Bool {
-        text == "-" || text.hasPrefix("- ") || text.hasPrefix("-\t")
+    static func isListItem(_ text: Scalars) -> Bool {
+        text.first == "-" && (text.count == 1 || text.dropFirst().first == " " || text.dropFirst().first == "\t")
     }
 
     private mutating func sequence(indent: Int) throws(YAMLError) -> YAMLNode {
@@ -150,7 +162,7 @@ public struct YAMLParser {
     }
 
     /// `key: rest` → (key, rest); nil when the line holds no key.
-    static func splitKey(_ text: Substring, line: Int) throws(YAMLError) -> (String, Substring)? {
+    static func splitKey(_ text: Scalars, line: Int) throws(YAMLError) -> (String, Scalars)? {
         // `?` then a space, a tab or the end of the line (a tab too: found by fuzzing, FuzzAgentConfig).
         if text.first == "?", text.dropFirst().first.map({ $0 == " " || $0 == "\t" }) ?? true {
             throw YAMLError(line: line, "complex keys (\"? \") are not supported")
@@ -162,7 +174,7 @@ public struct YAMLParser {
             guard reader.peek == ":" else { return nil }
             reader.pos += 1
             guard reader.atEnd || reader.peek == " " || reader.peek == "\t" else { return nil }
-            return (key, Substring(String(reader.chars[reader.pos...])))
+            return (key, reader.chars[reader.pos...])
         }
         if text.first == "{" || text.first == "[" || text.first == "#" { return nil }
         var index = text.startIndex
@@ -171,8 +183,8 @@ public struct YAMLParser {
             let next = text.index(after: index)
             if c == "#", index > text.startIndex, [" ", "\t"].contains(text[text.index(before: index)]) { return nil }
             if c == ":", next == text.endIndex || text[next] == " " || text[next] == "\t" {
-                let key = String(trim(text[..<index]))
-                if let first = key.first, "&*!|>%@`".contains(first) {
+                let key = string(trim(text[..<index]))
+                if let first = key.unicodeScalars.first, "&*!|>%@`".unicodeScalars.contains(first) {
                     throw YAMLError(line: line, "anchors, aliases and tags are not supported (key \"\(key)\")")
                 }
                 return (key, text[next...])
@@ -184,13 +196,13 @@ public struct YAMLParser {
 
     /// A value written after `key:` or `-` (or alone on its line): block scalar, flow collection, quoted or
     /// plain scalar. `parentIndent` bounds the lines a multi-line value may take.
-    private mutating func inlineValue(_ text: Substring, line: Int, parentIndent: Int) throws(YAMLError) -> YAMLNode {
+    private mutating func inlineValue(_ text: Scalars, line: Int, parentIndent: Int) throws(YAMLError) -> YAMLNode {
         guard let first = text.first else { return .null(line: line) }
         switch first {
         case "|", ">":
             return try blockScalar(header: text, line: line, parentIndent: parentIndent)
         case "[", "{", "\"", "'":
-            var joined = String(text)
+            var joined = Array(text)
             // One scan over the joined lines: whether a quote opens a string, and so whether a `#` starts a
             // comment, depends on what the lines before left open.
             var scan = FlowScan()
@@ -201,9 +213,10 @@ public struct YAMLParser {
                 }
                 let next = lines[i]
                 i += 1
-                joined += " " + Self.scanFlow(next.text, &scan)
+                joined.append(" ")
+                joined += Self.scanFlow(next.text, &scan)
             }
-            var reader = FlowReader(Array(joined), line: line)
+            var reader = FlowReader(joined, line: line)
             let node = try reader.value()
             reader.skipSpace()
             // Messages never quote the file's values: a runtime file's may be a password.
@@ -214,30 +227,31 @@ public struct YAMLParser {
         case "%", "@", "`":
             throw YAMLError(line: line, "a plain value cannot start with \"\(first)\"; quote it")
         default:
-            var value = String(text)
+            var value = Array(text)
             // A plain scalar continues on lines indented deeper than its parent.
             while let n = peek(), n.indent > parentIndent, !(parentIndent < 0 && n.indent == 0) {
                 if try Self.splitKey(n.text, line: n.number) != nil || Self.isListItem(n.text) {
                     throw YAMLError(line: n.number, "unexpected indentation")
                 }
-                value += " " + Self.stripComment(n.text, flow: false)
+                value.append(" ")
+                value += Self.stripComment(n.text, flow: false)
                 i += 1
             }
-            if value.contains(": ") || value.hasSuffix(":") {
+            if value.last == ":" || zip(value, value.dropFirst()).contains(where: { $0 == ":" && $1 == " " }) {
                 throw YAMLError(line: line, "a plain value cannot contain \": \"; quote it")
             }
-            return YAMLNode(.scalar(value, quoted: false), line: line)
+            return YAMLNode(.scalar(Self.string(value[...]), quoted: false), line: line)
         }
     }
 
-    private mutating func blockScalar(header: Substring, line: Int, parentIndent: Int) throws(YAMLError) -> YAMLNode {
+    private mutating func blockScalar(header: Scalars, line: Int, parentIndent: Int) throws(YAMLError) -> YAMLNode {
         let literal = header.first == "|"
-        var chomp: Character = " "
+        var chomp: Unicode.Scalar = " "
         var explicit: Int?
         for c in Self.stripComment(header.dropFirst()) {
             if c == "-" || c == "+", chomp == " " { chomp = c }
-            else if let d = c.wholeNumberValue, d > 0, explicit == nil { explicit = d }
-            else { throw YAMLError(line: line, "invalid block scalar header \"\(header)\"") }
+            else if ("1"..."9").contains(c), explicit == nil { explicit = Int(c.value - 0x30) }
+            else { throw YAMLError(line: line, "invalid block scalar header \"\(Self.string(header))\"") }
         }
         let base = max(parentIndent, 0)
         var contentIndent = explicit.map { base + $0 }
@@ -248,7 +262,7 @@ public struct YAMLParser {
             if blank { body.append(""); i += 1; continue }
             if contentIndent == nil { contentIndent = l.indent }
             guard let indent = contentIndent, l.indent >= indent, indent > parentIndent else { break }
-            body.append(String(repeating: " ", count: l.indent - indent) + l.text)
+            body.append(String(repeating: " ", count: l.indent - indent) + Self.string(l.text))
             i += 1
         }
         // Blank lines after the content belong to it only with "+".
@@ -283,9 +297,9 @@ public struct YAMLParser {
     /// starts with one). In a plain value a quote is a character like any other (`a,"b #c` is `a,"b`, as PyYAML
     /// reads it); it used to open a string there, so a comment was kept or not depending on the quotes before
     /// it on the line (found by fuzzing, FuzzAgentConfig).
-    static func stripComment(_ text: Substring, flow: Bool? = nil) -> Substring {
-        if !(flow ?? trim(text).first.map { "[{\"'".contains($0) } ?? false) {
-            var previous: Character = " "
+    static func stripComment(_ text: Scalars, flow: Bool? = nil) -> Scalars {
+        if !(flow ?? trim(text).first.map { "[{\"'".unicodeScalars.contains($0) } ?? false) {
+            var previous: Unicode.Scalar = " "
             for index in text.indices {
                 if text[index] == "#", previous == " " || previous == "\t" { return trim(text[..<index]) }
                 previous = text[index]
@@ -298,10 +312,10 @@ public struct YAMLParser {
 
     /// What a flow value's scan has left open at the end of a line.
     struct FlowScan {
-        var quote: Character?
+        var quote: Unicode.Scalar?
         /// The last character other than a space outside quotes (the closing quote after a quoted
         /// scalar); nil at the start of the value.
-        var significant: Character?
+        var significant: Unicode.Scalar?
         var depth = 0
         /// Every quote and bracket opened is closed.
         var closed: Bool { depth <= 0 && quote == nil }
@@ -309,8 +323,8 @@ public struct YAMLParser {
 
     /// Scans one line of a flow value from `state`, updating it, and returns the line without its ` #`
     /// comment (a `#` after a space outside quotes), trimmed.
-    static func scanFlow(_ text: Substring, _ state: inout FlowScan) -> Substring {
-        var previous: Character = " "
+    static func scanFlow(_ text: Scalars, _ state: inout FlowScan) -> Scalars {
+        var previous: Unicode.Scalar = " "
         var index = text.startIndex
         while index < text.endIndex {
             let c = text[index]
@@ -344,7 +358,7 @@ public struct YAMLParser {
         return trim(text)
     }
 
-    static func trim(_ text: Substring) -> Substring {
+    static func trim(_ text: Scalars) -> Scalars {
         var t = text
         while let f = t.first, f == " " || f == "\t" { t = t.dropFirst() }
         while let l = t.last, l == " " || l == "\t" { t = t.dropLast() }
@@ -354,24 +368,30 @@ public struct YAMLParser {
     /// Whether a quote after `significant` (the last character other than a space before it; nil at the
     /// start) begins a quoted scalar: only at the start of a flow value. Inside a plain value a quote is a
     /// plain character (`[a "b # c]` holds `a "b`, as PyYAML reads it); found by fuzzing (FuzzAgentConfig).
-    static func startsScalar(after significant: Character?) -> Bool {
-        significant.map { "[{,:".contains($0) } ?? true
+    static func startsScalar(after significant: Unicode.Scalar?) -> Bool {
+        significant.map { "[{,:".unicodeScalars.contains($0) } ?? true
+    }
+
+    static func string(_ scalars: Scalars) -> String {
+        var out = ""
+        out.unicodeScalars.append(contentsOf: scalars)
+        return out
     }
 }
 
-/// Flow collections and quoted scalars, read character by character.
+/// Flow collections and quoted scalars, read scalar by scalar.
 struct FlowReader {
-    let chars: [Character]
+    let chars: [Unicode.Scalar]
     var pos = 0
     let line: Int
 
-    init(_ chars: [Character], line: Int) {
+    init(_ chars: [Unicode.Scalar], line: Int) {
         self.chars = chars
         self.line = line
     }
 
     var atEnd: Bool { pos >= chars.count }
-    var peek: Character? { atEnd ? nil : chars[pos] }
+    var peek: Unicode.Scalar? { atEnd ? nil : chars[pos] }
 
     mutating func skipSpace() {
         while let c = peek, c == " " || c == "\t" { pos += 1 }
@@ -430,19 +450,19 @@ struct FlowReader {
 
     /// A plain scalar inside a flow collection: up to `,`, `]`, `}` or `: `.
     private mutating func plain() throws(YAMLError) -> String {
-        if let c = peek, "&*!".contains(c) { throw YAMLError(line: line, "anchors, aliases and tags are not supported") }
+        if let c = peek, "&*!".unicodeScalars.contains(c) { throw YAMLError(line: line, "anchors, aliases and tags are not supported") }
         // What YAML (and the block reader here) refuses to start a plain scalar with: taken in { } or [ ], such a
         // value was written back by YAMLEmitter as a comment, list item or block scalar (found by fuzzing).
-        if let c = peek, "#|>%@`".contains(c) || ("-?:".contains(c) && (pos + 1 >= chars.count || " \t".contains(chars[pos + 1]))) {
+        if let c = peek, "#|>%@`".unicodeScalars.contains(c) || ("-?:".unicodeScalars.contains(c) && (pos + 1 >= chars.count || " \t".unicodeScalars.contains(chars[pos + 1]))) {
             throw YAMLError(line: line, "a plain value cannot start with \"\(c)\"; quote it")
         }
         let start = pos
         while let c = peek {
             if c == "," || c == "]" || c == "}" || c == "[" || c == "{" { break }
-            if c == ":", pos + 1 >= chars.count || " \t,]}".contains(chars[pos + 1]) { break }
+            if c == ":", pos + 1 >= chars.count || " \t,]}".unicodeScalars.contains(chars[pos + 1]) { break }
             pos += 1
         }
-        return String(YAMLParser.trim(Substring(String(chars[start..<pos]))))
+        return YAMLParser.string(YAMLParser.trim(chars[start..<pos]))
     }
 
     mutating func quoted() throws(YAMLError) -> String {
@@ -455,7 +475,7 @@ struct FlowReader {
                 if q == "'", peek == "'" { out.append("'"); pos += 1; continue }
                 return out
             }
-            guard q == "\"", c == "\\" else { out.append(c); continue }
+            guard q == "\"", c == "\\" else { out.unicodeScalars.append(c); continue }
             guard let e = peek else { break }
             pos += 1
             switch e {
@@ -463,11 +483,11 @@ struct FlowReader {
             case "t", "\t": out.append("\t")
             case "r": out.append("\r")
             case "0": out.append("\0")
-            case "\"", "\\", "/", " ": out.append(e)
+            case "\"", "\\", "/", " ": out.unicodeScalars.append(e)
             case "e": out.append("\u{1B}")
             case "x", "u", "U":
                 let width = e == "x" ? 2 : e == "u" ? 4 : 8
-                guard pos + width <= chars.count, let v = UInt32(String(chars[pos..<pos + width]), radix: 16),
+                guard pos + width <= chars.count, let v = UInt32(YAMLParser.string(chars[pos..<pos + width]), radix: 16),
                       let scalar = Unicode.Scalar(v) else {
                     throw YAMLError(line: line, "invalid \\\(e) escape in a quoted string")
                 }
