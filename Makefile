@@ -21,6 +21,8 @@ DEB_PACKAGES += python3-venv
 # python3-websocket (websocket-client) is how Tests/EndToEndTests/browser.py drives that Chromium over the DevTools
 # protocol: one process for every shot, full-page screenshots, the DOM it built and layout facts.
 DEB_PACKAGES += chromium fonts-dejavu-core python3-websocket
+# PostgreSQL, the store several aggregators share: tests start throwaway clusters of Debian's server.
+DEB_PACKAGES += postgresql
 # make bench-fleet: python3-zmq (the connect storm's DEALER sockets); sqlite3 (the crash series checks the
 # database's integrity after every kill, in make test and make bench-fleet).
 DEB_PACKAGES += python3-zmq sqlite3

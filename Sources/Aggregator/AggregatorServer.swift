@@ -88,6 +88,6 @@ public struct AggregatorServer {
         ))
         try await group.run()
         ingest.commitPending()
-        try? store.checkpoint()
+        store.close()
     }
 }

@@ -4,7 +4,7 @@ import Logging
 import RegwatchShared
 import Testing
 
-/// The failover service's store side on a real SQLite file: inputs gathered from ingested reports and
+/// The failover service's store side on both backends (an SQLite file, a PostgreSQL database): inputs gathered from ingested reports and
 /// recorded outages, the controller state saved after a step and restored by a new service (a restart),
 /// acks recorded as the host's latest and in the timeline, and the read-only preview of `failover plan`.
 @Suite("Failover service and store")
@@ -14,8 +14,8 @@ struct FailoverServiceTests {
     static let hosts = [("z1-a", "z1"), ("z1-b", "z1"), ("z2-a", "z2"), ("z2-b", "z2")]
 
     /// Four hosts whose probes of mirror A time out, and the open `endpoint_down` outage for A.
-    static func fleetWithOutage(at t: Date) throws -> FleetStore {
-        let store = try F.open("failover")
+    static func fleetWithOutage(at t: Date, _ backend: StoreBackend) throws -> any FleetStoring {
+        let store = try backend.open("failover").store
         try F.ingest(store, hosts.map { id, zone in
             F.report(id, zone: zone, at: t, probes: [F.probe(F.mirrorA, .tcpTimeout, at: t), F.probe(F.mirrorB, at: t)], interval: 1)
         })
@@ -25,10 +25,10 @@ struct FailoverServiceTests {
         return store
     }
 
-    @Test("a step plans a generation from the store's outages and pools, saves it, and a new service resumes it")
-    func stepPersistRestore() throws {
+    @Test("a step plans a generation from the store's outages and pools, saves it, and a new service resumes it", arguments: StoreBackend.allCases)
+    func stepPersistRestore(_ backend: StoreBackend) throws {
         let t = F.t0
-        let store = try Self.fleetWithOutage(at: t)
+        let store = try Self.fleetWithOutage(at: t, backend)
         let settings = FailoverSettings(mode: .auto, canaryShare: 0.1)
         let service = try FailoverService(store: store, settings: settings, signer: nil, router: nil, interval: .seconds(1), staleAfter: 5, logger: Self.logger)
         // Without a signing key nothing can be sent: the service only advises.
@@ -45,10 +45,10 @@ struct FailoverServiceTests {
         #expect(preview.map(\.mirrors) == [["docker.io": [F.mirrorB]]])
     }
 
-    @Test("with a signing key the canaries (one per zone) are targeted; acks are stored and drive the next step")
-    func canariesAndAcks() throws {
+    @Test("with a signing key the canaries (one per zone) are targeted; acks are stored and drive the next step", arguments: StoreBackend.allCases)
+    func canariesAndAcks(_ backend: StoreBackend) throws {
         let t = F.t0
-        let store = try Self.fleetWithOutage(at: t)
+        let store = try Self.fleetWithOutage(at: t, backend)
         let signer = CommandSigner(key: .init())
         let service = try FailoverService(
             store: store, settings: FailoverSettings(mode: .auto, canaryShare: 0.1), signer: signer, router: nil, interval: .seconds(1),
@@ -78,10 +78,10 @@ struct FailoverServiceTests {
         #expect(service.plans.first?.state == .rolling, "\(String(describing: service.plans.first))")
     }
 
-    @Test("operator freeze is saved at once and blocks new plans until thaw")
-    func freezeThaw() throws {
+    @Test("operator freeze is saved at once and blocks new plans until thaw", arguments: StoreBackend.allCases)
+    func freezeThaw(_ backend: StoreBackend) throws {
         let t = F.t0
-        let store = try Self.fleetWithOutage(at: t)
+        let store = try Self.fleetWithOutage(at: t, backend)
         let service = try FailoverService(
             store: store, settings: FailoverSettings(), signer: CommandSigner(key: .init()), router: nil, interval: .seconds(1), staleAfter: 5,
             logger: Self.logger)

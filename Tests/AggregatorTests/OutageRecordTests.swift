@@ -13,10 +13,10 @@ struct OutageRecordTests {
                         evidence: [OutageEvidence(host: "n1", zone: "z1", endpoint: StoreFixture.mirrorA, errorClass: .tcpTimeout, detail: "dial tcp: i/o timeout")])
     }
 
-    @Test("opened, updated and closed transitions become one row; the engine restores from the store without reopening")
-    func lifecycle() throws {
-        let path = StoreFixture.path("outages")
-        let store = try FleetStore(path: path)
+    @Test("opened, updated and closed transitions become one row; the engine restores from the store without reopening", arguments: StoreBackend.allCases)
+    func lifecycle(_ backend: StoreBackend) throws {
+        let t = try backend.open("outages")
+        let store = t.store
         var engine = CorrelationEngine(settings: CorrelationSettings(openAfter: 1))
         let opened = engine.evaluate(candidates: [candidate()], now: t0)
         let rows = try store.record(opened, active: engine.active)
@@ -31,7 +31,7 @@ struct OutageRecordTests {
         #expect(try store.outages(activeOnly: true).first?.affectedHosts == 3)
 
         // A restart: the engine comes back from the store with the outage open and emits no second `opened`.
-        var restored = CorrelationEngine(settings: CorrelationSettings(openAfter: 1), active: try FleetStore(path: path).activeOutageStates())
+        var restored = CorrelationEngine(settings: CorrelationSettings(openAfter: 1), active: try t.reopen().activeOutageStates())
         #expect(restored.active.keys.contains(key))
         #expect(restored.evaluate(candidates: [candidate(affected: 3)], now: t0.addingTimeInterval(60)).isEmpty)
 
@@ -47,9 +47,9 @@ struct OutageRecordTests {
         #expect(try store.activeOutageStates().isEmpty)
     }
 
-    @Test("the API shape: every contract field present, absent values as null")
-    func apiShape() throws {
-        let store = try StoreFixture.open("outage-json")
+    @Test("the API shape: every contract field present, absent values as null", arguments: StoreBackend.allCases)
+    func apiShape(_ backend: StoreBackend) throws {
+        let store = try backend.open("outage-json").store
         var engine = CorrelationEngine(settings: CorrelationSettings(openAfter: 1))
         let rows = try store.record(engine.evaluate(candidates: [candidate()], now: t0), active: engine.active)
         let json = try #require(try JSONSerialization.jsonObject(with: JSONCoding.encoder().encode(rows)) as? [[String: Any]])

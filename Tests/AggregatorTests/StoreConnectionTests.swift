@@ -6,9 +6,9 @@ import Testing
 struct StoreConnectionTests {
     typealias F = StoreFixture
 
-    @Test("a report connects a host; two silent intervals disconnect it; stale comes after staleAfter")
-    func silence() throws {
-        let store = try F.open("connection")
+    @Test("a report connects a host; two silent intervals disconnect it; stale comes after staleAfter", arguments: StoreBackend.allCases)
+    func silence(_ backend: StoreBackend) throws {
+        let store = try backend.open("connection").store
         try F.ingest(store, [F.report("quiet", probes: [F.probe(F.hub)]), F.report("chatty", probes: [F.probe(F.hub)])])
         #expect(try store.hosts(now: F.t0, staleAfter: 3).allSatisfy { $0.connected })
 

@@ -51,7 +51,7 @@ enum StoreFixture {
 
     /// Commits reports, each received at its own `cycleStartedAt` unless `receivedAt` is given.
     @discardableResult
-    static func ingest(_ store: FleetStore, _ reports: [Report], receivedAt: Date? = nil) throws -> IngestResult {
+    static func ingest(_ store: any FleetStoring, _ reports: [Report], receivedAt: Date? = nil) throws -> IngestResult {
         var batch = IngestBatch()
         for (i, r) in reports.enumerated() {
             batch.append(report: r, hostID: r.host.id, seq: UInt64(i + 1), receivedAt: receivedAt ?? r.cycleStartedAt)

@@ -9,9 +9,9 @@ import Testing
 struct StoreHistoryTests {
     typealias F = StoreFixture
 
-    @Test("headroom: the lowest reading of a minute is kept, minutes come back in order, retention drops old ones")
-    func headroom() throws {
-        let store = try F.open()
+    @Test("headroom: the lowest reading of a minute is kept, minutes come back in order, retention drops old ones", arguments: StoreBackend.allCases)
+    func headroom(_ backend: StoreBackend) throws {
+        let store = try backend.open().store
         let minute = Date(timeIntervalSince1970: 1_700_000_040)  // a minute's start
         try store.recordHeadroom(["nat-1": 40, "nat-2": 90], at: minute.addingTimeInterval(5))
         try store.recordHeadroom(["nat-1": 55], at: minute.addingTimeInterval(30))   // higher: the 40 stands
@@ -29,9 +29,9 @@ struct StoreHistoryTests {
         #expect(try store.headroom(since: .distantPast) == [HeadroomMinuteRow(egress: "nat-1", minute: minute.addingTimeInterval(60), remaining: 80)])
     }
 
-    @Test("spool counts: stored per host, dropped events counted as increases, an agent restart counted from zero, outdated reports not counted")
-    func spool() throws {
-        let store = try F.open()
+    @Test("spool counts: stored per host, dropped events counted as increases, an agent restart counted from zero, outdated reports not counted", arguments: StoreBackend.allCases)
+    func spool(_ backend: StoreBackend) throws {
+        let store = try backend.open().store
         func report(_ at: Double, _ spool: SpoolStatus?) -> Report {
             var r = F.report("node-1", at: F.t0.addingTimeInterval(at), probes: [F.probe(F.hub)])
             r.spool = spool
@@ -52,9 +52,9 @@ struct StoreHistoryTests {
         #expect(try store.hosts(now: F.t0, staleAfter: 3, id: "no-such-host").isEmpty)
     }
 
-    @Test("host detail: runtime mirror order as reported, newest pull failures only, outages overlapping a window")
-    func hostDetail() throws {
-        let store = try F.open()
+    @Test("host detail: runtime mirror order as reported, newest pull failures only, outages overlapping a window", arguments: StoreBackend.allCases)
+    func hostDetail(_ backend: StoreBackend) throws {
+        let store = try backend.open().store
         let runtime = RuntimeConfigState(runtime: .containerd, mirrors: ["docker.io": [F.mirrorB, F.mirrorA]], valid: true, hash: "h1")
         try F.ingest(store, [F.report("node-1", probes: [F.probe(F.mirrorA)], runtimes: [runtime])])
         var batch = IngestBatch()
@@ -68,16 +68,16 @@ struct StoreHistoryTests {
         #expect(try store.outages(since: F.t0).isEmpty)
     }
 
-    @Test("forget: hosts and their runtime states go, all or nothing; pull events stay")
-    func forget() throws {
-        let store = try F.open()
+    @Test("forget: hosts and their runtime states go, all or nothing; pull events stay", arguments: StoreBackend.allCases)
+    func forget(_ backend: StoreBackend) throws {
+        let store = try backend.open().store
         let runtime = RuntimeConfigState(runtime: .containerd, mirrors: ["docker.io": [F.mirrorA]], valid: true, hash: "h1")
         try F.ingest(store, [F.report("node-1", probes: [F.probe(F.mirrorA)], runtimes: [runtime]),
                              F.report("node-2", probes: [F.probe(F.mirrorA)], runtimes: [runtime])])
         var batch = IngestBatch()
         batch.append(events: [F.event(1, .failure, .tcpRefused)], hostID: "node-1")
         try store.commit(batch)
-        #expect(throws: StoreError.unknownHosts(path: store.path, hosts: ["node-9"])) { try store.forget(hosts: ["node-1", "node-9"]) }
+        #expect(throws: StoreError.unknownHosts(path: store.location, hosts: ["node-9"])) { try store.forget(hosts: ["node-1", "node-9"]) }
         #expect(try store.hosts(now: F.t0, staleAfter: 3).count == 2)
         try store.forget(hosts: ["node-1", "node-1"])
         #expect(try store.hosts(now: F.t0, staleAfter: 3).map(\.id) == ["node-2"])
@@ -86,9 +86,9 @@ struct StoreHistoryTests {
         #expect(try store.pullEvents(host: "node-1", failuresOnly: true).count == 1)
     }
 
-    @Test("latest states of one host")
-    func latestStatesOfOneHost() throws {
-        let store = try F.open()
+    @Test("latest states of one host", arguments: StoreBackend.allCases)
+    func latestStatesOfOneHost(_ backend: StoreBackend) throws {
+        let store = try backend.open().store
         try F.ingest(store, [F.report("node-1", probes: [F.probe(F.mirrorA), F.probe(F.hub)]), F.report("node-2", probes: [F.probe(F.mirrorA)])])
         #expect(try store.latestStates(now: F.t0, staleAfter: 3, host: "node-1").map(\.hostID) == ["node-1", "node-1"])
         #expect(try store.latestStates(now: F.t0, staleAfter: 3, host: "node-9").isEmpty)

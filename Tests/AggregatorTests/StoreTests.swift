@@ -114,18 +114,11 @@ struct StoreSchemaTests {
 
 @Suite("Fleet store: ingest")
 struct StoreIngestTests {
-    let store: FleetStore
 
-    init() throws {
-        store = try F.open()
-    }
-
-    private func count(_ table: String, _ filter: String = "1") throws -> Int {
-        try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table) WHERE \(filter)") ?? 0 }
-    }
-
-    @Test("classSince keeps the time of the first report with the current class, and moves when the class changes")
-    func classSince() throws {
+    @Test("classSince keeps the time of the first report with the current class, and moves when the class changes", arguments: StoreBackend.allCases)
+    func classSince(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         func since(_ url: String) throws -> Date? {
             try store.latestStates(now: F.t0.addingTimeInterval(100), staleAfter: 100).first { $0.probe.endpoint.url == url }?.classSince
         }
@@ -139,8 +132,10 @@ struct StoreIngestTests {
         #expect(try since(F.mirrorA) == t3 && since(F.hub) == t3, "a class change restarts it")
     }
 
-    @Test("a report fills host, endpoint_state, runtime_state and probe_sample; labels and probes round-trip")
-    func firstReport() throws {
+    @Test("a report fills host, endpoint_state, runtime_state and probe_sample; labels and probes round-trip", arguments: StoreBackend.allCases)
+    func firstReport(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         let probes = [F.probe(F.hub, remaining: 57), F.probe(F.mirrorA), F.probe(F.mirrorB, .tcpTimeout, totalMs: nil)]
         let runtimes = [RuntimeConfigState(runtime: .docker, mirrors: ["docker.io": [F.mirrorA, F.mirrorB]], valid: true, hash: "h1")]
         var report = F.report("node-a1", probes: probes, runtimes: runtimes, generation: 7)
@@ -160,26 +155,26 @@ struct StoreIngestTests {
         #expect(h.status == .problems)
         #expect(h.eventSources == report.eventSources)
 
-        let row = try store.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT zone, egress, lastReportSeq, mirrorPools FROM host WHERE id = 'node-a1'")!
-        }
-        #expect(row[0] as String == "z1" && row[1] as String == "203.0.113.7" && row[2] as Int64 == 41)
-        let pools = try JSONDecoder().decode([String: [MirrorSpec]].self, from: Data((row[3] as String).utf8))
+        let row = try #require(try t.rows("SELECT zone, egress, lastReportSeq, mirrorPools FROM host WHERE id = 'node-a1'").first)
+        #expect(row[0] == .text("z1") && row[1] == .text("203.0.113.7") && row[2] == .int(41))
+        let pools = try JSONDecoder().decode([String: [MirrorSpec]].self, from: Data((row[3].string ?? "").utf8))
         #expect(pools == report.mirrorPools)
 
         let latest = try store.latestStates(now: F.t0, staleAfter: 3)
         #expect(latest.map(\.probe) == probes.sorted { ($0.endpoint.registry, $0.endpoint.url) < ($1.endpoint.registry, $1.endpoint.url) })
         #expect(latest.allSatisfy { $0.hostID == "node-a1" && $0.labels == report.host.labels && !$0.stale && $0.zone == "z1" })
 
-        let runtime = try store.pool.read { db in try Row.fetchOne(db, sql: "SELECT runtime, mirrors, valid, hash FROM runtime_state")! }
-        #expect(runtime[0] as String == "docker" && runtime[2] as Bool && runtime[3] as String == "h1")
-        #expect(try JSONDecoder().decode([String: [String]].self, from: Data((runtime[1] as String).utf8)) == ["docker.io": [F.mirrorA, F.mirrorB]])
-        #expect(try count("probe_sample") == 3)
-        #expect(try count("probe_sample", "totalMs IS NULL AND bucket IS NULL AND class = 'tcp_timeout'") == 1)
+        let runtime = try #require(try t.rows("SELECT runtime, mirrors, valid, hash FROM runtime_state").first)
+        #expect(runtime[0] == .text("docker") && runtime[2] == .int(1) && runtime[3] == .text("h1"))
+        #expect(try JSONDecoder().decode([String: [String]].self, from: Data((runtime[1].string ?? "").utf8)) == ["docker.io": [F.mirrorA, F.mirrorB]])
+        #expect(try t.count("probe_sample") == 3)
+        #expect(try t.count("probe_sample", "totalMs IS NULL AND bucket IS NULL AND class = 'tcp_timeout'") == 1)
     }
 
-    @Test("a newer report replaces the host's endpoints and runtimes; dropped ones disappear")
-    func newerReplaces() throws {
+    @Test("a newer report replaces the host's endpoints and runtimes; dropped ones disappear", arguments: StoreBackend.allCases)
+    func newerReplaces(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         try F.ingest(store, [F.report("node-a1", probes: [F.probe(F.hub), F.probe(F.mirrorA), F.probe(F.mirrorB)],
                                       runtimes: [RuntimeConfigState(runtime: .docker, mirrors: ["docker.io": [F.mirrorA]], valid: true, hash: "h1"),
                                                  RuntimeConfigState(runtime: .containerd, mirrors: [:], valid: true, hash: "c1")])])
@@ -190,26 +185,30 @@ struct StoreIngestTests {
         #expect(latest.map(\.probe.endpoint.url) == [F.mirrorA, F.hub])
         #expect(latest.map(\.probe.errorClass) == [.serverError, .ok])
         #expect(latest.allSatisfy { $0.zone == "z2" && $0.observedAt == later })
-        let runtimes = try store.pool.read { db in try Row.fetchAll(db, sql: "SELECT runtime, mirrors, valid, detail FROM runtime_state") }
+        let runtimes = try t.rows("SELECT runtime, mirrors, valid, detail FROM runtime_state")
         #expect(runtimes.count == 1)
-        #expect(runtimes.first?[1] as String? == #"{"docker.io":["https://mirror-b:5000"]}"#)
-        #expect(runtimes.first?[3] as String? == "bad json")
-        #expect(try count("probe_sample") == 5)
+        #expect(runtimes.first?[1] == .text(#"{"docker.io":["https://mirror-b:5000"]}"#))
+        #expect(runtimes.first?[3] == .text("bad json"))
+        #expect(try t.count("probe_sample") == 5)
         #expect(try store.hosts(now: later, staleAfter: 3).first?.firstSeen == F.t0)
     }
 
-    @Test("an unchanged runtime hash refreshes validity without rewriting mirrors")
-    func runtimeSameHash() throws {
+    @Test("an unchanged runtime hash refreshes validity without rewriting mirrors", arguments: StoreBackend.allCases)
+    func runtimeSameHash(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         try F.ingest(store, [F.report("node-a1", probes: [], runtimes: [RuntimeConfigState(runtime: .crio, mirrors: ["docker.io": [F.mirrorA]], valid: true, hash: "x")])])
         let later = F.t0.addingTimeInterval(30)
         try F.ingest(store, [F.report("node-a1", at: later, probes: [], runtimes: [RuntimeConfigState(runtime: .crio, mirrors: ["docker.io": [F.mirrorA]], valid: false, detail: "reload failed", hash: "x")])])
-        let row = try store.pool.read { db in try Row.fetchOne(db, sql: "SELECT valid, detail, observedAt, mirrors FROM runtime_state")! }
-        #expect(row[0] as Bool == false && row[1] as String == "reload failed" && row[2] as Double == later.timeIntervalSince1970)
-        #expect(row[3] as String == #"{"docker.io":["https://mirror-a:5000"]}"#)
+        let row = try #require(try t.rows("SELECT valid, detail, observedAt, mirrors FROM runtime_state").first)
+        #expect(row[0] == .int(0) && row[1] == .text("reload failed") && row[2].double == later.timeIntervalSince1970)
+        #expect(row[3] == .text(#"{"docker.io":["https://mirror-a:5000"]}"#))
     }
 
-    @Test("newest wins: an older or resent report does not overwrite latest state, but counts as a sign of life")
-    func olderDoesNotOverwrite() throws {
+    @Test("newest wins: an older or resent report does not overwrite latest state, but counts as a sign of life", arguments: StoreBackend.allCases)
+    func olderDoesNotOverwrite(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         let later = F.t0.addingTimeInterval(30)
         try F.ingest(store, [F.report("node-a1", at: later, probes: [F.probe(F.hub, .rateLimited, at: later)], generation: 3)])
         var batch = IngestBatch()
@@ -222,11 +221,13 @@ struct StoreIngestTests {
         #expect(h.labels["zone"] == "z1" && h.appliedGeneration == 3)
         #expect(h.lastSeen == later.addingTimeInterval(6))
         #expect(try store.latestStates(now: later, staleAfter: 3).map(\.probe.errorClass) == [.rateLimited])
-        #expect(try count("probe_sample") == 1)
+        #expect(try t.count("probe_sample") == 1)
     }
 
-    @Test("several reports of one host in one batch: the newest ends up as latest state")
-    func sameHostInOneBatch() throws {
+    @Test("several reports of one host in one batch: the newest ends up as latest state", arguments: StoreBackend.allCases)
+    func sameHostInOneBatch(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         let reports = (0..<3).map { i in
             let at = F.t0.addingTimeInterval(Double(i) * 30)
             return F.report("node-a1", at: at, probes: [F.probe(F.hub, totalMs: Double(10 + i), at: at)])
@@ -236,22 +237,26 @@ struct StoreIngestTests {
         #expect(try store.latestStates(now: F.t0, staleAfter: 3).first?.probe.phases.totalMs == 12)
     }
 
-    @Test("a report naming one endpoint or runtime twice is stored (last wins) instead of failing the batch")
-    func duplicateKeysInReport() throws {
+    @Test("a report naming one endpoint or runtime twice is stored (last wins) instead of failing the batch", arguments: StoreBackend.allCases)
+    func duplicateKeysInReport(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         let rt = RuntimeConfigState(runtime: .docker, mirrors: [:], valid: true, hash: "a")
         var rt2 = rt
         rt2.valid = false
         let result = try F.ingest(store, [F.report("node-a1", probes: [F.probe(F.hub), F.probe(F.hub, .timeout)], runtimes: [rt, rt2])])
         #expect(result.reportsStored == 1)
         #expect(try store.latestStates(now: F.t0, staleAfter: 3).map(\.probe.errorClass) == [.timeout])
-        #expect(try count("runtime_state", "valid = 0") == 1 && count("runtime_state") == 1)
+        #expect(try t.count("runtime_state", "NOT valid") == 1 && t.count("runtime_state") == 1)
         let later = F.t0.addingTimeInterval(30)
         try F.ingest(store, [F.report("node-a1", at: later, probes: [F.probe(F.hub, at: later), F.probe(F.mirrorA, at: later)])])
-        #expect(try count("endpoint_state") == 2 && count("runtime_state") == 0)
+        #expect(try t.count("endpoint_state") == 2 && t.count("runtime_state") == 0)
     }
 
-    @Test("pull events: duplicates are ignored but acknowledged, per host, in a batch mixing hosts")
-    func pullEvents() throws {
+    @Test("pull events: duplicates are ignored but acknowledged, per host, in a batch mixing hosts", arguments: StoreBackend.allCases)
+    func pullEvents(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         var batch = IngestBatch()
         batch.append(events: [F.event(1), F.event(2), F.event(3, .failure, .tcpTimeout)], hostID: "node-a1")
         batch.append(events: [F.event(1), F.event(UInt64.max)], hostID: "node-b1")
@@ -269,21 +274,19 @@ struct StoreIngestTests {
         #expect(second.committedSeqs == ["node-a1": [3, 4], "node-b1": [UInt64.max]])
         #expect(second.insertedByOutcome == [.init(result: "success", errorClass: "ok"): 1])
 
-        let stored = try store.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT hostId, seq, class, result FROM pull_event")
-                .map { "\($0[0] as String)/\(UInt64(bitPattern: $0[1] as Int64))/\($0[2] as String)/\($0[3] as String)" }
-                .sorted() // seqs >= 2^63 are stored by bit pattern and sort negative in SQL
-        }
+        let stored = try t.rows("SELECT hostId, seq, class, result FROM pull_event")
+            .map { "\($0[0])/\(UInt64(bitPattern: $0[1].int ?? 0))/\($0[2])/\($0[3])" }
+            .sorted() // seqs >= 2^63 are stored by bit pattern and sort negative in SQL
         #expect(stored == ["node-a1/1/ok/success", "node-a1/2/ok/success", "node-a1/3/tcp_timeout/failure", "node-a1/4/ok/success",
                            "node-b1/1/ok/success", "node-b1/\(UInt64.max)/ok/success"])
         #expect(try store.status(now: F.t0, staleAfter: 3).pullEvents == 6)
     }
 
-    @Test("one transaction: when any row fails, nothing of the batch is stored or acknowledged, and the next batch works")
-    func atomic() throws {
-        try store.pool.write { db in
-            try db.execute(sql: "CREATE TRIGGER boom BEFORE INSERT ON pull_event WHEN NEW.image = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END")
-        }
+    @Test("one transaction: when any row fails, nothing of the batch is stored or acknowledged, and the next batch works", arguments: StoreBackend.allCases)
+    func atomic(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
+        try t.failInserts(ofImage: "boom")
         var batch = IngestBatch()
         batch.append(report: F.report("node-a1", probes: [F.probe(F.hub)]), hostID: "node-a1", seq: 1, receivedAt: F.t0)
         batch.append(events: [F.event(1)], hostID: "node-a1")
@@ -296,30 +299,29 @@ struct StoreIngestTests {
         } catch {
             #expect(error.code == "write_failed" && error.description.contains("boom"))
         }
-        #expect(try count("host") == 0 && count("endpoint_state") == 0 && count("probe_sample") == 0 && count("pull_event") == 0)
+        #expect(try t.count("host") == 0 && t.count("endpoint_state") == 0 && t.count("probe_sample") == 0 && t.count("pull_event") == 0)
 
         batch.events.removeLast()
         let result = try store.commit(batch)
         #expect(result.reportsStored == 1 && result.committedSeqs == ["node-a1": [1]])
-        #expect(try count("endpoint_state") == 1 && count("pull_event") == 1)
+        #expect(try t.count("endpoint_state") == 1 && t.count("pull_event") == 1)
     }
 
-    @Test("an empty batch commits nothing and succeeds")
-    func emptyBatch() throws {
+    @Test("an empty batch commits nothing and succeeds", arguments: StoreBackend.allCases)
+    func emptyBatch(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         #expect(try store.commit(IngestBatch()) == IngestResult())
     }
 }
 
 @Suite("Fleet store: queries")
 struct StoreQueryTests {
-    let store: FleetStore
 
-    init() throws {
-        store = try F.open()
-    }
-
-    @Test("hosts(): ok, problems (failing endpoint or invalid runtime), stale, disconnected; stale beats disconnected")
-    func hostStatus() throws {
+    @Test("hosts(): ok, problems (failing endpoint or invalid runtime), stale, disconnected; stale beats disconnected", arguments: StoreBackend.allCases)
+    func hostStatus(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         let old = F.t0.addingTimeInterval(-600)
         try F.ingest(store, [
             F.report("ok-1", probes: [F.probe(F.hub), F.probe(F.mirrorA)]),
@@ -343,15 +345,17 @@ struct StoreQueryTests {
 
         let summary = try store.status(now: now, staleAfter: 3)
         #expect(summary.hosts == 7 && summary.hostsStale == 2 && summary.hostsConnected == 5)
-        #expect(summary.endpointStates == 9 && summary.databaseBytes > 0 && summary.path == store.path)
+        #expect(summary.endpointStates == 9 && summary.databaseBytes > 0 && summary.path == store.location)
 
         try store.setAllDisconnected()
         #expect(try store.status(now: now, staleAfter: 3).hostsConnected == 0)
         #expect(try store.hosts(now: now, staleAfter: 3).first { $0.id == "ok-1" }?.status == .disconnected)
     }
 
-    @Test("endpoints(): counts, dominant failing class, exact p50/p95, lowest quota; stale hosts excluded")
-    func endpoints() throws {
+    @Test("endpoints(): counts, dominant failing class, exact p50/p95, lowest quota; stale hosts excluded", arguments: StoreBackend.allCases)
+    func endpoints(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         var reports: [Report] = []
         // 20 fresh hosts probe the mirror with totalMs 10, 20, ..., 200; 3 fail with tcp_timeout, 2 with dns_failure.
         for i in 1...20 {
@@ -387,16 +391,20 @@ struct StoreQueryTests {
         #expect(latest.filter(\.stale).map(\.hostID) == ["stale-1", "stale-1", "stale-1"])
     }
 
-    @Test("a dominant-class tie is broken alphabetically")
-    func dominantTie() throws {
+    @Test("a dominant-class tie is broken alphabetically", arguments: StoreBackend.allCases)
+    func dominantTie(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         try F.ingest(store, [
             F.report("a", probes: [F.probe(F.mirrorA, .tcpTimeout)]), F.report("b", probes: [F.probe(F.mirrorA, .dnsFailure)]),
         ])
         #expect(try store.endpoints(now: F.t0, staleAfter: 3).first?.errorClass == .dnsFailure)
     }
 
-    @Test("one mirror URL serving two registries keeps a state per registry")
-    func urlSharedByRegistries() throws {
+    @Test("one mirror URL serving two registries keeps a state per registry", arguments: StoreBackend.allCases)
+    func urlSharedByRegistries(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
         try F.ingest(store, [F.report("a", probes: [F.probe(F.mirrorA, registry: "docker.io"), F.probe(F.mirrorA, registry: "ghcr.io", .notFound)])])
         let rows = try store.endpoints(now: F.t0, staleAfter: 3)
         #expect(rows.map(\.registry) == ["docker.io", "ghcr.io"])
@@ -406,23 +414,15 @@ struct StoreQueryTests {
 
 @Suite("Fleet store: maintenance")
 struct StoreMaintenanceTests {
-    let store: FleetStore
-
-    init() throws {
-        store = try F.open()
-    }
-
-    private func count(_ table: String) throws -> Int {
-        try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
-    }
-
-    private func integrity() throws -> String? {
-        try store.pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") }
+    /// SQLite's own check of the file; PostgreSQL keeps its files itself.
+    private func integrityOK(_ t: TestStore) throws -> Bool {
+        if t.backend == .postgres { return true }
+        return try t.rows("PRAGMA integrity_check").first?.first?.string == "ok"
     }
 
     /// Minute 0: 4 hosts, mirror-a 10/20/30/40 ms, one failing tcp_timeout without timing (a 5th probe).
     /// Minute 1: 4 hosts, mirror-a 100 ms each. Minute 2 (current at t0+150 s): 4 hosts.
-    private func fill() throws {
+    private func fill(_ store: any FleetStoring) throws {
         for minute in 0..<3 {
             let at = F.t0.addingTimeInterval(Double(minute) * 60 + 5)
             let reports = (1...4).map { i in
@@ -437,9 +437,11 @@ struct StoreMaintenanceTests {
         _ = try store.commit(events)
     }
 
-    @Test("complete minutes roll up with correct counts; re-running changes nothing; raw rows stay for their retention")
-    func rollUp() throws {
-        try fill()
+    @Test("complete minutes roll up with correct counts; re-running changes nothing; raw rows stay for their retention", arguments: StoreBackend.allCases)
+    func rollUp(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
+        try fill(store)
         let now = F.t0.addingTimeInterval(150)
         let first = try store.maintain(now: now, rawRetention: 3600, minuteRetention: 7 * 86400, eventRetention: 7 * 86400)
         #expect(first.minutesWritten == 3)
@@ -458,40 +460,46 @@ struct StoreMaintenanceTests {
         #expect(abs(p50 - 20) / 20 < 0.1)
 
         let again = try store.maintain(now: now, rawRetention: 3600, minuteRetention: 7 * 86400, eventRetention: 7 * 86400)
-        #expect(again == FleetStore.MaintenanceResult())
+        #expect(again == MaintenanceResult())
         #expect(try store.probeMinutes(since: F.t0.addingTimeInterval(-3600)) == minutes)
-        #expect(try count("probe_sample") == 13)
-        #expect(try integrity() == "ok")
+        #expect(try t.count("probe_sample") == 13)
+        #expect(try integrityOK(t))
     }
 
-    @Test("past retention: raw samples, minutes and events are deleted; the current minute is rolled later, once")
-    func retention() throws {
-        try fill()
+    @Test("past retention: raw samples, minutes and events are deleted; the current minute is rolled later, once", arguments: StoreBackend.allCases)
+    func retention(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
+        try fill(store)
         try store.maintain(now: F.t0.addingTimeInterval(150), rawRetention: 3600, minuteRetention: 7 * 86400, eventRetention: 7 * 86400)
         // Two hours later: every raw sample is past retention, minute 2 is now complete.
         let later = F.t0.addingTimeInterval(7200)
         let r = try store.maintain(now: later, rawRetention: 3600, minuteRetention: 7 * 86400, eventRetention: 7 * 86400)
         #expect(r.minutesWritten == 1 && r.samplesDeleted == 13)
-        #expect(try count("probe_sample") == 0)
+        #expect(try t.count("probe_sample") == 0)
         let minutes = try store.probeMinutes(since: F.t0, until: later, endpoint: F.mirrorA)
         #expect(minutes.map(\.samples) == [4, 4, 4])
 
         // A week and a bit later: the minutes go, and so does the remaining event.
         let r2 = try store.maintain(now: F.t0.addingTimeInterval(8 * 86400), rawRetention: 3600, minuteRetention: 7 * 86400, eventRetention: 7 * 86400)
         #expect(r2.minutesDeleted == 4 && r2.eventsDeleted == 1)
-        #expect(try count("probe_minute") == 0 && count("pull_event") == 0)
-        #expect(try integrity() == "ok")
-        try store.checkpoint()
-        #expect(try store.status(now: later, staleAfter: 3).walBytes == 0)
+        #expect(try t.count("probe_minute") == 0 && t.count("pull_event") == 0)
+        #expect(try integrityOK(t))
+        if let sqlite = store as? FleetStore {
+            try sqlite.checkpoint()
+            #expect(try store.status(now: later, staleAfter: 3).walBytes == 0)
+        }
     }
 
-    @Test("raw samples not yet rolled up are kept even past raw retention")
-    func unrolledKept() throws {
-        try fill()
+    @Test("raw samples not yet rolled up are kept even past raw retention", arguments: StoreBackend.allCases)
+    func unrolledKept(_ backend: StoreBackend) throws {
+        let t = try backend.open()
+        let store = t.store
+        try fill(store)
         // With a 1 s raw retention, the current minute's samples (minute 2) must wait for their roll-up.
         let r = try store.maintain(now: F.t0.addingTimeInterval(150), rawRetention: 1, minuteRetention: 86400, eventRetention: 86400 * 30)
         #expect(r.minutesWritten == 3 && r.samplesDeleted == 9)
-        #expect(try count("probe_sample") == 4)
+        #expect(try t.count("probe_sample") == 4)
         let r2 = try store.maintain(now: F.t0.addingTimeInterval(180), rawRetention: 1, minuteRetention: 86400, eventRetention: 86400 * 30)
         #expect(r2.minutesWritten == 1 && r2.samplesDeleted == 4)
         #expect(try store.probeMinutes(since: F.t0, endpoint: F.mirrorA).map(\.samples) == [4, 4, 4])

@@ -10,7 +10,7 @@ import Synchronization
 /// and closed outages to the ``AlertDispatcher``. The engine is restored from the store on start, so a
 /// restarted aggregator neither reopens nor forgets an outage.
 public final class CorrelationService: Service, Sendable {
-    let store: FleetStore
+    let store: any FleetStoring
     let settings: CorrelationSettings
     let alerts: AlertDispatcher?
     let logger: Logger
@@ -20,7 +20,7 @@ public final class CorrelationService: Service, Sendable {
     /// The `regwatch_outage` series published last window, so an ended outage's series can be removed.
     private let published = Mutex<Set<[String]>>([])
 
-    public init(store: FleetStore, settings: CorrelationSettings, alerts: AlertDispatcher?, logger: Logger, alertReminder: TimeInterval = 60) {
+    public init(store: any FleetStoring, settings: CorrelationSettings, alerts: AlertDispatcher?, logger: Logger, alertReminder: TimeInterval = 60) {
         self.store = store
         self.settings = settings
         self.alerts = alerts

@@ -12,7 +12,7 @@ import Synchronization
 /// The controller's state is saved after every step that changed it and restored on start, so
 /// generations never go backwards and a rollout resumes at its stage after a restart.
 public final class FailoverService: Service, Sendable {
-    let store: FleetStore
+    let store: any FleetStoring
     let signer: CommandSigner?
     let router: RouterServer?
     let interval: Duration
@@ -27,7 +27,7 @@ public final class FailoverService: Service, Sendable {
     ///   - signer: signs directives; without one (no signing key) nothing is sent, plans are only shown.
     ///   - interval: the step period (the correlation window).
     public init(
-        store: FleetStore, settings: FailoverSettings, signer: CommandSigner?, router: RouterServer?, interval: Duration,
+        store: any FleetStoring, settings: FailoverSettings, signer: CommandSigner?, router: RouterServer?, interval: Duration,
         staleAfter: Int, logger: Logger
     ) throws(StoreError) {
         self.store = store
@@ -165,7 +165,7 @@ public final class FailoverService: Service, Sendable {
 
     /// The controller's inputs as the store has them at `now`.
     static func inputs(
-        store: FleetStore, acks: [String: FailoverInputs.Ack], recoveryHold: TimeInterval, staleAfter: Int, now: Date
+        store: any FleetStoring, acks: [String: FailoverInputs.Ack], recoveryHold: TimeInterval, staleAfter: Int, now: Date
     ) throws(StoreError) -> FailoverInputs {
         FailoverInputs(
             hosts: try store.failoverHosts(now: now, staleAfter: staleAfter, acks: acks),
@@ -179,7 +179,7 @@ public final class FailoverService: Service, Sendable {
     /// - Parameter thawed: plan as if an operator had just thawed (no freeze, no blocked maps): what a
     ///   thaw would start.
     public static func preview(
-        store: FleetStore, settings: FailoverSettings, staleAfter: Int, thawed: Bool = false, now: Date = Date()
+        store: any FleetStoring, settings: FailoverSettings, staleAfter: Int, thawed: Bool = false, now: Date = Date()
     ) throws(StoreError) -> [FailoverPlan] {
         var settings = settings
         settings.mode = .advise

@@ -34,7 +34,7 @@ public enum APIServer {
         }
     }
 
-    public static func makeApplication(store: FleetStore, options: Options, logger: Logger) -> some ApplicationProtocol {
+    public static func makeApplication(store: any FleetStoring, options: Options, logger: Logger) -> some ApplicationProtocol {
         let router = Router()
         router.get("/healthz") { _, _ -> Response in
             do {

@@ -22,7 +22,7 @@ public final class FleetGaugesService: Service, Sendable {
         public init() {}
     }
 
-    let store: FleetStore
+    let store: any FleetStoring
     let router: RouterServer
     let options: Options
     let logger: Logger
@@ -35,7 +35,7 @@ public final class FleetGaugesService: Service, Sendable {
         var certificates: Set<String> = []
     }
 
-    public init(store: FleetStore, router: RouterServer, options: Options, logger: Logger) {
+    public init(store: any FleetStoring, router: RouterServer, options: Options, logger: Logger) {
         self.store = store
         self.router = router
         self.options = options

@@ -48,7 +48,7 @@ public final class IngestService: Service, Sendable {
     }
 
     let router: RouterServer
-    let store: FleetStore
+    let store: any FleetStoring
     let isEnrolled: @Sendable (String) -> Bool
     let logger: Logger
     let policy: CommitPolicy
@@ -80,7 +80,7 @@ public final class IngestService: Service, Sendable {
 
     /// - Parameter isEnrolled: whether a host id is currently enrolled (checked for CURVE peers).
     public init(
-        router: RouterServer, store: FleetStore, isEnrolled: @escaping @Sendable (String) -> Bool = { _ in true },
+        router: RouterServer, store: any FleetStoring, isEnrolled: @escaping @Sendable (String) -> Bool = { _ in true },
         policy: CommitPolicy = .init(), failoverAcks: (@Sendable (_ host: String, FailoverAck) -> Void)? = nil,
         enrollment: EnrollmentService? = nil, logger: Logger
     ) {

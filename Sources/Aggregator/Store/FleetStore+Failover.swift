@@ -55,8 +55,7 @@ extension FleetStore {
         try read { db in
             var out: [String: FailoverInputs.Ack] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT hostId, generation, outcome, detail, at FROM failover_last_ack") {
-                guard let outcome = FailoverAck.Outcome(rawValue: row[2]) else { continue }
-                out[row[0]] = .init(generation: UInt64(bitPattern: row[1]), outcome: outcome, reason: row[3], at: Date(unixSeconds: row[4]))
+                out[row[0]] = StoreRows.ack(generation: row[1], outcome: row[2], detail: row[3], at: row[4])
             }
             return out
         }
@@ -65,26 +64,13 @@ extension FleetStore {
     /// Every host as the controller sees it: labels, mirror pools, applied generation, when its latest
     /// report arrived and whether it is stale.
     public func failoverHosts(now: Date, staleAfter: Int, acks: [String: FailoverInputs.Ack]) throws(StoreError) -> [FailoverInputs.Host] {
-        let t = now.unixSeconds
-        return try read { db in
-            let decoder = JSONDecoder()
-            // A fleet shares a handful of distinct pools and label sets: each distinct text is decoded once.
-            var labelsByText: [String: [String: String]] = [:]
-            var poolsByText: [String: [String: [MirrorSpec]]] = [:]
-            return try Row.fetchAll(db, sql: "SELECT id, labels, mirrorPools, appliedGeneration, lastSeen, intervalSeconds FROM host ORDER BY id").map { row in
-                let id: String = row[0]
-                let lastSeen: Double = row[4]
-                let labelsText: String = row[1], poolsText: String = row[2]
-                let labels = labelsByText[labelsText] ?? StoreJSON.decode([String: String].self, labelsText, default: [:], decoder: decoder)
-                let pools = poolsByText[poolsText] ?? StoreJSON.decode([String: [MirrorSpec]].self, poolsText, default: [:], decoder: decoder)
-                labelsByText[labelsText] = labels
-                poolsByText[poolsText] = pools
-                return FailoverInputs.Host(
-                    id: id, labels: labels,
-                    mirrorPools: pools,
-                    appliedGeneration: UInt64(bitPattern: row[3]), reportedAt: Date(unixSeconds: lastSeen), lastAck: acks[id],
-                    stale: HostRow.isStale(now: t, lastSeen: lastSeen, intervalSeconds: row[5], staleAfter: staleAfter))
+        try read { db in
+            var hosts = StoreRows.FailoverHosts(now: now.unixSeconds, staleAfter: staleAfter, acks: acks)
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, labels, mirrorPools, appliedGeneration, lastSeen, intervalSeconds FROM host ORDER BY id")
+            while let row = try rows.next() {
+                hosts.add(id: row[0], labels: row[1], mirrorPools: row[2], appliedGeneration: row[3], lastSeen: row[4], intervalSeconds: row[5])
             }
+            return hosts.rows
         }
     }
 
@@ -93,11 +79,9 @@ extension FleetStore {
         try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT kind, endpoint, registry, zone, host, egress, endedAt FROM outage
-                WHERE state = 'resolved' AND endedAt >= ?
+                WHERE state = 'resolved' AND endedAt >= ? ORDER BY id
                 """, arguments: [since.unixSeconds]).compactMap { row in
-                guard let kind = OutageKind(rawValue: row[0]), let ended: Double = row[6] else { return nil }
-                return .init(key: OutageKey(kind: kind, endpoint: row[1], registry: row[2], zone: row[3], host: row[4], egress: row[5]),
-                             recoveredAt: Date(unixSeconds: ended))
+                StoreRows.recovered(kind: row[0], endpoint: row[1], registry: row[2], zone: row[3], host: row[4], egress: row[5], endedAt: row[6])
             }
         }
     }

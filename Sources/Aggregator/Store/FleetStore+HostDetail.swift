@@ -11,34 +11,27 @@ extension FleetStore {
             let decoder = JSONDecoder()
             return try Row.fetchAll(db, sql: "SELECT runtime, mirrors, valid, detail, hash FROM runtime_state WHERE hostId = ? ORDER BY runtime",
                                     arguments: [host])
-                .compactMap { row in
-                    guard let kind = RuntimeKind(rawValue: row[0]) else { return nil }
-                    return RuntimeConfigState(
-                        runtime: kind, mirrors: StoreJSON.decode([String: [String]].self, row[1], default: [:], decoder: decoder),
-                        valid: row[2], detail: row[3], hash: row[4])
-                }
+                .compactMap { StoreRows.runtime($0[0], mirrors: $0[1], valid: $0[2], detail: $0[3], hash: $0[4], decoder: decoder) }
         }
     }
 
     /// The host's newest pull events, newest first; with `failuresOnly`, only failed pulls.
-    public func pullEvents(host: String, failuresOnly: Bool, limit: Int = 20) throws(StoreError) -> [PullEvent] {
+    public func pullEvents(host: String, failuresOnly: Bool, limit: Int) throws(StoreError) -> [PullEvent] {
         try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT seq, at, image, registry, endpoint, result, class, detail, source FROM pull_event
                 WHERE hostId = ? \(failuresOnly ? "AND result = 'failure'" : "") ORDER BY at DESC, seq DESC LIMIT ?
                 """, arguments: [host, limit])
                 .map { row in
-                    PullEvent(
-                        seq: UInt64(bitPattern: row[0]), at: Date(unixSeconds: row[1]), image: row[2], registry: row[3], endpoint: row[4],
-                        result: PullEvent.Result(rawValue: row[5]) ?? .failure, errorClass: ErrorClass(rawValue: row[6]) ?? .unknown,
-                        detail: row[7], source: row[8])
+                    StoreRows.pullEvent(seq: row[0], at: row[1], image: row[2], registry: row[3], endpoint: row[4], result: row[5],
+                                        errorClass: row[6], detail: row[7], source: row[8])
                 }
         }
     }
 
     /// Outages active at some point in `[since, now]`: still active, or ended at or after `since`;
     /// oldest first.
-    public func outages(since: Date, limit: Int = 500) throws(StoreError) -> [OutageRow] {
+    public func outages(since: Date, limit: Int) throws(StoreError) -> [OutageRow] {
         try read { db in
             let ids = try Int64.fetchAll(db, sql: """
                 SELECT id FROM outage WHERE endedAt IS NULL OR endedAt >= ? ORDER BY startedAt, id LIMIT ?

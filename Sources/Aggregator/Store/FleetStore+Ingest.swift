@@ -136,7 +136,7 @@ private final class Ingester {
         }
         let exists = stored != nil
 
-        let runtimeCount = Self.distinctCount(r.runtimes) { $0.runtime == $1.runtime }
+        let runtimeCount = IngestBatch.distinctCount(r.runtimes) { $0.runtime == $1.runtime }
         // A report that names a runtime twice must not fail the batch on the primary key: then even a
         // new host's rows are written update-first, and the last one wins.
         let runtimesUpdateFirst = exists || runtimeCount != r.runtimes.count
@@ -190,13 +190,6 @@ private final class Ingester {
             try deleteOtherRuntimes.execute(host, cycle)
         }
         return true
-    }
-
-    /// Distinct elements by `same`, quadratic: reports carry a handful of probes and runtimes.
-    static func distinctCount<T>(_ items: [T], _ same: (T, T) -> Bool) -> Int {
-        var n = 0
-        for i in items.indices where !items[..<i].contains(where: { same($0, items[i]) }) { n += 1 }
-        return n
     }
 
     /// Inserts one pull event; false when `(hostID, seq)` was already stored.

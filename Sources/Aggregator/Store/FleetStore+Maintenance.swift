@@ -5,15 +5,6 @@ extension FleetStore {
     /// `store_meta` key of the roll-up watermark: every minute before it has been rolled into `probe_minute`.
     static let rolledUntilKey = "probe_minute.rolledUntil"
 
-    /// What one `maintain` run did, for logs and metrics.
-    public struct MaintenanceResult: Sendable, Equatable {
-        /// `probe_minute` rows written (one per endpoint x minute rolled).
-        public var minutesWritten = 0
-        public var samplesDeleted = 0
-        public var minutesDeleted = 0
-        public var eventsDeleted = 0
-    }
-
     /// Keeps the file bounded: rolls finished minutes of raw probe samples into `probe_minute`, deletes
     /// what is past retention, and runs a passive WAL checkpoint. Call it about once a minute; each run
     /// touches only the minutes since the previous one, so it stays cheap at any database size.
@@ -102,16 +93,17 @@ extension FleetStore {
         let rows = try Row.fetchCursor(db, sql: """
             SELECT CAST(observedAt / 60 AS INTEGER) * 60, probes FROM probe_report WHERE observedAt >= ? AND observedAt < ?
             """, arguments: [from, until])
-        while let row = try rows.next() {
-            let minute: Int64 = row[0]
-            let text: String = row[1]
-            CompactJSONReader.forEachRow(text) { v in
-                guard v.count == 5, let registry = v[0].string, let endpoint = v[1].string, let cls = v[2].string else { return }
-                let key = MinuteKey(registry: registry, endpoint: endpoint, minute: minute)
-                minutes[key, default: MinuteAggregate()].add(errorClass: cls, totalMs: v[3].double, bucket: v[4].int)
-            }
-        }
+        while let row = try rows.next() { rollUp(row[1], minute: row[0], into: &minutes) }
         return minutes
+    }
+
+    /// Adds one `probe_report` row's samples (its `probes` text) to the minute it was received in.
+    static func rollUp(_ text: String, minute: Int64, into minutes: inout [MinuteKey: MinuteAggregate]) {
+        CompactJSONReader.forEachRow(text) { v in
+            guard v.count == 5, let registry = v[0].string, let endpoint = v[1].string, let cls = v[2].string else { return }
+            let key = MinuteKey(registry: registry, endpoint: endpoint, minute: minute)
+            minutes[key, default: MinuteAggregate()].add(errorClass: cls, totalMs: v[3].double, bucket: v[4].int)
+        }
     }
 
     private static func insert(_ minutes: [MinuteKey: MinuteAggregate], _ db: Database) throws {

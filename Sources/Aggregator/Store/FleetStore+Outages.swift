@@ -99,13 +99,13 @@ extension FleetStore {
     public func activeOutageStates() throws(StoreError) -> [ActiveOutage] {
         let decoder = JSONCoding.decoder()
         return try read { db in
-            try String.fetchAll(db, sql: "SELECT engineState FROM outage WHERE state = 'active' AND engineState IS NOT NULL")
+            try String.fetchAll(db, sql: "SELECT engineState FROM outage WHERE state = 'active' AND engineState IS NOT NULL ORDER BY id")
                 .compactMap { try? decoder.decode(ActiveOutage.self, from: Data($0.utf8)) }
         }
     }
 
     /// Outages, newest first: only active ones, or all (up to `limit`).
-    public func outages(activeOnly: Bool, limit: Int = 500) throws(StoreError) -> [OutageRow] {
+    public func outages(activeOnly: Bool, limit: Int) throws(StoreError) -> [OutageRow] {
         try read { db in
             let ids = try Int64.fetchAll(db, sql: """
                 SELECT id FROM outage \(activeOnly ? "WHERE state = 'active'" : "") ORDER BY startedAt DESC, id DESC LIMIT ?
@@ -122,16 +122,9 @@ extension FleetStore {
     }
 
     static func outage(_ db: Database, id: Int64) throws -> OutageRow? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM outage WHERE id = ?", arguments: [id]) else { return nil }
-        guard let kind = OutageKind(rawValue: row["kind"]) else { return nil }
-        let evidenceText: String = row["evidence"] ?? "[]"
-        let evidence = (try? JSONCoding.decoder().decode([OutageEvidence].self, from: Data(evidenceText.utf8))) ?? []
-        let ended: Double? = row["endedAt"]
-        let errorClass: String? = row["errorClass"]
-        return OutageRow(
-            id: row["id"], kind: kind, state: OutageRow.State(rawValue: row["state"]) ?? .active,
-            endpoint: row["endpoint"], registry: row["registry"], zone: row["zone"], host: row["host"], egress: row["egress"],
-            errorClass: errorClass.map { ErrorClass(rawValue: $0) ?? .unknown }, affectedHosts: row["affectedHosts"], totalHosts: row["totalHosts"],
-            evidence: evidence, startedAt: Date(timeIntervalSince1970: row["startedAt"]), endedAt: ended.map { Date(timeIntervalSince1970: $0) })
+        guard let row = try Row.fetchOne(db, sql: "SELECT \(StoreRows.outageColumns) FROM outage WHERE id = ?", arguments: [id]) else { return nil }
+        return StoreRows.outage(
+            id: row[0], kind: row[1], state: row[2], endpoint: row[3], registry: row[4], zone: row[5], host: row[6], egress: row[7],
+            errorClass: row[8], affectedHosts: row[9], totalHosts: row[10], evidence: row[11], startedAt: row[12], endedAt: row[13])
     }
 }

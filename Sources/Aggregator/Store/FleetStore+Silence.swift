@@ -8,7 +8,7 @@ extension FleetStore {
     /// Debian's libzmq refuses), so a host's connection state follows its reports: connected by each
     /// report, disconnected after two silent intervals, `stale` (`staleAfter`) later.
     @discardableResult
-    public func markSilentHostsDisconnected(now: Date, intervals: Double = 2) throws(StoreError) -> Int {
+    public func markSilentHostsDisconnected(now: Date, intervals: Double) throws(StoreError) -> Int {
         try write { db in
             try db.execute(sql: "UPDATE host SET connected = 0 WHERE connected <> 0 AND lastSeen < ? - intervalSeconds * ?",
                            arguments: [now.timeIntervalSince1970, intervals])

@@ -14,7 +14,7 @@ import GRDB
 ///
 /// All methods are synchronous and thread-safe; GRDB serialises writes and runs reads on a reader pool.
 /// Ingest (`commit`), maintenance (`maintain`) and queries live in extensions in this directory.
-public final class FleetStore: Sendable {
+public final class FleetStore: FleetStoring {
     /// How long a statement waits for a lock held by another connection before failing.
     public static let busyTimeout: TimeInterval = 5
 
@@ -161,6 +161,13 @@ public final class FleetStore: Sendable {
     }
 
     // MARK: WAL
+
+    public var location: String { path }
+
+    /// Folds the WAL into the database file and truncates it, so a stopped aggregator leaves one file.
+    public func close() {
+        _ = try? checkpoint(.truncate)
+    }
 
     /// Copies WAL content into the database file. `.passive` (what `maintain` does) never waits for
     /// readers or writers; `.truncate` waits up to the busy timeout for readers to finish, then resets

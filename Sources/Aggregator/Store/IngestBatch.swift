@@ -80,4 +80,11 @@ public struct IngestBatch: Sendable {
     public mutating func append(events: [PullEvent], hostID: String, receivedAt: Date = Date()) {
         self.events.append(EventEntry(hostID: hostID, events: events, receivedAt: receivedAt))
     }
+
+    /// Distinct elements by `same`, quadratic: reports carry a handful of probes and runtimes.
+    static func distinctCount<T>(_ items: [T], _ same: (T, T) -> Bool) -> Int {
+        var n = 0
+        for i in items.indices where !items[..<i].contains(where: { same($0, items[i]) }) { n += 1 }
+        return n
+    }
 }

@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresNIO
+import Synchronization
+
+/// One PostgreSQL connection used synchronously, as the store's callers use SQLite: each call blocks
+/// until the server answered, on futures that run on NIO's own threads (never the Swift concurrency
+/// pool, so a blocked caller cannot starve what it waits for).
+///
+/// A call holds the session for its whole transaction, so statements of two transactions never mix.
+/// A connection that broke (server restart, network cut) is replaced on the next call; the call that
+/// saw it break fails, and its transaction is rolled back by the server.
+final class PostgresSession: Sendable {
+    let location: PostgresLocation
+    private let configuration: PostgresConnection.Configuration
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let state = Mutex<PostgresConnection?>(nil)
+    /// Serialises calls: a connection runs one transaction at a time.
+    private let turn = NSLock()
+    private static let ids = Atomic<Int>(0)
+
+    init(location: PostgresLocation, password: String?, group: any EventLoopGroup, logger: Logger) throws(StoreError) {
+        self.location = location
+        self.group = group
+        self.logger = logger
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            switch location.sslmode {
+            case .disable: tls = .disable
+            case .prefer, .require:
+                var c = TLSConfiguration.makeClientConfiguration()
+                c.certificateVerification = .none
+                let context = try NIOSSLContext(configuration: c)
+                tls = location.sslmode == .prefer ? .prefer(context) : .require(context)
+            case .verifyCA, .verifyFull:
+                var c = TLSConfiguration.makeClientConfiguration()
+                c.certificateVerification = location.sslmode == .verifyFull ? .fullVerification : .noHostnameVerification
+                tls = .require(try NIOSSLContext(configuration: c))
+            }
+        } catch {
+            throw .cannotOpen(path: location.description, reason: "TLS setup failed: \(error)")
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: password,
+            database: location.database, tls: tls)
+        configuration.options.connectTimeout = .seconds(10)
+        self.configuration = configuration
+    }
+
+    /// A connection must be closed before it is released; a store dropped without ``close()`` closes here.
+    deinit {
+        let connection = state.withLock { $0 }
+        try? connection?.close().wait()
+    }
+
+    /// Runs `body` with the connection, connecting first if there is none. A failure that broke the
+    /// connection drops it, so the next call connects again.
+    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        turn.lock()
+        defer { turn.unlock() }
+        let connection = try current()
+        do {
+            return try body(connection)
+        } catch {
+            if connection.isClosed || Self.isConnectionError(error) {
+                state.withLock { $0 = nil }
+                try? connection.close().wait()
+            }
+            throw error
+        }
+    }
+
+    /// Runs `body` in a transaction: `BEGIN`, then `COMMIT` when it returns, `ROLLBACK` when it throws.
+    /// The commit has been answered when this returns, so what it wrote is durable.
+    func transaction<T>(isolation: String = "READ COMMITTED", _ body: (PostgresConnection) throws -> T) throws -> T {
+        try withConnection { c in
+            try execute(c, sql: "BEGIN ISOLATION LEVEL \(isolation)")
+            do {
+                let result = try body(c)
+                try execute(c, sql: "COMMIT")
+                return result
+            } catch {
+                if !c.isClosed { try? execute(c, sql: "ROLLBACK") }
+                throw error
+            }
+        }
+    }
+
+    /// One statement and all its rows.
+    @discardableResult
+    func run(_ c: PostgresConnection, _ query: PostgresQuery) throws -> [PostgresRow] {
+        try c.query(query, logger: logger).wait().rows
+    }
+
+    /// Statements without values, such as migrations' DDL, one at a time (PostgreSQL's extended
+    /// protocol takes one statement per query). They are split at `;`, which they must not hold otherwise.
+    func execute(_ c: PostgresConnection, sql: String) throws {
+        for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+            _ = try c.query(PostgresQuery(unsafeSQL: String(statement)), logger: logger).wait()
+        }
+    }
+
+    func close() {
+        turn.lock()
+        defer { turn.unlock() }
+        let connection = state.withLock { c in
+            defer { c = nil }
+            return c
+        }
+        try? connection?.close().wait()
+    }
+
+    private func current() throws -> PostgresConnection {
+        if let c = state.withLock({ $0 }), !c.isClosed { return c }
+        let id = Self.ids.add(1, ordering: .relaxed).newValue
+        let c = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger).wait()
+        state.withLock { $0 = c }
+        return c
+    }
+
+    static func isConnectionError(_ error: any Error) -> Bool {
+        guard let e = error as? PSQLError else { return !(error is PostgresDecodingError) }
+        switch e.code {
+        case .server, .queryCancelled, .tooManyParameters, .invalidCommandTag: return false
+        default: return true
+        }
+    }
+}
+
+extension StoreError {
+    /// A short reason for a PostgreSQL error: the server's message and SQLSTATE, or what broke the
+    /// connection; never the SQL or its values.
+    static func reason(postgres error: any Error) -> String {
+        if let e = error as? PSQLError {
+            if let info = e.serverInfo, let message = info[.message] {
+                return "\(message) (SQLSTATE \(info[.sqlState] ?? "?"))"
+            }
+            if let underlying = e.underlying { return "\(e.code): \(underlying)" }
+            return "\(e.code)"
+        }
+        if let e = error as? PostgresDecodingError { return "unexpected column type (\(e.targetType) from \(e.postgresType))" }
+        return "\(error)"
+    }
+}
