@@ -25,7 +25,7 @@ public struct AggregatorServer {
         }
         try EndpointCheck.validateBindEndpoint(config.zmqEndpoint, configFile: configFile, key: "listen.zmq")
         let apiToken = try APIToken.load(config.apiToken, configFile: configFile)
-        let store = try FleetStore(path: config.database)
+        let store = try config.openStore(configFile: configFile, logger: logger)
         try store.setAllDisconnected()
 
         let security: RouterSecurity
@@ -73,7 +73,7 @@ public struct AggregatorServer {
                            failover: failover, apiToken: apiToken),
             logger: logger)
         logger.notice("aggregator serving", metadata: [
-            "zmq": "\(bound)", "http": "\(config.httpAddress)", "database": "\(config.database)",
+            "zmq": "\(bound)", "http": "\(config.httpAddress)", "database": "\(store.location)",
             "transport": "\(config.insecure ? "INSECURE" : "CURVE")",
         ])
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [

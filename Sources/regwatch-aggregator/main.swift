@@ -53,8 +53,8 @@ extension AggregatorCommand {
         @Flag(name: .long, help: "JSON output.") var json = false
 
         func run() throws {
-            let (config, _) = try options.load()
-            let status = try FleetStore(path: config.database, readOnly: true).status(now: Date(), staleAfter: config.correlation.staleAfter)
+            let (config, file) = try options.load()
+            let status = try config.openStore(configFile: file, readOnly: true, logger: cliLogger).status(now: Date(), staleAfter: config.correlation.staleAfter)
             if json { return try printJSON(status) }
             print(formatTable(["DATABASE", "SCHEMA", "HOSTS", "STALE", "CONNECTED", "PULL EVENTS", "ACTIVE OUTAGES", "SIZE"], [[
                 status.path, status.schemaVersion, "\(status.hosts)", "\(status.hostsStale)", "\(status.hostsConnected)",
@@ -74,8 +74,8 @@ extension AggregatorCommand {
             @Flag(name: .long, help: "JSON output.") var json = false
 
             func run() throws {
-                let (config, _) = try options.load()
-                let hosts = try FleetStore(path: config.database, readOnly: true).hosts(now: Date(), staleAfter: config.correlation.staleAfter)
+                let (config, file) = try options.load()
+                let hosts = try config.openStore(configFile: file, readOnly: true, logger: cliLogger).hosts(now: Date(), staleAfter: config.correlation.staleAfter)
                 if json { return try printJSON(hosts) }
                 if hosts.isEmpty { return print("no hosts have reported to \(config.database) yet") }
                 print(formatTable(["HOST", "STATUS", "LABELS", "LAST SEEN", "GENERATION", "AGENT"], hosts.map { h in
@@ -97,8 +97,8 @@ extension AggregatorCommand {
             }
 
             func run() throws {
-                let (config, _) = try options.load()
-                try FleetStore(path: config.database).forget(hosts: hosts)
+                let (config, file) = try options.load()
+                try config.openStore(configFile: file, logger: cliLogger).forget(hosts: hosts)
                 let ids = Set(hosts).sorted()
                 print("forgot \(ids.count == 1 ? "host" : "\(ids.count) hosts") \(ids.joined(separator: ", "))")
             }
@@ -112,8 +112,8 @@ extension AggregatorCommand {
         @Flag(name: .long, help: "Include resolved outages.") var all = false
 
         func run() throws {
-            let (config, _) = try options.load()
-            let outages = try FleetStore(path: config.database, readOnly: true).outages(activeOnly: !all)
+            let (config, file) = try options.load()
+            let outages = try config.openStore(configFile: file, readOnly: true, logger: cliLogger).outages(activeOnly: !all)
             if json { return try printJSON(outages) }
             if outages.isEmpty { return print(all ? "no outages recorded" : "no active outages") }
             print(formatTable(["ID", "KIND", "STATE", "SCOPE", "CLASS", "HOSTS", "STARTED", "ENDED", "EVIDENCE"], outages.map { o in
@@ -131,8 +131,8 @@ extension AggregatorCommand {
         @Flag(name: .long, help: "JSON output.") var json = false
 
         func run() throws {
-            let (config, _) = try options.load()
-            let state = try FleetStore(path: config.database, readOnly: true).failoverState() ?? FailoverState()
+            let (config, file) = try options.load()
+            let state = try config.openStore(configFile: file, readOnly: true, logger: cliLogger).failoverState() ?? FailoverState()
             let controller = FailoverController(settings: FailoverSettings(config.failover, correlation: config.correlation), state: state)
             if json { return try printJSON(controller.summaries) }
             if let frozen = state.frozen { print("FROZEN since \(RFC3339.format(frozen.since)): \(frozen.reason)\n") }
@@ -176,8 +176,8 @@ extension AggregatorCommand {
             @Flag(name: .long, help: "JSON output.") var json = false
 
             func run() throws {
-                let (config, _) = try options.load()
-                let store = try FleetStore(path: config.database, readOnly: true)
+                let (config, file) = try options.load()
+                let store = try config.openStore(configFile: file, readOnly: true, logger: cliLogger)
                 let settings = FailoverSettings(config.failover, correlation: config.correlation)
                 let plans = try FailoverService.preview(store: store, settings: settings, staleAfter: config.correlation.staleAfter)
                 if json { return try printJSON(plans.map(\.summary)) }
@@ -408,4 +408,13 @@ func raiseOpenFileLimit() {
     _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
 }
 
+/// The logger CLI commands give the store: PostgreSQL's connection chatter stays out of their output,
+/// errors reach the operator as the command's own one-line message.
+let cliLogger: Logger = {
+    var logger = Logger(label: "regwatch.cli")
+    logger.logLevel = .critical
+    return logger
+}()
+
 await CLIRunner.main(AggregatorCommand.self)
+

@@ -64,7 +64,11 @@ public struct AggregatorConfig: Sendable, Equatable {
 
     public var zmqEndpoint = "tcp://0.0.0.0:7450"
     public var httpAddress = "127.0.0.1:7451"
+    /// An SQLite file path, or a `postgres://` URL (then ``postgres`` is set).
     public var database = "/var/lib/regwatch/regwatch.db"
+    public var postgres: PostgresLocation?
+    /// The PostgreSQL password's file; without it, libpq's password file (`PGPASSFILE`, `~/.pgpass`).
+    public var databasePasswordFile: String?
     public var keysDir = "/etc/regwatch/keys"
     public var apiToken: String?
     public var insecure = false
@@ -87,6 +91,15 @@ public struct AggregatorConfig: Sendable, Equatable {
         c.httpAddress = try listen["http"].string(default: c.httpAddress)!
         try listen.rejectUnknownKeys()
         c.database = try root["database"].string(default: c.database)!
+        if PostgresLocation.isURL(c.database) {
+            do { c.postgres = try PostgresLocation.parse(c.database) } catch { throw root["database"].error(error.message) }
+        } else if c.database.contains("://") {
+            throw root["database"].error("expected a file path or a postgres:// URL")
+        }
+        c.databasePasswordFile = try root["databasePasswordFile"].string()
+        if c.databasePasswordFile != nil, c.postgres == nil {
+            throw root["databasePasswordFile"].error("only a postgres:// database has a password; database is a file")
+        }
         let keys = root["keys"]
         c.keysDir = try keys["dir"].string(default: c.keysDir)!
         try keys.rejectUnknownKeys()
