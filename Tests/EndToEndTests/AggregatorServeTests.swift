@@ -5,12 +5,14 @@ import RegwatchTestSupport
 import Testing
 
 /// `regwatch-aggregator serve` and `regwatch-agent run` as real processes over CURVE on loopback,
-/// against real registries (an upstream and a pull-through mirror), with the embedded SQLite file.
+/// against real registries (an upstream and a pull-through mirror), with the embedded SQLite file (and,
+/// for the fleet test, also with a PostgreSQL database).
 @Suite("aggregator serve", .serialized, .ownThread)
 struct AggregatorServeTests {
-    @Test("three agents in two zones: hosts with labels, healthy endpoints, Prometheus text that promtool accepts, the CLI reads the live database")
-    func fleet() throws {
-        let f = try Fleet()
+    @Test("three agents in two zones: hosts with labels, healthy endpoints, Prometheus text that promtool accepts, the CLI reads the live database",
+          arguments: ["sqlite", "postgres"])
+    func fleet(_ backend: String) throws {
+        let f = try Fleet(postgres: backend == "postgres" ? PostgresServer("serve") : nil)
         for (id, zone) in [("node-1", "z1"), ("node-2", "z2"), ("node-3", "z2")] { try f.addAgent(id, zone: zone) }
         try f.startAggregator()
         for id in ["node-1", "node-2", "node-3"] { try f.startAgent(id) }

@@ -22,15 +22,21 @@ final class Fleet: @unchecked Sendable {
     /// The ZeroMQ address agents connect to (an address of this host; a veth address for namespaced agents).
     let zmqHost: String
 
-    /// - Parameter correlation: the aggregator's `correlation:` section; `extra`: more top-level YAML.
-    init(correlation: String = "{staleAfter: 3}", extra: String = "", zmqHost: String = "127.0.0.1") throws {
+    /// A PostgreSQL server holding the fleet instead of the SQLite file (``init(correlation:extra:zmqHost:postgres:)``).
+    let postgres: PostgresServer?
+
+    /// - Parameters:
+    ///   - correlation: the aggregator's `correlation:` section; `extra`: more top-level YAML.
+    ///   - postgres: keep the fleet in this server's `regwatch` database instead of the SQLite file.
+    init(correlation: String = "{staleAfter: 3}", extra: String = "", zmqHost: String = "127.0.0.1", postgres: PostgresServer? = nil) throws {
         self.zmqHost = zmqHost
+        self.postgres = postgres
         upstream = try h.startRegistry(name: "upstream")
         try h.pushImage(port: upstream, repository: "library/alpine", tag: "3.20")
         mirror = try h.startRegistry(name: "mirror", extra: "proxy: {remoteurl: \"http://127.0.0.1:\(upstream)\"}")
         try """
         listen: {zmq: "tcp://\(zmqHost):\(zmqPort)", http: "127.0.0.1:\(httpPort)"}
-        database: \(database)
+        \(postgres.map { "database: \($0.url())\ndatabasePasswordFile: \($0.passwordFile)" } ?? "database: \(database)")
         keys: {dir: \(dir)/keys}
         correlation: \(correlation)
         \(extra)
