@@ -36,8 +36,8 @@ struct CommandGateTests {
                           target: target, mirrors: mirrors, reason: "endpoint_down https://mirror-a:5000")
     }
 
-    func check(_ command: SignedFailoverCommand, applied: UInt64 = 7) -> CommandGate.Decision {
-        gate.evaluate(command, appliedGeneration: applied, now: Self.now)
+    func check(_ command: SignedFailoverCommand, applied: UInt64 = 7, epoch: UInt64 = 0) -> CommandGate.Decision {
+        gate.evaluate(command, applied: CommandVersion(epoch: epoch, generation: applied), now: Self.now)
     }
 
     @Test("a signed, newer, unexpired command within the allowlist is accepted")
@@ -51,6 +51,41 @@ struct CommandGateTests {
     @Test("the same generation again is ignored, not re-applied")
     func equalGeneration() throws {
         guard case .ignore(8, _) = check(try Self.signer.sign(Self.directive()), applied: 8) else { Issue.record("not ignored"); return }
+    }
+
+    /// A new aggregator term (epoch) may re-send or move on; a command of an older term is refused
+    /// whatever its generation, so a deposed leader's late directive cannot undo its successor's.
+    @Test("leadership terms: an older epoch is refused, a newer one confirms the applied generation or moves on")
+    func epochs() throws {
+        func directive(_ g: UInt64, epoch: UInt64) -> FailoverDirective {
+            var d = Self.directive(generation: g)
+            d.epoch = epoch
+            return d
+        }
+        // Applied: epoch 3, generation 7.
+        let newer = directive(8, epoch: 3)
+        #expect(check(try Self.signer.sign(newer), applied: 7, epoch: 3) == .accept(newer))
+        let nextTerm = directive(8, epoch: 4)
+        #expect(check(try Self.signer.sign(nextTerm), applied: 7, epoch: 3) == .accept(nextTerm))
+        #expect(check(try Self.signer.sign(directive(7, epoch: 4)), applied: 7, epoch: 3) == .confirm(CommandVersion(epoch: 4, generation: 7)))
+        guard case .ignore(7, _) = check(try Self.signer.sign(directive(7, epoch: 3)), applied: 7, epoch: 3) else { Issue.record("not ignored"); return }
+        for (g, e) in [(UInt64(9), UInt64(2)), (7, 2), (6, 4), (100, 0)] {
+            guard case .reject(let rg, let reason) = check(try Self.signer.sign(directive(g, epoch: e)), applied: 7, epoch: 3) else {
+                Issue.record("epoch \(e) generation \(g) against epoch 3 generation 7 was not refused")
+                continue
+            }
+            #expect(rg == g && !reason.isEmpty)
+            if e < 3 { #expect(reason.contains("deposed"), "\(reason)") }
+        }
+        // The file keeps both, and reads an older agent's generation-only file as epoch 0.
+        let dir = NSTemporaryDirectory() + "rw-epoch-\(UUID().uuidString)"
+        let file = AppliedGenerationFile(stateDir: dir)
+        try file.write(12, epoch: 5)
+        #expect(try file.readVersion() == CommandVersion(epoch: 5, generation: 12) && file.read() == 12)
+        try "9\n".write(toFile: file.path, atomically: true, encoding: .utf8)
+        #expect(try file.readVersion() == CommandVersion(epoch: 0, generation: 9))
+        try "9 x\n".write(toFile: file.path, atomically: true, encoding: .utf8)
+        #expect(throws: AppliedGenerationFile.Failure.self) { try file.readVersion() }
     }
 
     /// Builds the hostile corpus: more than 1,000 commands, each with the reason it must fail.
@@ -117,6 +152,8 @@ struct CommandGateTests {
             switch check(command) {
             case .accept(let d):
                 Issue.record("accepted: \(name) (generation \(d.generation))")
+            case .confirm(let v):
+                Issue.record("confirmed: \(name) (\(v))")
             case .ignore(_, let reason), .reject(_, let reason):
                 #expect(!reason.isEmpty, "\(name): no reason")
                 reasons[String(reason.prefix(24)), default: 0] += 1

@@ -19,22 +19,32 @@ public struct AppliedGenerationFile: Sendable {
         path = stateDir + "/applied-generation"
     }
 
+    /// The applied generation.
     public func read() throws(Failure) -> UInt64 {
-        guard FileManager.default.fileExists(atPath: path) else { return 0 }
-        guard let data = FileManager.default.contents(atPath: path) else { throw Failure(path: path, reason: "cannot read") }
-        let text = String(decoding: data, as: UTF8.self).trimmed()
-        guard let g = UInt64(text) else { throw Failure(path: path, reason: "not a generation number: \"\(text.prefix(40))\"") }
-        return g
+        try readVersion().generation
     }
 
-    public func write(_ generation: UInt64) throws(Failure) {
+    /// The applied generation and the term that issued it: `GENERATION [EPOCH]` (a file of an agent
+    /// that knew no terms holds the generation alone: epoch 0).
+    public func readVersion() throws(Failure) -> CommandVersion {
+        guard FileManager.default.fileExists(atPath: path) else { return CommandVersion(generation: 0) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw Failure(path: path, reason: "cannot read") }
+        let text = String(decoding: data, as: UTF8.self).trimmed()
+        let fields = text.split(separator: " ")
+        guard (1...2).contains(fields.count), let g = UInt64(fields[0]), let e = fields.count == 2 ? UInt64(fields[1]) : 0 else {
+            throw Failure(path: path, reason: "not a generation number: \"\(text.prefix(40))\"")
+        }
+        return CommandVersion(epoch: e, generation: g)
+    }
+
+    public func write(_ generation: UInt64, epoch: UInt64 = 0) throws(Failure) {
         do {
             try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
         } catch {
             throw Failure(path: path, reason: "cannot create the state directory: \(String(describing: error))")
         }
         do throws(AtomicFile.WriteError) {
-            try AtomicFile.write(Array("\(generation)\n".utf8), to: path, mode: 0o600)
+            try AtomicFile.write(Array((epoch == 0 ? "\(generation)\n" : "\(generation) \(epoch)\n").utf8), to: path, mode: 0o600)
         } catch {
             throw Failure(path: path, reason: error.reason)
         }

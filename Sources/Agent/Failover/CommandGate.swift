@@ -16,6 +16,9 @@ public struct CommandGate: Sendable {
         case accept(FailoverDirective)
         /// Already applied (same generation): nothing to do, acknowledged as `ignored`.
         case ignore(generation: UInt64, reason: String)
+        /// The applied generation again, from a newer leadership term: nothing to apply, but the term is
+        /// kept so the deposed leader's commands are refused from now on.
+        case confirm(CommandVersion)
         /// Refused; `generation` when the command could be read that far.
         case reject(generation: UInt64?, reason: String)
     }
@@ -46,7 +49,7 @@ public struct CommandGate: Sendable {
         }
     }
 
-    public func evaluate(_ command: SignedFailoverCommand, appliedGeneration: UInt64, now: Date) -> Decision {
+    public func evaluate(_ command: SignedFailoverCommand, applied: CommandVersion, now: Date) -> Decision {
         guard command.payload.utf8.count <= Self.maxPayloadBytes, command.signature.utf8.count <= 512 else {
             return .reject(generation: nil, reason: "oversize: payload over \(Self.maxPayloadBytes) bytes")
         }
@@ -63,11 +66,15 @@ public struct CommandGate: Sendable {
         guard directive.target == hostID else {
             return .reject(generation: g, reason: "addressed to \(directive.target.prefix(64)), not to this host (\(hostID))")
         }
-        if g == appliedGeneration {
+        guard directive.epoch >= applied.epoch else {
+            return .reject(generation: g, reason: "epoch \(directive.epoch) is older than the applied \(applied) (a deposed aggregator's command)")
+        }
+        if g == applied.generation {
+            if directive.epoch > applied.epoch { return .confirm(CommandVersion(epoch: directive.epoch, generation: g)) }
             return .ignore(generation: g, reason: "generation \(g) is already applied")
         }
-        guard g > appliedGeneration else {
-            return .reject(generation: g, reason: "generation \(g) is older than the applied \(appliedGeneration) (replayed or out of order)")
+        guard g > applied.generation else {
+            return .reject(generation: g, reason: "generation \(g) is older than the applied \(applied.generation) (replayed or out of order)")
         }
         guard directive.expiresAt > now else {
             return .reject(generation: g, reason: "expired at \(RFC3339.format(directive.expiresAt))")

@@ -23,6 +23,8 @@ public final class FailoverCommandService: Service, Sendable {
     let logger: Logger
     let acknowledge: @Sendable (FailoverAck) -> Void
     private let applied: Atomic<UInt64>
+    /// The term of the last command obeyed; only this service's task writes it.
+    private let appliedEpoch: Atomic<UInt64>
     private let commands: AsyncStream<SignedFailoverCommand>
     private let continuation: AsyncStream<SignedFailoverCommand>.Continuation
 
@@ -43,7 +45,9 @@ public final class FailoverCommandService: Service, Sendable {
         hostRoot = config.hostRoot
         self.logger = logger
         self.acknowledge = acknowledge
-        applied = Atomic(try generationFile.read())
+        let version = try generationFile.readVersion()
+        applied = Atomic(version.generation)
+        appliedEpoch = Atomic(version.epoch)
         // A handful queued is plenty: the aggregator re-sends until the host converges.
         (commands, continuation) = AsyncStream.makeStream(of: SignedFailoverCommand.self, bufferingPolicy: .bufferingNewest(8))
     }
@@ -71,7 +75,14 @@ public final class FailoverCommandService: Service, Sendable {
 
     private func decide(_ command: SignedFailoverCommand, now: Date) async -> FailoverAck {
         let current = appliedGeneration
-        switch gate.evaluate(command, appliedGeneration: current, now: now) {
+        switch gate.evaluate(command, applied: CommandVersion(epoch: appliedEpoch.load(ordering: .acquiring), generation: current), now: now) {
+        case .confirm(let version):
+            do { try generationFile.write(version.generation, epoch: version.epoch) } catch {
+                return FailoverAck(generation: version.generation, outcome: .failed, reason: "cannot keep epoch \(version.epoch): \(error)", appliedGeneration: current)
+            }
+            appliedEpoch.store(version.epoch, ordering: .releasing)
+            logger.notice("failover generation confirmed by a new aggregator term", metadata: ["generation": "\(version.generation)", "epoch": "\(version.epoch)"])
+            return FailoverAck(generation: version.generation, outcome: .ignored, reason: "generation \(version.generation) is already applied; epoch \(version.epoch) kept", appliedGeneration: current)
         case .ignore(let g, let reason):
             logger.debug("failover command ignored", metadata: ["generation": "\(g)", "reason": "\(reason)"])
             return FailoverAck(generation: g, outcome: .ignored, reason: reason, appliedGeneration: current)
@@ -97,13 +108,14 @@ public final class FailoverCommandService: Service, Sendable {
             }
             Failpoint.hit("apply.before-persist")
             do {
-                try generationFile.write(g)
+                try generationFile.write(g, epoch: directive.epoch)
             } catch {
                 // The files are the new ones; the aggregator re-sends this generation and the re-apply
                 // finds them current. Until the number is on disk the host does not claim it.
                 logger.error("failover applied but its generation could not be persisted", metadata: ["generation": "\(g)", "error": "\(error)"])
                 return FailoverAck(generation: g, outcome: .failed, reason: "applied, but \(error)", appliedGeneration: current)
             }
+            appliedEpoch.store(directive.epoch, ordering: .releasing)
             applied.store(g, ordering: .releasing)
             do { try changes.record(now) } catch {
                 logger.warning("cannot record the change time", metadata: ["error": "\(error)"])

@@ -26,6 +26,7 @@ final class SimAgent {
     var eventBatchSeq: UInt64 = 0
     var eventSeq: UInt64 = 0
     var applied: UInt64 = 0
+    var appliedEpoch: UInt64 = 0
     var order = ReportFactory.initialOrder
     /// Events sent and not acknowledged: seq -> (event, when last sent, ms).
     var unacked: [UInt64: (event: PullEvent, sentAt: Int64)] = [:]

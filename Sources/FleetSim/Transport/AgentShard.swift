@@ -231,17 +231,21 @@ final class AgentShard: @unchecked Sendable {
                 open(a)
             }
         case .failoverCommand(let e):
-            let decision = a.gate.evaluate(e.body, appliedGeneration: a.applied, now: Date())
+            let decision = a.gate.evaluate(e.body, applied: CommandVersion(epoch: a.appliedEpoch, generation: a.applied), now: Date())
             let ack: FailoverAck
             switch decision {
             case .accept(let directive):
                 let first = a.applied == 0
                 a.applied = directive.generation
+                a.appliedEpoch = directive.epoch
                 for (registry, mirrors) in directive.mirrors { a.order[registry] = mirrors }
                 ack = FailoverAck(generation: directive.generation, outcome: .applied, reason: "emulated", appliedGeneration: directive.generation)
                 let at = seconds(now)
                 let local = a.slot
                 if first { stats.withLock { $0.acceptedAt[local] = at } }
+            case .confirm(let version):
+                a.appliedEpoch = version.epoch
+                ack = FailoverAck(generation: version.generation, outcome: .ignored, reason: "epoch \(version.epoch) kept", appliedGeneration: a.applied)
             case .ignore(let g, let reason):
                 ack = FailoverAck(generation: g, outcome: .ignored, reason: reason, appliedGeneration: a.applied)
             case .reject(let g, let reason):

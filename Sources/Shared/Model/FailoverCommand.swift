@@ -6,6 +6,10 @@ import FoundationEssentials
 /// expiry and its local policy all pass.
 public struct FailoverDirective: Codable, Sendable, Hashable {
     public var generation: UInt64
+    /// The leadership term of the aggregator that issued it (0 from an aggregator without terms). An
+    /// agent refuses a command from a term older than one it already obeyed: a deposed leader's late
+    /// directive cannot undo its successor's.
+    public var epoch: UInt64
     public var issuedAt: Date
     public var expiresAt: Date
     /// The host id this directive is for; an agent rejects one addressed to someone else.
@@ -14,8 +18,9 @@ public struct FailoverDirective: Codable, Sendable, Hashable {
     public var mirrors: [String: [String]]
     public var reason: String
 
-    public init(generation: UInt64, issuedAt: Date, expiresAt: Date, target: String, mirrors: [String: [String]], reason: String = "") {
+    public init(generation: UInt64, epoch: UInt64 = 0, issuedAt: Date, expiresAt: Date, target: String, mirrors: [String: [String]], reason: String = "") {
         self.generation = generation
+        self.epoch = epoch
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
         self.target = target
@@ -26,12 +31,27 @@ public struct FailoverDirective: Codable, Sendable, Hashable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         generation = try c.decode(UInt64.self, forKey: .generation)
+        epoch = try c.decodeIfPresent(UInt64.self, forKey: .epoch) ?? 0
         issuedAt = try c.decode(Date.self, forKey: .issuedAt)
         expiresAt = try c.decode(Date.self, forKey: .expiresAt)
         target = try c.decode(String.self, forKey: .target)
         mirrors = try c.decode([String: [String]].self, forKey: .mirrors)
         reason = try c.decodeIfPresent(String.self, forKey: .reason) ?? ""
     }
+}
+
+/// What an agent has obeyed: the leadership term and the generation of the last command it applied.
+/// A command is newer only when neither goes back.
+public struct CommandVersion: Sendable, Hashable, CustomStringConvertible {
+    public var epoch: UInt64
+    public var generation: UInt64
+
+    public init(epoch: UInt64 = 0, generation: UInt64) {
+        self.epoch = epoch
+        self.generation = generation
+    }
+
+    public var description: String { epoch == 0 ? "generation \(generation)" : "epoch \(epoch) generation \(generation)" }
 }
 
 /// A failover directive with an Ed25519 signature over its exact encoded bytes.
