@@ -20,13 +20,14 @@ struct StoreSchemaTests {
              try Int32.fetchOne(db, sql: "PRAGMA application_id"))
         }
         #expect(tables == ["grdb_migrations", "store_meta", "host", "probe_report", "probe_minute", "runtime_state",
-                           "pull_event", "outage", "failover_plan", "failover_ack", "failover_state", "failover_last_ack", "headroom_minute"])
+                           "pull_event", "outage", "failover_plan", "failover_ack", "failover_state", "failover_last_ack", "headroom_minute",
+                           "leader_term"])
         #expect(views == ["endpoint_state", "probe_sample"])
         #expect(indexes.isSuperset(of: ["probe_report_observedAt", "pull_event_at", "probe_minute_minute", "host_zone", "host_egress", "headroom_minute_minute"]))
         #expect(journal == "wal")
         #expect(foreignKeys == true)
         #expect(appID == StoreSchema.applicationID)
-        #expect(try store.status(now: F.t0, staleAfter: 3).schemaVersion == "v6-spool-headroom")
+        #expect(try store.status(now: F.t0, staleAfter: 3).schemaVersion == "v7-leader-term")
     }
 
     @Test("reopening an existing database keeps its data; a read-only open works on it")

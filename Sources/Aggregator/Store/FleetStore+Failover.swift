@@ -14,8 +14,11 @@ extension FleetStore {
     }
 
     /// Saves the controller state and its plans' summaries (the timeline) in one transaction.
-    public func saveFailover(_ state: FailoverState, now: Date) throws(StoreError) {
+    public func saveFailover(_ state: FailoverState, now: Date, epoch: UInt64?) throws(StoreError) {
         try write { db in
+            if let epoch, let current = try Int64.fetchOne(db, sql: "SELECT epoch FROM leader_term WHERE id = 1"), UInt64(current) != epoch {
+                throw StoreError.deposed(path: path, epoch: epoch, current: UInt64(current))
+            }
             let text = String(decoding: try JSONCoding.encoder().encode(state), as: UTF8.self)
             try db.execute(sql: """
                 INSERT INTO failover_state (id, state, updatedAt) VALUES (1, ?, ?)
@@ -28,6 +31,25 @@ extension FleetStore {
                       WHERE state <> excluded.state OR reason <> excluded.reason
                     """, arguments: [Int64(bitPattern: plan.generation), plan.state.rawValue, plan.reason, StoreJSON.object(plan.mirrors),
                                      plan.createdAt.unixSeconds, now.unixSeconds, plan.kind.rawValue])
+            }
+        }
+    }
+
+    public func beginTerm(holder: String, now: Date) throws(StoreError) -> UInt64 {
+        try write { db in
+            let epoch = (try Int64.fetchOne(db, sql: "SELECT epoch FROM leader_term WHERE id = 1") ?? 0) + 1
+            try db.execute(sql: """
+                INSERT INTO leader_term (id, epoch, holder, since) VALUES (1, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, holder = excluded.holder, since = excluded.since
+                """, arguments: [epoch, holder, now.unixSeconds])
+            return UInt64(epoch)
+        }
+    }
+
+    public func currentTerm() throws(StoreError) -> LeaderTerm? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT epoch, holder, since FROM leader_term WHERE id = 1").map {
+                LeaderTerm(epoch: UInt64($0[0] as Int64), holder: $0[1], since: Date(unixSeconds: $0[2]))
             }
         }
     }

@@ -43,11 +43,19 @@ public protocol FleetStoring: AnyObject, Sendable {
 
     // Failover
     func failoverState() throws(StoreError) -> FailoverState?
-    func saveFailover(_ state: FailoverState, now: Date) throws(StoreError)
+    /// Saves the controller's state; with `epoch`, only while that is still the current leadership term
+    /// (in the same transaction), else ``StoreError/deposed(path:epoch:current:)`` and nothing is written.
+    func saveFailover(_ state: FailoverState, now: Date, epoch: UInt64?) throws(StoreError)
     func recordFailoverAck(host: String, ack: FailoverAck, at: Date) throws(StoreError)
     func lastFailoverAcks() throws(StoreError) -> [String: FailoverInputs.Ack]
     func failoverHosts(now: Date, staleAfter: Int, acks: [String: FailoverInputs.Ack]) throws(StoreError) -> [FailoverInputs.Host]
     func recoveredOutages(since: Date) throws(StoreError) -> [FailoverInputs.RecoveredOutage]
+
+    // Leadership terms
+    /// Starts the next leadership term for `holder` and returns its epoch (1 for the first).
+    func beginTerm(holder: String, now: Date) throws(StoreError) -> UInt64
+    /// The current term, nil before the first.
+    func currentTerm() throws(StoreError) -> LeaderTerm?
 
     /// Gives back what the backend holds besides the data (SQLite: folds the WAL into the file). Called once
     /// at shutdown, after the last commit.
@@ -81,5 +89,9 @@ extension FleetStoring {
 
     public func outages(since: Date) throws(StoreError) -> [OutageRow] {
         try outages(since: since, limit: 500)
+    }
+
+    public func saveFailover(_ state: FailoverState, now: Date) throws(StoreError) {
+        try saveFailover(state, now: now, epoch: nil)
     }
 }

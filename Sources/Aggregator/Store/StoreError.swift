@@ -21,6 +21,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case writeFailed(path: String, reason: String)
     /// An operator named hosts the database does not have (nothing was changed).
     case unknownHosts(path: String, hosts: [String])
+    /// A leader's write of term `epoch` after another aggregator started term `current` (nothing was written).
+    case deposed(path: String, epoch: UInt64, current: UInt64)
 
     /// Stable machine-readable code.
     public var code: String {
@@ -33,13 +35,14 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .readFailed: "read_failed"
         case .writeFailed: "write_failed"
         case .unknownHosts: "unknown_host"
+        case .deposed: "deposed"
         }
     }
 
     public var path: String {
         switch self {
         case .cannotOpen(let p, _), .notRegwatchDatabase(let p, _), .newerSchema(let p, _), .olderSchema(let p, _),
-             .migrationFailed(let p, _), .readFailed(let p, _), .writeFailed(let p, _), .unknownHosts(let p, _): p
+             .migrationFailed(let p, _), .readFailed(let p, _), .writeFailed(let p, _), .unknownHosts(let p, _), .deposed(let p, _, _): p
         }
     }
 
@@ -56,6 +59,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .writeFailed(let p, let r): "\(p): cannot write the database: \(r)"
         case .unknownHosts(let p, let h):
             "\(p): no such host: \(h.map { "\"\($0.prefix(80))\"" }.joined(separator: ", ")) (nothing was forgotten; `regwatch-aggregator hosts` lists them)"
+        case .deposed(let p, let e, let c):
+            "\(p): leadership term \(e) has ended (term \(c) started on another aggregator); nothing was written"
         }
     }
 

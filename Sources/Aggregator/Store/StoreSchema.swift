@@ -26,6 +26,7 @@ enum StoreSchema {
         m.registerMigration("v4-class-since", migrate: v4)
         m.registerMigration("v5-one-row-per-report", migrate: v5)
         m.registerMigration("v6-spool-headroom", migrate: v6)
+        m.registerMigration("v7-leader-term", migrate: v7)
         return m
     }
 
@@ -64,6 +65,19 @@ enum StoreSchema {
     /// outage from the report that completed its quorum, not from whichever report came last.
     private static func v4(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE endpoint_state ADD COLUMN classSince REAL")
+    }
+
+    /// The leadership term (one row): its epoch goes into every failover command, so an agent can refuse
+    /// a deposed leader's. One aggregator on SQLite starts a term at each start.
+    private static func v7(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE leader_term (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                epoch INTEGER NOT NULL,
+                holder TEXT NOT NULL,
+                since REAL NOT NULL
+            );
+            """)
     }
 
     /// The agents' spool counts (what `regwatch_agent_events_dropped_total` counts from) and the lowest

@@ -10,8 +10,13 @@ extension PostgresFleetStore {
         }
     }
 
-    public func saveFailover(_ state: FailoverState, now: Date) throws(StoreError) {
+    public func saveFailover(_ state: FailoverState, now: Date, epoch: UInt64?) throws(StoreError) {
         try write { c in
+            // The term's row is locked until commit: a new term cannot start between this check and the save.
+            if let epoch, let current = try run(c, "SELECT epoch FROM leader_term WHERE id = 1 FOR SHARE").first?.decode(Int64.self),
+               UInt64(current) != epoch {
+                throw StoreError.deposed(path: location, epoch: epoch, current: UInt64(current))
+            }
             let text = String(decoding: try JSONCoding.encoder().encode(state), as: UTF8.self)
             try run(c, """
                 INSERT INTO failover_state (id, state, updatedAt) VALUES (1, \(text), \(now.unixSeconds))
@@ -25,6 +30,26 @@ extension PostgresFleetStore {
                     ON CONFLICT (generation) DO UPDATE SET state = excluded.state, reason = excluded.reason, updatedAt = excluded.updatedAt
                       WHERE failover_plan.state <> excluded.state OR failover_plan.reason <> excluded.reason
                     """)
+            }
+        }
+    }
+
+    public func beginTerm(holder: String, now: Date) throws(StoreError) -> UInt64 {
+        try write { c in
+            let epoch = try run(c, """
+                INSERT INTO leader_term (id, epoch, holder, since) VALUES (1, 1, \(holder), \(now.unixSeconds))
+                ON CONFLICT (id) DO UPDATE SET epoch = leader_term.epoch + 1, holder = excluded.holder, since = excluded.since
+                RETURNING epoch
+                """).first?.decode(Int64.self) ?? 0
+            return UInt64(epoch)
+        }
+    }
+
+    public func currentTerm() throws(StoreError) -> LeaderTerm? {
+        try read { c in
+            try run(c, "SELECT epoch, holder, since FROM leader_term WHERE id = 1").first.map { row in
+                let (epoch, holder, since) = try row.decode((Int64, String, Double).self)
+                return LeaderTerm(epoch: UInt64(epoch), holder: holder, since: Date(unixSeconds: since))
             }
         }
     }

@@ -15,7 +15,17 @@ enum PostgresSchema {
     /// Statements are split at `;` (``PostgresSession/execute(_:sql:)``): none may hold one otherwise.
     static let migrationLock: Int64 = 0x5267_5774_0000_0001
 
-    static let migrations: [(id: String, sql: String)] = [("v1", v1)]
+    static let migrations: [(id: String, sql: String)] = [("v1", v1), ("v2-leader-term", v2)]
+
+    /// The leadership term (one row), as SQLite's `v7-leader-term`.
+    private static let v2 = """
+        CREATE TABLE leader_term (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            epoch BIGINT NOT NULL,
+            holder TEXT NOT NULL,
+            since DOUBLE PRECISION NOT NULL
+        )
+        """
 
     private static let v1 = """
         CREATE TABLE store_meta (
