@@ -26,7 +26,9 @@ public struct AggregatorServer {
         try EndpointCheck.validateBindEndpoint(config.zmqEndpoint, configFile: configFile, key: "listen.zmq")
         let apiToken = try APIToken.load(config.apiToken, configFile: configFile)
         let store = try config.openStore(configFile: configFile, logger: logger)
-        try store.setAllDisconnected()
+        // Alone on its file, no agent is connected before it listens. Sharing a database, the hosts
+        // connected to the other aggregators are: each host's flag follows its reports there.
+        if config.postgres == nil { try store.setAllDisconnected() }
 
         let security: RouterSecurity
         var authenticator: EnrollmentAuthenticator?
@@ -50,9 +52,16 @@ public struct AggregatorServer {
         if signer == nil, let key = try? KeyFiles.readSigningKey("\(config.keysDir)/\(KeyFiles.signingSecret)") {
             signer = CommandSigner(key: key)
         }
+        let leadership = Leadership()
+        let election = LeaderElectionService(
+            lock: try config.leaderLock(configFile: configFile, logger: logger), store: store,
+            holder: "\(ProcessInfo.processInfo.hostName) \(config.httpAddress)", interval: config.leaderCheckInterval,
+            leadership: leadership, logger: logger)
+        // The first check now: a lone aggregator (SQLite, or the first of several) leads from its first window.
+        election.check(now: Date())
         let failover = try FailoverService(
             store: store, settings: FailoverSettings(config.failover, correlation: config.correlation), signer: signer, router: router,
-            interval: config.correlation.window, staleAfter: config.correlation.staleAfter, logger: logger)
+            interval: config.correlation.window, staleAfter: config.correlation.staleAfter, logger: logger, leadership: leadership)
         // Everything that can fail is done before the router's I/O thread starts.
         let bound = try router.start()
         let enrollment = authenticator.map {
@@ -66,18 +75,18 @@ public struct AggregatorServer {
         let gauges = FleetGaugesService(store: store, router: router, options: gaugeOptions, logger: logger)
         let settings = CorrelationSettings(config.correlation)
         let alerts = AlertDispatcher(webhooks: config.webhooks, generatorURL: "http://\(config.httpAddress)/api/v1/outages", logger: logger)
-        let correlation = CorrelationService(store: store, settings: settings, alerts: alerts, logger: logger)
+        let correlation = CorrelationService(store: store, settings: settings, alerts: alerts, logger: logger, leadership: leadership)
         let api = APIServer.makeApplication(
             store: store,
             options: .init(host: http.host, port: http.port, staleAfter: config.correlation.staleAfter, metricsText: metricsText,
-                           failover: failover, apiToken: apiToken),
+                           failover: failover, apiToken: apiToken, leadership: leadership),
             logger: logger)
         logger.notice("aggregator serving", metadata: [
             "zmq": "\(bound)", "http": "\(config.httpAddress)", "database": "\(store.location)",
             "transport": "\(config.insecure ? "INSECURE" : "CURVE")",
         ])
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: router), .init(service: ingest), .init(service: alerts), .init(service: correlation), .init(service: failover),
+            .init(service: election), .init(service: router), .init(service: ingest), .init(service: alerts), .init(service: correlation), .init(service: failover),
             .init(service: gauges), .init(service: api),
         ]
         if let enrollment { services.append(.init(service: enrollment)) }

@@ -13,4 +13,18 @@ extension AggregatorConfig {
         }
         return try PostgresFleetStore(location: postgres, password: password, readOnly: readOnly, logger: logger)
     }
+
+    /// The leader lock `serve` competes for: PostgreSQL's advisory lock, or none to compete for on SQLite.
+    /// A check that gets no answer within half the check interval counts as a lost lock.
+    public func leaderLock(configFile: String, logger: Logger) throws -> any LeaderLock {
+        guard let postgres else { return SoleLeaderLock() }
+        let password: String?
+        do { password = try postgres.password(passwordFile: databasePasswordFile) } catch {
+            throw ConfigError(file: configFile, key: databasePasswordFile == nil ? "database" : "databasePasswordFile", message: error.message)
+        }
+        let half = leaderCheckInterval / 2
+        return try PostgresAdvisoryLock(location: postgres, password: password,
+                                        timeout: .nanoseconds(half.components.seconds * 1_000_000_000 + half.components.attoseconds / 1_000_000_000),
+                                        logger: logger)
+    }
 }

@@ -69,6 +69,8 @@ public struct AggregatorConfig: Sendable, Equatable {
     public var postgres: PostgresLocation?
     /// The PostgreSQL password's file; without it, libpq's password file (`PGPASSFILE`, `~/.pgpass`).
     public var databasePasswordFile: String?
+    /// How often aggregators sharing a PostgreSQL database check the leader lock (`leader.checkInterval`).
+    public var leaderCheckInterval: Duration = .seconds(2)
     public var keysDir = "/etc/regwatch/keys"
     public var apiToken: String?
     public var insecure = false
@@ -100,6 +102,12 @@ public struct AggregatorConfig: Sendable, Equatable {
         if c.databasePasswordFile != nil, c.postgres == nil {
             throw root["databasePasswordFile"].error("only a postgres:// database has a password; database is a file")
         }
+        let leader = root["leader"]
+        c.leaderCheckInterval = try leader["checkInterval"].duration(default: c.leaderCheckInterval)
+        guard c.leaderCheckInterval >= .milliseconds(200), c.leaderCheckInterval <= .seconds(60) else {
+            throw leader["checkInterval"].error("must be between 200ms and 60s")
+        }
+        try leader.rejectUnknownKeys()
         let keys = root["keys"]
         c.keysDir = try keys["dir"].string(default: c.keysDir)!
         try keys.rejectUnknownKeys()

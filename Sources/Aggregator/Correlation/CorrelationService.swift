@@ -9,8 +9,12 @@ import Synchronization
 /// records the transitions (outage rows), keeps `regwatch_outage_active{kind}` and `regwatch_outage` current and hands opened
 /// and closed outages to the ``AlertDispatcher``. The engine is restored from the store on start, so a
 /// restarted aggregator neither reopens nor forgets an outage.
+///
+/// Only the leader evaluates (``Leadership``); a follower waits, and when it becomes leader it restores
+/// the engine from the store, where the previous leader left it.
 public final class CorrelationService: Service, Sendable {
     let store: any FleetStoring
+    let leadership: Leadership
     let settings: CorrelationSettings
     let alerts: AlertDispatcher?
     let logger: Logger
@@ -20,8 +24,10 @@ public final class CorrelationService: Service, Sendable {
     /// The `regwatch_outage` series published last window, so an ended outage's series can be removed.
     private let published = Mutex<Set<[String]>>([])
 
-    public init(store: any FleetStoring, settings: CorrelationSettings, alerts: AlertDispatcher?, logger: Logger, alertReminder: TimeInterval = 60) {
+    public init(store: any FleetStoring, settings: CorrelationSettings, alerts: AlertDispatcher?, logger: Logger, alertReminder: TimeInterval = 60,
+                leadership: Leadership = .sole) {
         self.store = store
+        self.leadership = leadership
         self.settings = settings
         self.alerts = alerts
         self.logger = logger
@@ -34,11 +40,9 @@ public final class CorrelationService: Service, Sendable {
     }
 
     private func loop() async {
-        var engine = CorrelationEngine(settings: settings, active: (try? store.activeOutageStates()) ?? [])
-        if !engine.active.isEmpty {
-            logger.info("restored active outages", metadata: ["count": "\(engine.active.count)"])
-        }
-        publish(engine)
+        var engine = CorrelationEngine(settings: settings)
+        /// The term the engine was restored for; nil while following.
+        var ledTerm: UInt64?
         var lastReminder = Date()
         // Every window, and in between when a pending candidate is due to open (so an outage opens as
         // soon as it has held, not at the next window after that).
@@ -55,6 +59,18 @@ public final class CorrelationService: Service, Sendable {
             if now >= nextWindow {
                 nextWindow = nextWindow.addingTimeInterval(settings.windowSeconds)
                 if nextWindow < now { nextWindow = now.addingTimeInterval(settings.windowSeconds) }
+            }
+            guard let term = leadership.current.leading else {
+                ledTerm = nil
+                continue
+            }
+            if ledTerm != term {
+                // A new term here: the engine continues from what the store holds, whoever wrote it.
+                guard let active = try? store.activeOutageStates() else { continue }
+                engine = CorrelationEngine(settings: settings, active: active)
+                ledTerm = term
+                if !engine.active.isEmpty { logger.info("restored active outages", metadata: ["count": "\(engine.active.count)", "epoch": "\(term)"]) }
+                publish(engine)
             }
             evaluate(&engine, now: now)
             if now.timeIntervalSince(lastReminder) >= alertReminder, let alerts, !engine.active.isEmpty {

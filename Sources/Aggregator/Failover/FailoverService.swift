@@ -11,8 +11,17 @@ import Synchronization
 ///
 /// The controller's state is saved after every step that changed it and restored on start, so
 /// generations never go backwards and a rollout resumes at its stage after a restart.
+///
+/// Only the leader plans, saves and sends (``Leadership``): each save is fenced by its term, so a leader
+/// whose term ended cannot commit, and without a commit nothing is sent. A new leader continues from the
+/// state and acks the store holds. Acks that reach a follower are recorded in the store for the leader.
 public final class FailoverService: Service, Sendable {
     let store: any FleetStoring
+    let leadership: Leadership
+    /// The term the controller was restored for; nil while following.
+    private let ledTerm: Mutex<UInt64?>
+    /// Other aggregators record acks too: read them from the store each step.
+    let sharedStore: Bool
     let signer: CommandSigner?
     let router: RouterServer?
     let interval: Duration
@@ -28,9 +37,13 @@ public final class FailoverService: Service, Sendable {
     ///   - interval: the step period (the correlation window).
     public init(
         store: any FleetStoring, settings: FailoverSettings, signer: CommandSigner?, router: RouterServer?, interval: Duration,
-        staleAfter: Int, logger: Logger
+        staleAfter: Int, logger: Logger, leadership: Leadership = .sole
     ) throws(StoreError) {
         self.store = store
+        self.leadership = leadership
+        sharedStore = !(store is FleetStore)
+        // The state is read below: it is the one to lead with if this aggregator leads already.
+        ledTerm = Mutex(leadership.current.leading)
         self.signer = signer
         self.router = router
         self.interval = interval
@@ -68,12 +81,13 @@ public final class FailoverService: Service, Sendable {
 
     /// Operator freeze: no new generations, no sends. Persisted at once.
     public func freeze(reason: String, at now: Date = Date()) throws(StoreError) {
+        let epoch = try leaderEpoch()
         let (state, earlier) = controller.withLock { c in
             let earlier = c.state.frozen
             c.freeze(reason: reason, at: now)
             return (c.state, earlier)
         }
-        try store.saveFailover(state, now: now)
+        try store.saveFailover(state, now: now, epoch: epoch)
         Self.publish(state)
         if let earlier {
             // The first freeze's time and reason stand: they say how long the fleet has been held.
@@ -87,14 +101,24 @@ public final class FailoverService: Service, Sendable {
 
     /// Operator thaw; the next step runs at once.
     public func thaw(at now: Date = Date()) throws(StoreError) {
+        let epoch = try leaderEpoch()
         let state = controller.withLock { c in
             c.thaw(at: now)
             return c.state
         }
-        try store.saveFailover(state, now: now)
+        try store.saveFailover(state, now: now, epoch: epoch)
         Self.publish(state)
         logger.notice("failover thawed by an operator")
         wake.yield()
+    }
+
+    /// The term this aggregator leads with the controller restored for it; an operator's change goes
+    /// to the leader only (a follower's controller is not the one that plans).
+    private func leaderEpoch() throws(StoreError) -> UInt64 {
+        guard let epoch = leadership.current.leading, ledTerm.withLock({ $0 }) == epoch else {
+            throw .notLeader(path: store.location, leader: (try? store.currentTerm())?.holder)
+        }
+        return epoch
     }
 
     public func run() async throws {
@@ -139,6 +163,25 @@ public final class FailoverService: Service, Sendable {
             case .rejected, .failed, .rolledBack: logger.warning("failover ack", metadata: meta)
             }
         }
+        guard let epoch = leadership.current.leading else {
+            ledTerm.withLock { $0 = nil }
+            return
+        }
+        if ledTerm.withLock({ $0 }) != epoch || sharedStore {
+            do {
+                if ledTerm.withLock({ $0 }) != epoch {
+                    // A new term here: continue from the state the store holds, whoever saved it.
+                    let stored = try store.failoverState() ?? FailoverState()
+                    controller.withLock { $0 = FailoverController(settings: $0.settings, state: stored) }
+                    logger.notice("failover state restored for a new term", metadata: ["epoch": "\(epoch)", "generation": "\(stored.generation)"])
+                }
+                acks = try store.lastFailoverAcks()
+                ledTerm.withLock { $0 = epoch }
+            } catch {
+                logger.error("failover skipped a step: cannot read its state", metadata: ["error": "\(error)"])
+                return
+            }
+        }
         let inputs: FailoverInputs
         do {
             let recoveryHold = controller.withLock { $0.settings.recoveryHold }
@@ -153,14 +196,20 @@ public final class FailoverService: Service, Sendable {
             return (actions, c.state, c.state != before)
         }
         if changed {
-            do { try store.saveFailover(state, now: now) } catch {
+            do { try store.saveFailover(state, now: now, epoch: epoch) } catch {
+                if case .deposed(_, _, let current) = error {
+                    leadership.follow(epoch: current)
+                    ledTerm.withLock { $0 = nil }
+                    logger.error("failover stopped: this aggregator's term has ended; nothing saved or sent", metadata: ["epoch": "\(epoch)", "current": "\(current)"])
+                    return
+                }
                 // Nothing is sent with a state that is not on disk: a restart would re-issue its generations.
                 logger.error("failover state not saved; sends held back", metadata: ["error": "\(error)"])
                 return
             }
         }
         Self.publish(state)
-        perform(actions)
+        perform(actions, epoch: epoch)
     }
 
     /// The controller's inputs as the store has them at `now`.
@@ -190,7 +239,8 @@ public final class FailoverService: Service, Sendable {
         return controller.plans.filter(\.state.isLive)
     }
 
-    func perform(_ actions: [FailoverAction]) {
+    /// Logs and sends `actions`; every directive carries `epoch`, the term that committed it.
+    func perform(_ actions: [FailoverAction], epoch: UInt64) {
         let codec = WireCodec()
         // A halted generation whose canaries went back in several groups yields one action per group.
         let rolledBack = Set(actions.compactMap { if case .rolledBack(let g, _) = $0 { g } else { nil } })
@@ -203,8 +253,9 @@ public final class FailoverService: Service, Sendable {
                     "reason": "\(plan.reason)", "mirrors": "\(Self.describe(plan.mirrors))",
                     "canaries": "\(plan.canaries.joined(separator: ","))", "hosts": "\(plan.hosts.count)",
                 ])
-            case .send(let host, let directive):
+            case .send(let host, var directive):
                 guard let signer, let router else { continue }
+                directive.epoch = epoch
                 do {
                     let command = try signer.sign(directive)
                     let frame = try codec.encode(Envelope(host: WireProtocol.aggregatorSender, seq: directive.generation, sentAt: Date(), body: command))

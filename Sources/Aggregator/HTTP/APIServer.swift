@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import RegwatchShared
@@ -20,11 +21,14 @@ public enum APIServer {
         public var failover: FailoverService?
         /// The bearer token mutating calls must present; nil: mutating calls are refused.
         public var apiToken: APIToken?
+        /// This aggregator's role, shown by `/healthz` (`Regwatch-Role`, `Regwatch-Leader-Epoch` headers).
+        public var leadership: Leadership?
 
         public init(
             host: String, port: Int, staleAfter: Int, metricsText: @escaping @Sendable () -> String,
-            failover: FailoverService? = nil, apiToken: APIToken? = nil
+            failover: FailoverService? = nil, apiToken: APIToken? = nil, leadership: Leadership? = nil
         ) {
+            self.leadership = leadership
             self.host = host
             self.port = port
             self.staleAfter = staleAfter
@@ -39,7 +43,13 @@ public enum APIServer {
         router.get("/healthz") { _, _ -> Response in
             do {
                 _ = try store.status(now: Date(), staleAfter: options.staleAfter)
-                return text("ok\n")
+                var response = text("ok\n")
+                if let term = options.leadership?.current {
+                    // Headers, so the body stays the "ok" checks compare against.
+                    response.headers[Self.roleHeader] = term.isLeader ? "leader" : "follower"
+                    response.headers[Self.epochHeader] = "\(term.epoch)"
+                }
+                return response
             } catch {
                 return text("database unavailable: \(error)\n", status: .serviceUnavailable)
             }
@@ -105,7 +115,12 @@ public enum APIServer {
                 }
                 guard let failover = options.failover else { return text("failover is not running\n", status: .serviceUnavailable) }
                 let reason = request.uri.queryParameters["reason"].map { String($0.prefix(200)) } ?? "frozen through the API"
-                if action == "freeze" { try failover.freeze(reason: reason) } else { try failover.thaw() }
+                do {
+                    if action == "freeze" { try failover.freeze(reason: reason) } else { try failover.thaw() }
+                } catch let error as StoreError {
+                    guard case .notLeader = error else { throw error }
+                    return text("\(error)\n", status: .conflict)
+                }
                 return try json(FreezeAnswer(frozen: failover.isFrozen, generation: failover.generation))
             }
         }
@@ -124,6 +139,9 @@ public enum APIServer {
         var frozen: Bool
         var generation: UInt64
     }
+
+    static let roleHeader = HTTPField.Name("Regwatch-Role")!
+    static let epochHeader = HTTPField.Name("Regwatch-Leader-Epoch")!
 
     static func text(_ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
         Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: body)))

@@ -23,6 +23,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownHosts(path: String, hosts: [String])
     /// A leader's write of term `epoch` after another aggregator started term `current` (nothing was written).
     case deposed(path: String, epoch: UInt64, current: UInt64)
+    /// An operator's change sent to an aggregator that does not lead (`leader`: who does, when known).
+    case notLeader(path: String, leader: String?)
 
     /// Stable machine-readable code.
     public var code: String {
@@ -36,13 +38,14 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .writeFailed: "write_failed"
         case .unknownHosts: "unknown_host"
         case .deposed: "deposed"
+        case .notLeader: "not_leader"
         }
     }
 
     public var path: String {
         switch self {
         case .cannotOpen(let p, _), .notRegwatchDatabase(let p, _), .newerSchema(let p, _), .olderSchema(let p, _),
-             .migrationFailed(let p, _), .readFailed(let p, _), .writeFailed(let p, _), .unknownHosts(let p, _), .deposed(let p, _, _): p
+             .migrationFailed(let p, _), .readFailed(let p, _), .writeFailed(let p, _), .unknownHosts(let p, _), .deposed(let p, _, _), .notLeader(let p, _): p
         }
     }
 
@@ -61,6 +64,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(p): no such host: \(h.map { "\"\($0.prefix(80))\"" }.joined(separator: ", ")) (nothing was forgotten; `regwatch-aggregator hosts` lists them)"
         case .deposed(let p, let e, let c):
             "\(p): leadership term \(e) has ended (term \(c) started on another aggregator); nothing was written"
+        case .notLeader(let p, let l):
+            "\(p): this aggregator does not lead; send it to the leader\(l.map { " (\($0))" } ?? "") (nothing was changed)"
         }
     }
 

@@ -50,6 +50,10 @@ public enum MetricNames {
     public static let failoverFrozen = "regwatch_failover_frozen"
     /// When the current freeze began (Unix seconds), 0 when not frozen.
     public static let failoverFrozenSince = "regwatch_failover_frozen_since_timestamp_seconds"
+    /// 1 on the aggregator that holds the leader lock (runs correlation and failover planning), else 0.
+    public static let leader = "regwatch_leader"
+    /// The leadership term this aggregator last led or saw.
+    public static let leaderEpoch = "regwatch_leader_epoch"
 
     /// `# HELP` text per metric. swift-metrics carries no help, so the exposition adds it (``withHelp(_:)``).
     public static let help: [String: String] = [
@@ -79,6 +83,8 @@ public enum MetricNames {
         failoverRollbacksTotal: "Failover generations rolled back after a failed canary.",
         failoverFrozen: "1 while failover is frozen by an operator, else 0.",
         failoverFrozenSince: "When the current failover freeze began, in Unix seconds; 0 when not frozen.",
+        leader: "1 on the aggregator that leads (holds the leader lock: runs correlation and failover planning), 0 on the others.",
+        leaderEpoch: "The leadership term this aggregator leads, or the last one it saw start; every failover command carries it.",
     ]
 
     /// Prometheus text with a `# HELP` line before each `# TYPE` line of a known metric.

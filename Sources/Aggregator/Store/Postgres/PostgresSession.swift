@@ -23,7 +23,7 @@ final class PostgresSession: Sendable {
     private let turn = NSLock()
     private static let ids = Atomic<Int>(0)
 
-    init(location: PostgresLocation, password: String?, group: any EventLoopGroup, logger: Logger) throws(StoreError) {
+    init(location: PostgresLocation, password: String?, group: any EventLoopGroup, logger: Logger, connectTimeout: TimeAmount = .seconds(10)) throws(StoreError) {
         self.location = location
         self.group = group
         self.logger = logger
@@ -47,7 +47,7 @@ final class PostgresSession: Sendable {
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: password,
             database: location.database, tls: tls)
-        configuration.options.connectTimeout = .seconds(10)
+        configuration.options.connectTimeout = connectTimeout
         self.configuration = configuration
     }
 

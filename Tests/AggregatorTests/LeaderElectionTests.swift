@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+@testable import RegwatchAggregator
+import RegwatchShared
+import RegwatchTestSupport
+import Testing
+
+/// Several aggregators on one PostgreSQL database: exactly one leads (the advisory lock's holder), each
+/// term gets the next epoch, a leader whose lock session is gone stops leading at its next check, and a
+/// deposed leader cannot commit failover state.
+@Suite("Leader election")
+struct LeaderElectionTests {
+    static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    struct Aggregator {
+        let store: PostgresFleetStore
+        let lock: PostgresAdvisoryLock
+        let leadership = Leadership()
+        let election: LeaderElectionService
+
+        init(_ name: String, _ location: PostgresLocation, _ server: PostgresServer) throws {
+            store = try PostgresFleetStore(location: location, password: server.password)
+            lock = try PostgresAdvisoryLock(location: location, password: server.password, timeout: .seconds(2), logger: LeaderElectionTests.logger)
+            election = LeaderElectionService(lock: lock, store: store, holder: name, interval: .seconds(1), leadership: leadership, logger: LeaderElectionTests.logger)
+        }
+    }
+
+    @Test("one leader at a time; a lost lock session ends its term at the next check; the deposed leader cannot save failover state")
+    func election() throws {
+        let server = try SharedPostgres.server.get()
+        let location = try PostgresLocation.parse(try server.createDatabase("t_leader"))
+        let a = try Aggregator("a", location, server), b = try Aggregator("b", location, server), c = try Aggregator("c", location, server)
+        defer { for x in [a, b, c] { x.lock.release(); x.store.close() } }
+
+        a.election.check(now: StoreFixture.t0)
+        b.election.check(now: StoreFixture.t0)
+        c.election.check(now: StoreFixture.t0)
+        #expect(a.leadership.current == .init(leading: 1, epoch: 1))
+        #expect(b.leadership.current == .init(leading: nil, epoch: 1) && c.leadership.current == .init(leading: nil, epoch: 1))
+        #expect(try a.store.currentTerm() == LeaderTerm(epoch: 1, holder: "a", since: StoreFixture.t0))
+        // A second check changes nothing.
+        for x in [a, b, c] { x.election.check(now: StoreFixture.t0) }
+        #expect(a.leadership.current.leading == 1 && !b.leadership.current.isLeader && !c.leadership.current.isLeader)
+
+        var state = FailoverState()
+        state.generation = 4
+        try a.store.saveFailover(state, now: StoreFixture.t0, epoch: 1)
+
+        // The leader's lock session ends (its database connection was cut, or the server restarted it).
+        let killed = try server.psql("""
+            SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted
+              AND objid = \(PostgresAdvisoryLock.key & 0xFFFF_FFFF) AND classid = \(PostgresAdvisoryLock.key >> 32)
+            """)
+        #expect(killed == "1")
+        // Another candidate may get the lock first: there is never a second leader of the same term.
+        b.election.check(now: StoreFixture.t0.addingTimeInterval(1))
+        #expect(b.leadership.current == .init(leading: 2, epoch: 2))
+        a.election.check(now: StoreFixture.t0.addingTimeInterval(1))
+        #expect(a.leadership.current == .init(leading: nil, epoch: 1), "a kept leading after its lock was gone")
+        c.election.check(now: StoreFixture.t0.addingTimeInterval(1))
+        #expect(!c.leadership.current.isLeader && c.leadership.current.epoch == 2)
+
+        // The old leader's late save of its term is refused and writes nothing.
+        state.generation = 5
+        #expect(throws: StoreError.deposed(path: location.description, epoch: 1, current: 2)) {
+            try a.store.saveFailover(state, now: StoreFixture.t0.addingTimeInterval(2), epoch: 1)
+        }
+        #expect(try b.store.failoverState()?.generation == 4)
+        state.generation = 6
+        try b.store.saveFailover(state, now: StoreFixture.t0.addingTimeInterval(2), epoch: 2)
+        #expect(try a.store.failoverState()?.generation == 6)
+
+        // A follower's operator change is refused, naming the leader.
+        let follower = try FailoverService(store: a.store, settings: FailoverSettings(), signer: nil, router: nil, interval: .seconds(1),
+                                           staleAfter: 3, logger: Self.logger, leadership: a.leadership)
+        #expect(throws: StoreError.notLeader(path: location.description, leader: "b")) { try follower.freeze(reason: "x") }
+
+        // Shutting down the leader lets the next candidate lead with the next epoch.
+        b.lock.release()
+        a.election.check(now: StoreFixture.t0.addingTimeInterval(3))
+        #expect(a.leadership.current == .init(leading: 3, epoch: 3))
+    }
+
+    @Test("on SQLite the one aggregator leads, with a new term at each start")
+    func sole() throws {
+        let path = StoreFixture.path("sole")
+        for expected in [UInt64(1), 2] {
+            let store = try FleetStore(path: path)
+            let leadership = Leadership()
+            LeaderElectionService(lock: SoleLeaderLock(), store: store, holder: "solo", interval: .seconds(1), leadership: leadership, logger: Self.logger)
+                .check(now: StoreFixture.t0)
+            #expect(leadership.current == .init(leading: expected, epoch: expected))
+        }
+    }
+}
