@@ -53,6 +53,7 @@ public struct AggregatorServer {
             signer = CommandSigner(key: key)
         }
         let leadership = Leadership()
+        let reporters = RecentReporters()
         let election = LeaderElectionService(
             lock: try config.leaderLock(configFile: configFile, logger: logger), store: store,
             holder: "\(ProcessInfo.processInfo.hostName) \(config.httpAddress)", interval: config.leaderCheckInterval,
@@ -61,7 +62,8 @@ public struct AggregatorServer {
         election.check(now: Date())
         let failover = try FailoverService(
             store: store, settings: FailoverSettings(config.failover, correlation: config.correlation), signer: signer, router: router,
-            interval: config.correlation.window, staleAfter: config.correlation.staleAfter, logger: logger, leadership: leadership)
+            interval: config.correlation.window, staleAfter: config.correlation.staleAfter, logger: logger, leadership: leadership,
+            reporters: reporters)
         // Everything that can fail is done before the router's I/O thread starts.
         let bound = try router.start()
         let enrollment = authenticator.map {
@@ -69,7 +71,7 @@ public struct AggregatorServer {
         }
         let ingest = IngestService(
             router: router, store: store, isEnrolled: { enrolled?.isEnrolled(host: $0) ?? true },
-            failoverAcks: { host, ack in failover.receive(ack: ack, from: host) }, enrollment: enrollment, logger: logger)
+            failoverAcks: { host, ack in failover.receive(ack: ack, from: host) }, enrollment: enrollment, reporters: reporters, logger: logger)
         var gaugeOptions = FleetGaugesService.Options()
         gaugeOptions.staleAfter = config.correlation.staleAfter
         let gauges = FleetGaugesService(store: store, router: router, options: gaugeOptions, logger: logger)

@@ -93,3 +93,41 @@ struct LeaderElectionTests {
         }
     }
 }
+
+/// What a follower forwards for the leader: only committed targets, only to live hosts that lack them,
+/// at most once per resend interval, nothing while frozen, and it never plans.
+@Suite("Failover forwarding by a follower")
+struct FollowerSendTests {
+    @Test("committed targets only, to live hosts that have not applied them, once per resend interval; frozen: nothing")
+    func sends() throws {
+        let now = StoreFixture.t0
+        var state = FailoverState()
+        state.generation = 5
+        let target = FailoverState.Target(generation: 5, mirrors: ["docker.io": ["https://b"]], reason: "endpoint_down https://a")
+        for id in ["h1", "h2", "h3", "h4"] { state.hosts[id] = .init(target: target) }
+        state.hosts["h5"] = .init(target: nil)
+        let pools: [String: [MirrorSpec]] = ["docker.io": [MirrorSpec(url: "https://a"), MirrorSpec(url: "https://b")]]
+        let inputs = FailoverInputs(hosts: [
+            .init(id: "h1", mirrorPools: pools, reportedAt: now),
+            .init(id: "h2", mirrorPools: pools, appliedGeneration: 5, reportedAt: now),
+            .init(id: "h3", mirrorPools: pools, reportedAt: now, stale: true),
+            .init(id: "h4", mirrorPools: pools, reportedAt: now.addingTimeInterval(-5),
+                  lastAck: .init(generation: 5, outcome: .applied, reason: "", at: now)),
+            .init(id: "h5", mirrorPools: pools, reportedAt: now),
+            .init(id: "h6", mirrorPools: pools, reportedAt: now),
+        ])
+        var settings = FailoverSettings()
+        settings.resendInterval = 30
+        let controller = FailoverController(settings: settings, state: state)
+        let first = controller.followerSends(inputs, now: now, lastSent: [:])
+        #expect(first.map(\.host) == ["h1"])
+        #expect(first.first?.directive.generation == 5 && first.first?.directive.mirrors == target.mirrors && first.first?.directive.target == "h1")
+        #expect(controller.followerSends(inputs, now: now.addingTimeInterval(10), lastSent: ["h1": (5, now)]).isEmpty)
+        #expect(controller.followerSends(inputs, now: now.addingTimeInterval(31), lastSent: ["h1": (5, now)]).map(\.host) == ["h1"])
+        #expect(controller.state == state, "forwarding changed the controller's state")
+
+        var frozen = state
+        frozen.frozen = .init(since: now, reason: "change freeze")
+        #expect(FailoverController(settings: settings, state: frozen).followerSends(inputs, now: now, lastSent: [:]).isEmpty)
+    }
+}

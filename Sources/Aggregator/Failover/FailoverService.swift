@@ -22,6 +22,10 @@ public final class FailoverService: Service, Sendable {
     private let ledTerm: Mutex<UInt64?>
     /// Other aggregators record acks too: read them from the store each step.
     let sharedStore: Bool
+    /// While following: what was last forwarded to each host connected here, and when.
+    private let forwarded = Mutex<[String: (generation: UInt64, at: Date)]>([:])
+    /// The hosts reporting here: a follower forwards to those only.
+    let reporters: RecentReporters?
     let signer: CommandSigner?
     let router: RouterServer?
     let interval: Duration
@@ -37,8 +41,9 @@ public final class FailoverService: Service, Sendable {
     ///   - interval: the step period (the correlation window).
     public init(
         store: any FleetStoring, settings: FailoverSettings, signer: CommandSigner?, router: RouterServer?, interval: Duration,
-        staleAfter: Int, logger: Logger, leadership: Leadership = .sole
+        staleAfter: Int, logger: Logger, leadership: Leadership = .sole, reporters: RecentReporters? = nil
     ) throws(StoreError) {
+        self.reporters = reporters
         self.store = store
         self.leadership = leadership
         sharedStore = !(store is FleetStore)
@@ -165,8 +170,10 @@ public final class FailoverService: Service, Sendable {
         }
         guard let epoch = leadership.current.leading else {
             ledTerm.withLock { $0 = nil }
+            forward(now: now)
             return
         }
+        forwarded.withLock { $0 = [:] }
         if ledTerm.withLock({ $0 }) != epoch || sharedStore {
             do {
                 if ledTerm.withLock({ $0 }) != epoch {
@@ -210,6 +217,41 @@ public final class FailoverService: Service, Sendable {
         }
         Self.publish(state)
         perform(actions, epoch: epoch)
+    }
+
+    /// A follower's step: the leader's committed targets, to the hosts connected here that have not
+    /// applied them, signed with the leader's term (``FailoverController/followerSends(_:now:lastSent:)``).
+    func forward(now: Date) {
+        guard let signer, let router, let reporters, sharedStore else { return }
+        let sends: [(host: String, directive: FailoverDirective)]
+        let epoch: UInt64
+        do {
+            guard let state = try store.failoverState(), let term = try store.currentTerm() else { return }
+            epoch = term.epoch
+            let hosts = try store.failoverHosts(now: now, staleAfter: staleAfter, acks: try store.lastFailoverAcks())
+            let follower = FailoverController(settings: controller.withLock { $0.settings }, state: state)
+            sends = follower.followerSends(FailoverInputs(hosts: hosts), now: now, lastSent: forwarded.withLock { $0 })
+        } catch {
+            logger.error("cannot forward the leader's failover directives: cannot read its state", metadata: ["error": "\(error)"])
+            return
+        }
+        let codec = WireCodec()
+        // Connected here: it reported here within two windows, or ten minutes for hosts with long intervals.
+        let window = 2 * interval.seconds
+        for (host, var directive) in sends where reporters.contains(host, now: now, within: max(window, 600)) {
+            directive.epoch = epoch
+            do {
+                let frame = try codec.encode(Envelope(host: WireProtocol.aggregatorSender, seq: directive.generation, sentAt: now, body: try signer.sign(directive)))
+                // Only hosts connected here take it; the others are some other aggregator's to serve.
+                guard router.trySend(to: host, payload: frame) else { continue }
+                forwarded.withLock { $0[host] = (directive.generation, now) }
+                logger.info("failover directive forwarded for the leader", metadata: [
+                    "host.id": "\(host)", "generation": "\(directive.generation)", "epoch": "\(epoch)",
+                ])
+            } catch {
+                logger.error("cannot sign or encode a failover directive", metadata: ["host.id": "\(host)", "error": "\(error)"])
+            }
+        }
     }
 
     /// The controller's inputs as the store has them at `now`.

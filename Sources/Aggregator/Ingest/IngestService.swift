@@ -82,7 +82,7 @@ public final class IngestService: Service, Sendable {
     public init(
         router: RouterServer, store: any FleetStoring, isEnrolled: @escaping @Sendable (String) -> Bool = { _ in true },
         policy: CommitPolicy = .init(), failoverAcks: (@Sendable (_ host: String, FailoverAck) -> Void)? = nil,
-        enrollment: EnrollmentService? = nil, logger: Logger
+        enrollment: EnrollmentService? = nil, reporters: RecentReporters? = nil, logger: Logger
     ) {
         self.router = router
         self.enrollment = enrollment
@@ -101,6 +101,7 @@ public final class IngestService: Service, Sendable {
                     return
                 }
                 let now = Date()
+                reporters?.record(env.host, at: now)
                 state.pending.withLock { p in
                     if p.count == 0 { p.firstAt = DispatchTime.now().uptimeNanoseconds }
                     p.batch.append(report: env.body, hostID: env.host, seq: env.seq, receivedAt: now)
