@@ -69,7 +69,7 @@ extension AgentCommand {
                 config: config, cycle: cycle, client: client, logger: logger, eventSink: sink,
                 appliedGeneration: { failover.appliedGeneration }, gate: join?.gate,
                 spool: { let s = spool.statistics; return SpoolStatus(pending: s.pending, dropped: s.dropped) })
-            logger.info("agent running", metadata: ["host.id": "\(config.host.id)", "aggregator": "\(config.aggregator.endpoint)", "interval": "\(config.interval)"])
+            logger.info("agent running", metadata: ["host.id": "\(config.host.id)", "aggregator": "\(config.aggregator.endpoints.joined(separator: ","))", "interval": "\(config.interval)"])
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: client),
                 .init(service: AgentInbox(client: client, publisher: publisher, failover: failover, join: join, logger: logger)),
@@ -340,9 +340,12 @@ extension AgentCommand {
             }
             // The credentials files `run` loads at start: a missing one stops it, so it stops validate too.
             _ = try CheckCycle.loadCredentials(config)
-            try EndpointCheck.validateConnectEndpoint(config.aggregator.endpoint, configFile: options.config, key: "aggregator.endpoint")
+            for (i, endpoint) in config.aggregator.endpoints.enumerated() {
+                let key = config.aggregator.endpoints.count == 1 ? "aggregator.endpoint" : "aggregator.endpoints[\(i)]"
+                try EndpointCheck.validateConnectEndpoint(endpoint, configFile: options.config, key: key)
+            }
             let mode = config.aggregator.insecure ? "INSECURE (no CURVE)" : "CURVE"
-            print("\(options.config): ok (host \(config.host.id), aggregator \(config.aggregator.endpoint) over \(mode), \(config.registries.count) registries, signing key \(verifier == nil ? "absent" : "pinned")\(enrollment))")
+            print("\(options.config): ok (host \(config.host.id), aggregator \(config.aggregator.endpoints.joined(separator: ", ")) over \(mode), \(config.registries.count) registries, signing key \(verifier == nil ? "absent" : "pinned")\(enrollment))")
         }
     }
 }

@@ -90,6 +90,16 @@ struct AgentConfigTests {
         #expect(c.runtime.docker == nil)
     }
 
+    @Test("several aggregators: endpoints in order; endpoint and endpoints together, an empty or repeated list refused")
+    func endpoints() throws {
+        let c = try parse("aggregator: {insecure: true, endpoints: [\"tcp://a:7450\", \"tcp://b:7450\"]}\n")
+        #expect(c.aggregator.endpoints == ["tcp://a:7450", "tcp://b:7450"] && c.aggregator.endpoint == "tcp://a:7450")
+        #expect(try parse("aggregator: {insecure: true, endpoint: \"tcp://a:7450\"}\n").aggregator.endpoints == ["tcp://a:7450"])
+        expectError("aggregator: {insecure: true, endpoint: tcp://a:1, endpoints: [tcp://b:1]}\n", "agent.yaml:1: aggregator.endpoints: give endpoint or endpoints, not both")
+        expectError("aggregator: {insecure: true, endpoints: []}\n", "agent.yaml:1: aggregator.endpoints: expected 1 to 16 endpoints, got 0")
+        expectError("aggregator: {insecure: true, endpoints: [tcp://b:1, tcp://b:1]}\n", "agent.yaml:1: aggregator.endpoints: an endpoint is listed twice")
+    }
+
     @Test("bad values are one line naming file, line and key")
     func badValues() {
         expectError("aggregator: {insecure: true}\nintervall: 30s\n", "agent.yaml:2: intervall: unknown key")

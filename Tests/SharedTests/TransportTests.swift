@@ -249,3 +249,46 @@ struct TransportTests {
         #expect(throws: TransportError.invalidEndpoint("bogus://x", reason: "Protocol not supported")) { try client.start() }
     }
 }
+
+/// An agent with several aggregators: it talks to one, and when that one dies it moves to another and
+/// what it sends from then on arrives there.
+@Suite("ZeroMQ transport: several aggregators", .serialized)
+struct MultiEndpointTransportTests {
+    let serverKeys = try! CurveKeyPair.generate()
+    let agentKeys = try! CurveKeyPair.generate()
+
+    @Test("three endpoints, one never up: the dealer reaches a live one; when that one dies, the other live one gets its messages")
+    func failover() async throws {
+        let auth = TableAuthenticator(table: [agentKeys.publicKey: "node-a1"])
+        let (a, endpointA) = try Harness.router(keys: serverKeys, authenticator: auth)
+        let (b, endpointB) = try Harness.router(keys: serverKeys, authenticator: auth)
+        let dead = "tcp://127.0.0.1:\(RegistryHarness.freePort())"
+        let dealer = DealerClient(
+            configuration: .init(endpoints: [dead, endpointA, endpointB], hostID: "node-a1",
+                                 security: .curve(serverKey: serverKeys.publicKey, clientKeys: agentKeys), limits: Harness.fastLimits(),
+                                 backoff: ReconnectBackoff(initialMs: 50, maxMs: 200)),
+            logger: Harness.logger)
+        try dealer.start()
+        let payload = try Harness.envelope(Harness.sampleReport(host: "node-a1"), host: "node-a1")
+        // Whichever it starts with, a report reaches A or B.
+        let routers = [endpointA: a, endpointB: b]
+        let connected = await Harness.first(dealer.events, within: 15) { if case .connected = $0 { true } else { false } }
+        guard case .connected(let first) = connected, let firstRouter = routers[first] else {
+            Issue.record("never connected to a live aggregator: \(String(describing: connected))")
+            return
+        }
+        #expect(dealer.trySend(payload))
+        #expect(await Harness.first(firstRouter.inbound, within: 10) { _ in true }?.peer == "node-a1")
+
+        // The aggregator it talks to dies: it moves on (through the dead one, maybe) to the other.
+        await firstRouter.shutdown()
+        let other = first == endpointA ? b : a
+        let otherEndpoint = first == endpointA ? endpointB : endpointA
+        let moved = await Harness.first(dealer.events, within: 20) { if case .connected(let e) = $0 { e == otherEndpoint } else { false } }
+        #expect(moved != nil, "did not move to \(otherEndpoint)")
+        #expect(dealer.trySend(payload))
+        #expect(await Harness.first(other.inbound, within: 10) { _ in true }?.peer == "node-a1")
+        await dealer.shutdown()
+        await other.shutdown()
+    }
+}

@@ -7,7 +7,11 @@ public struct AgentConfig: Sendable, Equatable {
     public static let defaultPath = "/etc/regwatch/agent.yaml"
 
     public struct Aggregator: Sendable, Equatable {
-        public var endpoint: String
+        /// `aggregator.endpoints`, or the single `aggregator.endpoint`: equivalent aggregators sharing a
+        /// database; the agent talks to one at a time and moves on when it fails.
+        public var endpoints: [String]
+        /// The first endpoint.
+        public var endpoint: String { endpoints[0] }
         /// The aggregator's CURVE public key (a copy of its `server.pub`).
         public var serverKey: String?
         /// This agent's CURVE secret key (`agent.key`).
@@ -148,8 +152,19 @@ public struct AgentConfig: Sendable, Equatable {
         let stateDir = try root["stateDir"].string(default: "/var/lib/regwatch")!
 
         let agg = root["aggregator"]
+        let endpoints: [String]
+        if agg["endpoints"].exists {
+            guard try agg["endpoint"].string() == nil else { throw agg["endpoints"].error("give endpoint or endpoints, not both") }
+            var listed: [String] = []
+            for node in try agg["endpoints"].list() { listed.append(try node.requiredString()) }
+            endpoints = listed
+            guard (1...16).contains(endpoints.count) else { throw agg["endpoints"].error("expected 1 to 16 endpoints, got \(endpoints.count)") }
+            guard Set(endpoints).count == endpoints.count else { throw agg["endpoints"].error("an endpoint is listed twice") }
+        } else {
+            endpoints = [try agg["endpoint"].string(default: "tcp://127.0.0.1:7450")!]
+        }
         var aggregator = Aggregator(
-            endpoint: try agg["endpoint"].string(default: "tcp://127.0.0.1:7450")!,
+            endpoints: endpoints,
             serverKey: try agg["serverKey"].string(),
             clientKey: try agg["clientKey"].string(),
             signingKey: try agg["signingKey"].string(),

@@ -108,7 +108,7 @@ public struct HostDiscoverer: Sendable {
 
         var config = AgentConfig(
             host: HostIdentity(id: hostID, labels: [:]),
-            aggregator: .init(endpoint: "tcp://127.0.0.1:7450", serverKey: nil, clientKey: nil, signingKey: nil, insecure: true),
+            aggregator: .init(endpoints: ["tcp://127.0.0.1:7450"], serverKey: nil, clientKey: nil, signingKey: nil, insecure: true),
             interval: .seconds(30), stateDir: root.path("/var/lib/regwatch"), registries: [], runtime: runtime, transport: TransportLimits())
         for name in registries {
             let upstream = extraRegistries.first { $0.name == name }?.upstream

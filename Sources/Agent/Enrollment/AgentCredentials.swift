@@ -40,7 +40,7 @@ public struct AgentCredentials: Sendable {
 
     /// The transport configuration for this agent; `routingID` while it joins.
     public func dealerConfiguration(_ config: AgentConfig, routingID: String? = nil) -> DealerClient.Configuration {
-        DealerClient.Configuration(endpoint: config.aggregator.endpoint, hostID: config.host.id, security: security, limits: config.transport, routingID: routingID)
+        DealerClient.Configuration(endpoints: config.aggregator.endpoints, hostID: config.host.id, security: security, limits: config.transport, routingID: routingID)
     }
 }
 

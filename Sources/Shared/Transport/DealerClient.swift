@@ -9,9 +9,16 @@ import Synchronization
 /// ``ReconnectBackoff`` so a fleet does not retry in lockstep, and logs why each attempt failed: a key the
 /// aggregator refuses (ZAP 400) reads differently from a wrong server key or an unreachable host.
 /// `ZMQ_IMMEDIATE` keeps messages in our bounded outbox until a connection is up.
+///
+/// With several endpoints (aggregators sharing one database) it talks to one at a time, starting at a
+/// random one so a fleet spreads over them, and moves to another (chosen at random, so a dead aggregator's
+/// agents spread over the rest) whenever a connection fails, is refused or times out.
 public final class DealerClient: Sendable {
     public struct Configuration: Sendable {
-        public var endpoint: String
+        /// The aggregators, equivalent; at least one.
+        public var endpoints: [String]
+        /// The first endpoint (the only one of a single-aggregator setup).
+        public var endpoint: String { endpoints[0] }
         public var hostID: String
         public var security: DealerSecurity
         public var limits: TransportLimits
@@ -21,7 +28,12 @@ public final class DealerClient: Sendable {
         public var routingID: String
 
         public init(endpoint: String, hostID: String, security: DealerSecurity, limits: TransportLimits = .init(), backoff: ReconnectBackoff = .init(), routingID: String? = nil) {
-            self.endpoint = endpoint
+            self.init(endpoints: [endpoint], hostID: hostID, security: security, limits: limits, backoff: backoff, routingID: routingID)
+        }
+
+        public init(endpoints: [String], hostID: String, security: DealerSecurity, limits: TransportLimits = .init(), backoff: ReconnectBackoff = .init(), routingID: String? = nil) {
+            precondition(!endpoints.isEmpty, "a dealer needs an endpoint")
+            self.endpoints = endpoints
             self.hostID = hostID
             self.routingID = routingID ?? hostID
             self.security = security
@@ -146,18 +158,23 @@ final class DealerLoop: @unchecked Sendable {
     var connected = false
     /// The key pair new sockets use (rotation replaces it).
     var currentKeys: CurveKeyPair?
+    /// The index in `endpoints` of the aggregator connected to (or being connected to).
+    var current: Int
 
     init(client: DealerClient, context: ZMQContext) throws(TransportError) {
         self.client = client
         self.context = context
         let config = client.configuration
         backoff = config.backoff
+        current = Int.random(in: 0..<config.endpoints.count)
         if case .curve(_, let clientKeys) = config.security { currentKeys = clientKeys }
-        (socket, monitor) = try Self.connect(context: context, config: config, routingID: config.routingID, keys: currentKeys)
+        (socket, monitor) = try Self.connect(context: context, config: config, endpoint: config.endpoints[current], routingID: config.routingID, keys: currentKeys)
     }
 
-    /// A DEALER with the configured options, its monitor, connecting to the aggregator.
-    static func connect(context: ZMQContext, config: DealerClient.Configuration, routingID: String, keys: CurveKeyPair?) throws(TransportError) -> (ZMQSocket, ZMQMonitor) {
+    var endpoint: String { client.configuration.endpoints[current] }
+
+    /// A DEALER with the configured options, its monitor, connecting to `endpoint`.
+    static func connect(context: ZMQContext, config: DealerClient.Configuration, endpoint: String, routingID: String, keys: CurveKeyPair?) throws(TransportError) -> (ZMQSocket, ZMQMonitor) {
         let socket = try ZMQSocket(context: context, type: ZMQ_DEALER)
         let limits = config.limits
         try socket.set(ZMQ_ROUTING_ID, string: routingID)
@@ -176,7 +193,7 @@ final class DealerLoop: @unchecked Sendable {
             try socket.set(ZMQ_CURVE_SECRETKEY, string: keys.secretZ85)
         }
         let monitor = try ZMQMonitor(context: context, watching: socket)
-        try socket.connect(config.endpoint)
+        try socket.connect(endpoint)
         return (socket, monitor)
     }
 
@@ -260,7 +277,7 @@ final class DealerLoop: @unchecked Sendable {
     }
 
     private func handleMonitor() {
-        let endpoint = client.configuration.endpoint
+        let endpoint = self.endpoint
         while let event = monitor.next() {
             switch event.event {
             case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
@@ -323,7 +340,7 @@ final class DealerLoop: @unchecked Sendable {
         socket.close()
         monitor.socket.close()
         do {
-            (socket, monitor) = try Self.connect(context: context, config: client.configuration, routingID: change.routingID, keys: currentKeys)
+            (socket, monitor) = try Self.connect(context: context, config: client.configuration, endpoint: endpoint, routingID: change.routingID, keys: currentKeys)
         } catch {
             client.logger.error("cannot reconnect with the new identity", metadata: ["error": "\(error)"])
             return
@@ -336,14 +353,20 @@ final class DealerLoop: @unchecked Sendable {
     }
 
 
+    /// Connects again after the backoff: to another aggregator when there are several.
     private func reconnect() {
         reconnectAt = nil
-        let endpoint = client.configuration.endpoint
         socket.disconnect(endpoint)
+        let endpoints = client.configuration.endpoints
+        if endpoints.count > 1 {
+            let from = endpoint
+            current = (current + Int.random(in: 1..<endpoints.count)) % endpoints.count
+            client.logger.info("moving to another aggregator", metadata: ["from": "\(from)", "to": "\(endpoint)"])
+        }
         do {
             try socket.connect(endpoint)
         } catch {
-            client.logger.error("reconnect failed", metadata: ["error": "\(error)"])
+            client.logger.error("reconnect failed", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
         }
         client.stats.withLock {
             $0.reconnects += 1
