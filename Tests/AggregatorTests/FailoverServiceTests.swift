@@ -78,6 +78,36 @@ struct FailoverServiceTests {
         #expect(service.plans.first?.state == .rolling, "\(String(describing: service.plans.first))")
     }
 
+    /// A database restored from a backup (or a new one after a move) has an older term than agents
+    /// obeyed: their refusals for the term alone raise it, and do not halt the plan.
+    @Test("agents that obeyed a newer term: the term is raised above it, the plan goes on", arguments: StoreBackend.allCases)
+    func termRaisedByAgents(_ backend: StoreBackend) throws {
+        let t = F.t0
+        let store = try Self.fleetWithOutage(at: t, backend)
+        let leadership = Leadership()
+        let election = LeaderElectionService(lock: SoleLeaderLock(), store: store, holder: "solo", interval: .seconds(1), leadership: leadership, logger: Self.logger)
+        election.check(now: t)
+        #expect(leadership.current.leading == 1)
+        let service = try FailoverService(
+            store: store, settings: FailoverSettings(mode: .auto, canaryShare: 0.1), signer: CommandSigner(key: .init()), router: nil,
+            interval: .seconds(1), staleAfter: 5, logger: Self.logger, leadership: leadership)
+        var acks: [String: FailoverInputs.Ack] = [:]
+        service.step(acks: &acks, now: t.addingTimeInterval(0.5))
+        let plan = try #require(service.plans.first)
+        #expect(plan.state == .canary)
+        for canary in plan.canaries {
+            service.receive(ack: FailoverAck(generation: plan.generation, outcome: .rejected, reason: "epoch 1 is older than the applied epoch 7 generation 0",
+                                             appliedGeneration: 0, appliedEpoch: 7), from: canary, at: t.addingTimeInterval(0.6))
+        }
+        service.step(acks: &acks, now: t.addingTimeInterval(0.7))
+        #expect(leadership.current.leading == 8)
+        #expect(try store.currentTerm()?.epoch == 8)
+        #expect(service.plans.first?.state == .canary && service.plans.first?.rejected == 0, "\(String(describing: service.plans.first))")
+        // Saves of the raised term go through.
+        try service.freeze(reason: "check", at: t.addingTimeInterval(0.8))
+        #expect(try store.failoverState()?.frozen?.reason == "check")
+    }
+
     @Test("operator freeze is saved at once and blocks new plans until thaw", arguments: StoreBackend.allCases)
     func freezeThaw(_ backend: StoreBackend) throws {
         let t = F.t0

@@ -70,6 +70,7 @@ public final class FailoverCommandService: Service, Sendable {
     public func handle(_ command: SignedFailoverCommand, now: Date) async -> FailoverAck {
         var ack = await decide(command, now: now)
         ack.reason = hostRoot.shown(ack.reason)
+        ack.appliedEpoch = appliedEpoch.load(ordering: .acquiring)
         return ack
     }
 

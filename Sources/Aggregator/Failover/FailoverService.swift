@@ -157,7 +157,16 @@ public final class FailoverService: Service, Sendable {
             p.removeAll()
             return taken
         }
+        let known = leadership.current.epoch
         for (host, ack, at) in received {
+            // Refused for its term alone (the agent obeyed a newer one): not the plan's fault. The term is
+            // raised below and the host gets the directive again; recorded, it would halt the plan.
+            if ack.outcome == .rejected, ack.appliedEpoch > known {
+                logger.warning("failover command refused for an old term", metadata: [
+                    "host.id": "\(host)", "generation": "\(ack.generation)", "agent.epoch": "\(ack.appliedEpoch)", "epoch": "\(known)",
+                ])
+                continue
+            }
             acks[host] = .init(ack, at: at)
             do { try store.recordFailoverAck(host: host, ack: ack, at: at) } catch {
                 logger.error("cannot record a failover ack", metadata: ["host.id": "\(host)", "error": "\(error)"])
@@ -168,10 +177,23 @@ public final class FailoverService: Service, Sendable {
             case .rejected, .failed, .rolledBack: logger.warning("failover ack", metadata: meta)
             }
         }
-        guard let epoch = leadership.current.leading else {
+        guard var epoch = leadership.current.leading else {
             ledTerm.withLock { $0 = nil }
             forward(now: now)
             return
+        }
+        // Agents obeyed a newer term than this database has (restored from a backup, or a new database):
+        // lead on above it, or they refuse every command of this term.
+        if let seen = received.map(\.ack.appliedEpoch).max(), seen > epoch {
+            do {
+                let raised = try store.raiseTerm(to: seen + 1)
+                leadership.lead(epoch: raised)
+                ledTerm.withLock { if $0 == epoch { $0 = raised } }
+                logger.warning("agents obeyed a newer term than the database holds; term raised", metadata: ["from": "\(epoch)", "to": "\(raised)"])
+                epoch = raised
+            } catch {
+                logger.error("cannot raise the leadership term", metadata: ["error": "\(error)"])
+            }
         }
         forwarded.withLock { $0 = [:] }
         if ledTerm.withLock({ $0 }) != epoch || sharedStore {

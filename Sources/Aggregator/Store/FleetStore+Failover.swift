@@ -46,6 +46,13 @@ extension FleetStore {
         }
     }
 
+    public func raiseTerm(to minimum: UInt64) throws(StoreError) -> UInt64 {
+        try write { db in
+            try db.execute(sql: "UPDATE leader_term SET epoch = max(epoch, ?) WHERE id = 1", arguments: [Int64(bitPattern: minimum)])
+            return UInt64(try Int64.fetchOne(db, sql: "SELECT epoch FROM leader_term WHERE id = 1") ?? 0)
+        }
+    }
+
     public func currentTerm() throws(StoreError) -> LeaderTerm? {
         try read { db in
             try Row.fetchOne(db, sql: "SELECT epoch, holder, since FROM leader_term WHERE id = 1").map {

@@ -54,6 +54,9 @@ public protocol FleetStoring: AnyObject, Sendable {
     // Leadership terms
     /// Starts the next leadership term for `holder` and returns its epoch (1 for the first).
     func beginTerm(holder: String, now: Date) throws(StoreError) -> UInt64
+    /// Raises the current term's epoch to at least `minimum` (its holder stays) and returns the epoch:
+    /// agents obeyed a term this database no longer has (it was restored or replaced).
+    func raiseTerm(to minimum: UInt64) throws(StoreError) -> UInt64
     /// The current term, nil before the first.
     func currentTerm() throws(StoreError) -> LeaderTerm?
 

@@ -84,8 +84,12 @@ public struct FailoverAck: Codable, Sendable, Hashable, WireBody {
     public var reason: String
     /// The generation in force on the agent after handling the command.
     public var appliedGeneration: UInt64
+    /// The leadership term of that generation (0: none). A leader whose term is older learns from it
+    /// that its database lost the term (restored, or replaced), and starts a term above it.
+    public var appliedEpoch: UInt64 = 0
 
-    public init(generation: UInt64, outcome: Outcome, reason: String = "", appliedGeneration: UInt64) {
+    public init(generation: UInt64, outcome: Outcome, reason: String = "", appliedGeneration: UInt64, appliedEpoch: UInt64 = 0) {
+        self.appliedEpoch = appliedEpoch
         self.generation = generation
         self.outcome = outcome
         self.reason = reason
@@ -98,5 +102,6 @@ public struct FailoverAck: Codable, Sendable, Hashable, WireBody {
         outcome = try c.decode(Outcome.self, forKey: .outcome)
         reason = try c.decodeIfPresent(String.self, forKey: .reason) ?? ""
         appliedGeneration = try c.decodeIfPresent(UInt64.self, forKey: .appliedGeneration) ?? 0
+        appliedEpoch = try c.decodeIfPresent(UInt64.self, forKey: .appliedEpoch) ?? 0
     }
 }

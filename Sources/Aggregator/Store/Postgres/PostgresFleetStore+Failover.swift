@@ -45,6 +45,14 @@ extension PostgresFleetStore {
         }
     }
 
+    public func raiseTerm(to minimum: UInt64) throws(StoreError) -> UInt64 {
+        try write { c in
+            UInt64(try run(c, """
+                UPDATE leader_term SET epoch = greatest(epoch, \(Int64(bitPattern: minimum))) WHERE id = 1 RETURNING epoch
+                """).first?.decode(Int64.self) ?? 0)
+        }
+    }
+
     public func currentTerm() throws(StoreError) -> LeaderTerm? {
         try read { c in
             try run(c, "SELECT epoch, holder, since FROM leader_term WHERE id = 1").first.map { row in
