@@ -4,7 +4,8 @@ import Glibc
 #endif
 
 /// A throwaway PostgreSQL cluster (Debian's `postgresql` 15) on a loopback port, owned by one test:
-/// `initdb` in a temp directory, run as the unprivileged `postgres` user (initdb refuses root), password
+/// `initdb` in a temp directory, run as the `postgres` user under root (initdb refuses root) or as the
+/// current user otherwise (so `make test-unprivileged` runs the PostgreSQL suites too), password
 /// authentication over TCP as an operator's server has it, stopped by PID and removed when released.
 ///
 /// `fsync` is off: it only guards against an operating-system crash, which no test makes, and it
@@ -39,11 +40,11 @@ public final class PostgresServer: @unchecked Sendable {
         chmod(passwordFile, 0o600)
         let superuserPassword = "\(dir)/superuser-password"
         try Data(password.utf8).write(to: URL(fileURLWithPath: superuserPassword))
-        guard let pw = getpwnam("postgres") else { throw HarnessError("no postgres user: install Debian's postgresql package (make deps)") }
-        chown("\(dir)/data", pw.pointee.pw_uid, pw.pointee.pw_gid)
-        chown(socketDir, pw.pointee.pw_uid, pw.pointee.pw_gid)
-        chown(superuserPassword, pw.pointee.pw_uid, pw.pointee.pw_gid)
-        let (status, output) = try RegistryHarness.spawnAndWait("/usr/bin/setpriv", Self.asPostgres + [
+        if Self.asRoot {
+            guard let pw = getpwnam("postgres") else { throw HarnessError("no postgres user: install Debian's postgresql package (make deps)") }
+            for path in ["\(dir)/data", socketDir, superuserPassword] { chown(path, pw.pointee.pw_uid, pw.pointee.pw_gid) }
+        }
+        let (status, output) = try Self.spawnAsServerUser([
             "\(Self.binDir)/initdb", "-D", "\(dir)/data", "-U", "postgres", "--pwfile", superuserPassword,
             "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8",
         ], stderrPath: "\(dir)/initdb.log")
@@ -62,7 +63,17 @@ public final class PostgresServer: @unchecked Sendable {
     /// The server's Unix socket (and its lock file), which only `postgres` may write.
     var socketDir: String { "\(dir)/run" }
 
-    static let asPostgres = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--reset-env", "--"]
+    /// As root, the server's programs run as `postgres` (initdb refuses root); otherwise as this user.
+    static let asRoot = getuid() == 0
+
+    static func asServerUser(_ command: [String]) -> [String] {
+        asRoot ? ["/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--reset-env", "--"] + command : command
+    }
+
+    static func spawnAsServerUser(_ command: [String], stderrPath: String) throws -> (Int32, String) {
+        let full = asServerUser(command)
+        return try RegistryHarness.spawnAndWait(full[0], Array(full.dropFirst()), stderrPath: stderrPath)
+    }
 
     /// `postgres://regwatch@127.0.0.1:PORT/DB`, without the password (it is in ``passwordFile``).
     public func url(database: String = "regwatch", sslmode: String? = nil) -> String {
@@ -89,7 +100,7 @@ public final class PostgresServer: @unchecked Sendable {
         // After a kill -9 the old backends exit on their own once they see the postmaster gone; until
         // then the data directory is still in use, and a start fails: try again for 30 s.
         let deadline = Date().addingTimeInterval(30)
-        let server = (["/usr/bin/setpriv"] + Self.asPostgres + [
+        let server = Self.asServerUser([
             "\(Self.binDir)/postgres", "-D", "\(dir)/data", "-p", "\(port)", "-k", socketDir,
             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
         ]).map { "'\($0)'" }.joined(separator: " ")
@@ -164,7 +175,7 @@ public final class PostgresServer: @unchecked Sendable {
     /// Runs SQL as the superuser over the Unix socket; returns psql's unaligned output.
     @discardableResult
     public func psql(_ sql: String, database: String = "postgres") throws -> String {
-        let (status, output) = try RegistryHarness.spawnAndWait("/usr/bin/setpriv", Self.asPostgres + [
+        let (status, output) = try Self.spawnAsServerUser([
             "\(Self.binDir)/psql", "-h", socketDir, "-p", "\(port)", "-U", "postgres", "-d", database,
             "-v", "ON_ERROR_STOP=1", "-X", "-A", "-t", "-q", "-c", sql,
         ], stderrPath: "\(dir)/psql.stderr")
