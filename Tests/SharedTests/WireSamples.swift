@@ -49,7 +49,7 @@ enum WireSamples {
     static var signingKey: Curve25519.Signing.PrivateKey { try! Curve25519.Signing.PrivateKey(rawRepresentation: Data((1...32).map { UInt8($0) })) }
 
     static let directive = FailoverDirective(
-        generation: 8, issuedAt: t0, expiresAt: t0.addingTimeInterval(600), target: "node-a1",
+        generation: 8, epoch: 3, issuedAt: t0, expiresAt: t0.addingTimeInterval(600), target: "node-a1",
         mirrors: ["docker.io": ["https://mirror-b:5000", "https://mirror-a:5000"]], reason: "outage 12: endpoint_down https://mirror-a:5000"
     )
 
@@ -58,7 +58,7 @@ enum WireSamples {
     }
 
     static let failoverAck = Envelope(host: "node-a1", seq: 44, sentAt: t1, body: FailoverAck(
-        generation: 8, outcome: .rejected, reason: "mirror https://evil:5000 is not in this host's allowlist for docker.io", appliedGeneration: 7
+        generation: 8, outcome: .rejected, reason: "mirror https://evil:5000 is not in this host's allowlist for docker.io", appliedGeneration: 7, appliedEpoch: 3
     ))
 
     static let join = Envelope(host: "node-a1", seq: 1, sentAt: t1, body: JoinRequest(

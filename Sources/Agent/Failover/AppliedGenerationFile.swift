@@ -1,7 +1,8 @@
 import FoundationEssentials
 import RegwatchShared
 
-/// The highest failover generation this agent has applied, in `stateDir/applied-generation`.
+/// The highest failover generation this agent has applied, and the aggregator term (epoch) that issued
+/// it, in `stateDir/applied-generation`.
 ///
 /// Written atomically with fsync before the ack goes out, so a command replayed after a crash or a
 /// restart is recognised as old. A missing file means 0 (never applied); an unreadable one is an error,
