@@ -38,7 +38,7 @@ struct PostgresStoreTests {
         let location = PostgresLocation(user: "regwatch", host: "db", port: 5432, database: "fleet")
         func write(_ name: String, _ text: String, mode: mode_t = 0o600) -> String {
             let path = "\(dir)/\(name)"
-            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
             chmod(path, mode)
             return path
         }

@@ -17,10 +17,13 @@ public protocol FleetStoring: AnyObject, Sendable {
     var location: String { get }
 
     // Ingest and connection state
+    @discardableResult
     func commit(_ batch: IngestBatch) throws(StoreError) -> IngestResult
     func setConnected(hostID: String, connected: Bool) throws(StoreError)
     func setAllDisconnected() throws(StoreError)
+    @discardableResult
     func markSilentHostsDisconnected(now: Date, intervals: Double) throws(StoreError) -> Int
+    @discardableResult
     func maintain(now: Date, rawRetention: TimeInterval, minuteRetention: TimeInterval, eventRetention: TimeInterval) throws(StoreError) -> MaintenanceResult
     func forget(hosts ids: [String]) throws(StoreError)
 
@@ -36,6 +39,7 @@ public protocol FleetStoring: AnyObject, Sendable {
     func headroom(since: Date) throws(StoreError) -> [HeadroomMinuteRow]
 
     // Outages
+    @discardableResult
     func record(_ transitions: [OutageTransition], active: [OutageKey: ActiveOutage]) throws(StoreError) -> [OutageRow]
     func activeOutageStates() throws(StoreError) -> [ActiveOutage]
     func outages(activeOnly: Bool, limit: Int) throws(StoreError) -> [OutageRow]
@@ -78,6 +82,7 @@ extension FleetStoring {
         try probeMinutes(since: since, until: nil, endpoint: endpoint)
     }
 
+    @discardableResult
     public func markSilentHostsDisconnected(now: Date) throws(StoreError) -> Int {
         try markSilentHostsDisconnected(now: now, intervals: 2)
     }

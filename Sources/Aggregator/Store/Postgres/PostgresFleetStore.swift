@@ -107,11 +107,11 @@ public final class PostgresFleetStore: FleetStoring {
     // MARK: Connection state
 
     public func setConnected(hostID: String, connected: Bool) throws(StoreError) {
-        try write { c in try run(c, "UPDATE host SET connected = \(connected) WHERE id = \(hostID)") }
+        try write { c in _ = try run(c, "UPDATE host SET connected = \(connected) WHERE id = \(hostID)") }
     }
 
     public func setAllDisconnected() throws(StoreError) {
-        try write { c in try run(c, "UPDATE host SET connected = false WHERE connected") }
+        try write { c in _ = try run(c, "UPDATE host SET connected = false WHERE connected") }
     }
 
     @discardableResult
