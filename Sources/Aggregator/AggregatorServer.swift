@@ -28,7 +28,7 @@ public struct AggregatorServer {
         let store = try config.openStore(configFile: configFile, logger: logger)
         // Alone on its file, no agent is connected before it listens. Sharing a database, the hosts
         // connected to the other aggregators are: each host's flag follows its reports there.
-        if config.postgres == nil { try store.setAllDisconnected() }
+        if !store.isShared { try store.setAllDisconnected() }
 
         let security: RouterSecurity
         var authenticator: EnrollmentAuthenticator?

@@ -22,9 +22,9 @@ public final class FailoverCommandService: Service, Sendable {
     let hostRoot: HostRoot
     let logger: Logger
     let acknowledge: @Sendable (FailoverAck) -> Void
-    private let applied: Atomic<UInt64>
-    /// The term of the last command obeyed; only this service's task writes it.
-    private let appliedEpoch: Atomic<UInt64>
+    /// The generation in force and the term that issued it, as in `stateDir/applied-generation`; only
+    /// this service's task writes it.
+    private let applied: Mutex<CommandVersion>
     private let commands: AsyncStream<SignedFailoverCommand>
     private let continuation: AsyncStream<SignedFailoverCommand>.Continuation
 
@@ -46,14 +46,13 @@ public final class FailoverCommandService: Service, Sendable {
         self.logger = logger
         self.acknowledge = acknowledge
         let version = try generationFile.readVersion()
-        applied = Atomic(version.generation)
-        appliedEpoch = Atomic(version.epoch)
+        applied = Mutex(version)
         // A handful queued is plenty: the aggregator re-sends until the host converges.
         (commands, continuation) = AsyncStream.makeStream(of: SignedFailoverCommand.self, bufferingPolicy: .bufferingNewest(8))
     }
 
     /// The generation in force on this host: reported with every report.
-    public var appliedGeneration: UInt64 { applied.load(ordering: .acquiring) }
+    public var appliedGeneration: UInt64 { applied.withLock { $0.generation } }
 
     /// Queues a command received from the aggregator.
     public func submit(_ command: SignedFailoverCommand) {
@@ -70,18 +69,19 @@ public final class FailoverCommandService: Service, Sendable {
     public func handle(_ command: SignedFailoverCommand, now: Date) async -> FailoverAck {
         var ack = await decide(command, now: now)
         ack.reason = hostRoot.shown(ack.reason)
-        ack.appliedEpoch = appliedEpoch.load(ordering: .acquiring)
+        ack.appliedEpoch = applied.withLock { $0.epoch }
         return ack
     }
 
     private func decide(_ command: SignedFailoverCommand, now: Date) async -> FailoverAck {
-        let current = appliedGeneration
-        switch gate.evaluate(command, applied: CommandVersion(epoch: appliedEpoch.load(ordering: .acquiring), generation: current), now: now) {
+        let obeyed = applied.withLock { $0 }
+        let current = obeyed.generation
+        switch gate.evaluate(command, applied: obeyed, now: now) {
         case .confirm(let version):
             do { try generationFile.write(version.generation, epoch: version.epoch) } catch {
                 return FailoverAck(generation: version.generation, outcome: .failed, reason: "cannot keep epoch \(version.epoch): \(error)", appliedGeneration: current)
             }
-            appliedEpoch.store(version.epoch, ordering: .releasing)
+            applied.withLock { $0 = version }
             logger.notice("failover generation confirmed by a new aggregator term", metadata: ["generation": "\(version.generation)", "epoch": "\(version.epoch)"])
             return FailoverAck(generation: version.generation, outcome: .ignored, reason: "generation \(version.generation) is already applied; epoch \(version.epoch) kept", appliedGeneration: current)
         case .ignore(let g, let reason):
@@ -116,8 +116,7 @@ public final class FailoverCommandService: Service, Sendable {
                 logger.error("failover applied but its generation could not be persisted", metadata: ["generation": "\(g)", "error": "\(error)"])
                 return FailoverAck(generation: g, outcome: .failed, reason: "applied, but \(error)", appliedGeneration: current)
             }
-            appliedEpoch.store(directive.epoch, ordering: .releasing)
-            applied.store(g, ordering: .releasing)
+            applied.withLock { $0 = CommandVersion(epoch: directive.epoch, generation: g) }
             do { try changes.record(now) } catch {
                 logger.warning("cannot record the change time", metadata: ["error": "\(error)"])
             }

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import RegwatchShared
 
 extension AggregatorConfig {
@@ -7,24 +8,21 @@ extension AggregatorConfig {
     /// created or migrated (CLI commands that only look).
     public func openStore(configFile: String, readOnly: Bool = false, logger: Logger) throws -> any FleetStoring {
         guard let postgres else { return try FleetStore(path: database, readOnly: readOnly) }
-        let password: String?
-        do { password = try postgres.password(passwordFile: databasePasswordFile) } catch {
-            throw ConfigError(file: configFile, key: databasePasswordFile == nil ? "database" : "databasePasswordFile", message: error.message)
-        }
-        return try PostgresFleetStore(location: postgres, password: password, readOnly: readOnly, logger: logger)
+        return try PostgresFleetStore(location: postgres, password: postgresPassword(configFile: configFile), readOnly: readOnly, logger: logger)
     }
 
     /// The leader lock `serve` competes for: PostgreSQL's advisory lock, or none to compete for on SQLite.
     /// A check that gets no answer within half the check interval counts as a lost lock.
     public func leaderLock(configFile: String, logger: Logger) throws -> any LeaderLock {
         guard let postgres else { return SoleLeaderLock() }
-        let password: String?
-        do { password = try postgres.password(passwordFile: databasePasswordFile) } catch {
+        return try PostgresAdvisoryLock(location: postgres, password: postgresPassword(configFile: configFile),
+                                        timeout: TimeAmount(leaderCheckInterval / 2), logger: logger)
+    }
+
+    /// The PostgreSQL password, read now; a problem with its file names the key that led to it.
+    private func postgresPassword(configFile: String) throws(ConfigError) -> String? {
+        do { return try postgres?.password(passwordFile: databasePasswordFile) } catch {
             throw ConfigError(file: configFile, key: databasePasswordFile == nil ? "database" : "databasePasswordFile", message: error.message)
         }
-        let half = leaderCheckInterval / 2
-        return try PostgresAdvisoryLock(location: postgres, password: password,
-                                        timeout: .nanoseconds(half.components.seconds * 1_000_000_000 + half.components.attoseconds / 1_000_000_000),
-                                        logger: logger)
     }
 }

@@ -13,11 +13,8 @@ extension FailoverController {
         var out: [(host: String, directive: FailoverDirective)] = []
         for id in state.hosts.keys.sorted() {
             guard let target = state.hosts[id]?.target, target.generation > 0, let h = hosts[id], !h.stale,
-                  !Self.hasApplied(h, target.generation) else { continue }
-            if let last = lastSent[id], last.generation == target.generation, now.timeIntervalSince(last.at) < settings.resendInterval { continue }
-            out.append((id, FailoverDirective(
-                generation: target.generation, issuedAt: now, expiresAt: now.addingTimeInterval(settings.commandTTL),
-                target: id, mirrors: target.mirrors, reason: target.reason)))
+                  !Self.hasApplied(h, target.generation), isDue(target, lastSent: lastSent[id], now: now) else { continue }
+            out.append((id, directive(target, for: id, now: now)))
         }
         return out
     }

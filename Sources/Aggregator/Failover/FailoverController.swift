@@ -538,18 +538,26 @@ public struct FailoverController: Sendable, Equatable {
             guard var record = state.hosts[id], let target = record.target, target.generation > 0,
                   let h = step.live(id), !Self.hasApplied(h, target.generation)
             else { continue }
-            if record.lastSentGeneration == target.generation, let last = record.lastSentAt,
-               now.timeIntervalSince(last) < settings.resendInterval {
-                continue
-            }
-            let directive = FailoverDirective(
-                generation: target.generation, issuedAt: now, expiresAt: now.addingTimeInterval(settings.commandTTL),
-                target: id, mirrors: target.mirrors, reason: target.reason)
+            guard isDue(target, lastSent: record.lastSentAt.map { (record.lastSentGeneration, $0) }, now: now) else { continue }
+            let directive = directive(target, for: id, now: now)
             record.lastSentAt = now
             record.lastSentGeneration = target.generation
             state.hosts[id] = record
             step.actions.append(.send(host: id, directive: directive))
         }
+    }
+
+    /// Whether `target` is to be sent now: not sent yet, or last sent a resend interval ago.
+    func isDue(_ target: FailoverState.Target, lastSent: (generation: UInt64, at: Date)?, now: Date) -> Bool {
+        guard let lastSent, lastSent.generation == target.generation else { return true }
+        return now.timeIntervalSince(lastSent.at) >= settings.resendInterval
+    }
+
+    /// The directive that carries `target` to host `id`, issued `now`.
+    func directive(_ target: FailoverState.Target, for id: String, now: Date) -> FailoverDirective {
+        FailoverDirective(
+            generation: target.generation, issuedAt: now, expiresAt: now.addingTimeInterval(settings.commandTTL),
+            target: id, mirrors: target.mirrors, reason: target.reason)
     }
 
     // MARK: Counts and history

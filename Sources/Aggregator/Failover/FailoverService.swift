@@ -20,8 +20,6 @@ public final class FailoverService: Service, Sendable {
     let leadership: Leadership
     /// The term the controller was restored for; nil while following.
     private let ledTerm: Mutex<UInt64?>
-    /// Other aggregators record acks too: read them from the store each step.
-    let sharedStore: Bool
     /// While following: what was last forwarded to each host connected here, and when.
     private let forwarded = Mutex<[String: (generation: UInt64, at: Date)]>([:])
     /// The hosts reporting here: a follower forwards to those only.
@@ -46,7 +44,6 @@ public final class FailoverService: Service, Sendable {
         self.reporters = reporters
         self.store = store
         self.leadership = leadership
-        sharedStore = !(store is FleetStore)
         // The state is read below: it is the one to lead with if this aggregator leads already.
         ledTerm = Mutex(leadership.current.leading)
         self.signer = signer
@@ -196,7 +193,8 @@ public final class FailoverService: Service, Sendable {
             }
         }
         forwarded.withLock { $0 = [:] }
-        if ledTerm.withLock({ $0 }) != epoch || sharedStore {
+        // Other aggregators record acks too: a shared store is read for them each step.
+        if ledTerm.withLock({ $0 }) != epoch || store.isShared {
             do {
                 if ledTerm.withLock({ $0 }) != epoch {
                     // A new term here: continue from the state the store holds, whoever saved it.
@@ -244,7 +242,7 @@ public final class FailoverService: Service, Sendable {
     /// A follower's step: the leader's committed targets, to the hosts connected here that have not
     /// applied them, signed with the leader's term (``FailoverController/followerSends(_:now:lastSent:)``).
     func forward(now: Date) {
-        guard let signer, let router, let reporters, sharedStore else { return }
+        guard let signer, let router, let reporters, store.isShared else { return }
         let sends: [(host: String, directive: FailoverDirective)]
         let epoch: UInt64
         do {

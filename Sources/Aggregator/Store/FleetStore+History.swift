@@ -21,7 +21,7 @@ extension FleetStore {
     /// reading when called several times within a minute.
     public func recordHeadroom(_ lowest: [String: Int], at now: Date) throws(StoreError) {
         guard !lowest.isEmpty else { return }
-        let minute = Self.minuteStart(now.unixSeconds)
+        let minute = MinuteRollUp.minuteStart(now.unixSeconds)
         try write { db in
             for (egress, remaining) in lowest {
                 try db.execute(sql: """

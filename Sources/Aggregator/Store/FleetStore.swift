@@ -163,6 +163,7 @@ public final class FleetStore: FleetStoring {
     // MARK: WAL
 
     public var location: String { path }
+    public var isShared: Bool { false }
 
     /// Folds the WAL into the database file and truncates it, so a stopped aggregator leaves one file.
     public func close() {

@@ -15,6 +15,9 @@ import RegwatchShared
 public protocol FleetStoring: AnyObject, Sendable {
     /// Where the data lives, for logs and `status`: a file path, or a PostgreSQL URL without its password.
     var location: String { get }
+    /// Whether other aggregators may write the same data (PostgreSQL): acks and connection flags then
+    /// come from them too, and nothing may assume it is alone.
+    var isShared: Bool { get }
 
     // Ingest and connection state
     @discardableResult

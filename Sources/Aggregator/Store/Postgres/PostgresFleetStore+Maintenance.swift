@@ -8,19 +8,19 @@ extension PostgresFleetStore {
     /// again under the write transaction's row lock, lets one roll a minute and the others skip it.
     @discardableResult
     public func maintain(now: Date, rawRetention: TimeInterval, minuteRetention: TimeInterval, eventRetention: TimeInterval) throws(StoreError) -> MaintenanceResult {
-        let currentMinute = FleetStore.minuteStart(now.unixSeconds)
-        let key = FleetStore.rolledUntilKey
-        let (watermark, minutes) = try read { c -> (Double?, [FleetStore.MinuteKey: FleetStore.MinuteAggregate]?) in
+        let currentMinute = MinuteRollUp.minuteStart(now.unixSeconds)
+        let key = MinuteRollUp.rolledUntilKey
+        let (watermark, minutes) = try read { c -> (Double?, [MinuteRollUp.Key: MinuteRollUp.Aggregate]?) in
             let watermark = try run(c, "SELECT value FROM store_meta WHERE key = \(key)").first?.decode(Double?.self)
             let first = try run(c, "SELECT min(observedAt) FROM probe_report").first?.decode(Double?.self)
-            guard let from = watermark ?? first.map(FleetStore.minuteStart), from < currentMinute else { return (watermark, nil) }
-            var minutes: [FleetStore.MinuteKey: FleetStore.MinuteAggregate] = [:]
+            guard let from = watermark ?? first.map(MinuteRollUp.minuteStart), from < currentMinute else { return (watermark, nil) }
+            var minutes: [MinuteRollUp.Key: MinuteRollUp.Aggregate] = [:]
             for row in try run(c, """
                 SELECT (floor(observedAt / 60) * 60)::bigint, probes FROM probe_report
                 WHERE observedAt >= \(from) AND observedAt < \(currentMinute)
                 """) {
                 let (minute, text) = try row.decode((Int64, String).self)
-                FleetStore.rollUp(text, minute: minute, into: &minutes)
+                MinuteRollUp.add(text, minute: minute, into: &minutes)
             }
             return (watermark, minutes)
         }

@@ -124,7 +124,7 @@ extension PostgresFleetStore {
 
     public func recordHeadroom(_ lowest: [String: Int], at now: Date) throws(StoreError) {
         guard !lowest.isEmpty else { return }
-        let minute = FleetStore.minuteStart(now.unixSeconds)
+        let minute = MinuteRollUp.minuteStart(now.unixSeconds)
         try write { c in
             for (egress, remaining) in lowest.sorted(by: { $0.key < $1.key }) {
                 try run(c, """

@@ -14,6 +14,7 @@ import PostgresNIO
 public final class PostgresFleetStore: FleetStoring {
     public let postgres: PostgresLocation
     public var location: String { postgres.description }
+    public var isShared: Bool { true }
     let writer: PostgresSession
     let reader: PostgresSession
     let logger: Logger
@@ -93,10 +94,10 @@ public final class PostgresFleetStore: FleetStoring {
         }
     }
 
-    /// One statement's rows on the writer (inside `write`).
+    /// One statement's rows, on the connection of the `read` or `write` it runs in.
     @discardableResult
     func run(_ c: PostgresConnection, _ query: PostgresQuery) throws -> [PostgresRow] {
-        try c.query(query, logger: logger).wait().rows
+        try writer.run(c, query)
     }
 
     /// How many rows a statement changed.
