@@ -17,6 +17,8 @@ public final class PostgresServer: @unchecked Sendable {
     /// The password of ``user``, also written to ``passwordFile`` (mode 0600).
     public let password: String
     public let passwordFile: String
+    /// The network namespace the server runs in (`ip netns` name), nil for this process's own.
+    public let netns: String?
     private let lock = NSLock()
 
     /// Where Debian keeps the server binaries (`postgresql-15`).
@@ -27,10 +29,13 @@ public final class PostgresServer: @unchecked Sendable {
     }()
 
     /// Creates and starts a cluster with a database `regwatch` owned by ``user``.
-    public init(_ name: String) throws {
+    /// - Parameter netns: run the server in this network namespace (root only), on port 5432 of every
+    ///   loopback address there, so each client can be given an address of its own to cut off.
+    public init(_ name: String, netns: String? = nil) throws {
         // /tmp, not the per-user temp directory: every parent must be traversable by `postgres`.
         dir = "/tmp/rw-pg-\(name)-\(UUID().uuidString.prefix(8))"
-        port = RegistryHarness.freePort()
+        self.netns = netns
+        port = netns == nil ? RegistryHarness.freePort() : 5432
         password = "pw-\(UUID().uuidString.prefix(12))"
         passwordFile = "\(dir)/password"
         try FileManager.default.createDirectory(atPath: "\(dir)/data", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -76,8 +81,9 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     /// `postgres://regwatch@127.0.0.1:PORT/DB`, without the password (it is in ``passwordFile``).
-    public func url(database: String = "regwatch", sslmode: String? = nil) -> String {
-        "postgres://\(Self.user)@127.0.0.1:\(port)/\(database)" + (sslmode.map { "?sslmode=\($0)" } ?? "")
+    /// - Parameter host: another loopback address, for a server in a namespace (``init(_:netns:)``).
+    public func url(database: String = "regwatch", sslmode: String? = nil, host: String = "127.0.0.1") -> String {
+        "postgres://\(Self.user)@\(host):\(port)/\(database)" + (sslmode.map { "?sslmode=\($0)" } ?? "")
     }
 
     /// The postmaster's PID while it runs.
@@ -100,10 +106,11 @@ public final class PostgresServer: @unchecked Sendable {
         // After a kill -9 the old backends exit on their own once they see the postmaster gone; until
         // then the data directory is still in use, and a start fails: try again for 30 s.
         let deadline = Date().addingTimeInterval(30)
-        let server = Self.asServerUser([
+        let enter = netns.map { ["/usr/bin/nsenter", "--net=/run/netns/\($0)"] } ?? []
+        let server = (enter + Self.asServerUser([
             "\(Self.binDir)/postgres", "-D", "\(dir)/data", "-p", "\(port)", "-k", socketDir,
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
-        ]).map { "'\($0)'" }.joined(separator: " ")
+            "-c", "listen_addresses=\(netns == nil ? "127.0.0.1" : "*")", "-c", "fsync=off", "-c", "max_connections=200",
+        ])).map { "'\($0)'" }.joined(separator: " ")
         let script = """
             \(server) & pg=$!
             while kill -0 \(getpid()) 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done
@@ -144,7 +151,8 @@ public final class PostgresServer: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if RegistryHarness.hasExited(p) { return false }
-            let (status, _) = try RegistryHarness.spawnAndWait("\(Self.binDir)/pg_isready", ["-h", "127.0.0.1", "-p", "\(port)", "-t", "1"])
+            // Over the Unix socket, which a server in another network namespace shares with this one.
+            let (status, _) = try RegistryHarness.spawnAndWait("\(Self.binDir)/pg_isready", ["-h", socketDir, "-p", "\(port)", "-t", "1"])
             if status == 0 { return true }
             usleep(100_000)
         }

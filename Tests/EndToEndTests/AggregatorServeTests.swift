@@ -143,7 +143,7 @@ struct AggregatorServeTests {
         #expect(try f.eventually(20) { try f.json("/api/v1/hosts").count == 2 })
 
         // Writers: each agent's kubelet log gets pull failures at a few hundred lines a second.
-        let writing = Writers(dir: f.dir, ids: ids)
+        let writing = PullLogWriters(ids: ids) { "\(f.dir)/\($0)-kubelet.log" }
         let writer = Task.detached { await writing.run() }
 
         var rng = SystemRandomNumberGenerator()
@@ -177,7 +177,7 @@ struct AggregatorServeTests {
                 let images = rows.map { $0["image"] as String }
                 #expect(rows.count == written[id], "\(id): \(rows.count) stored, \(written[id] ?? 0) written")
                 #expect(Set(images).count == images.count, "\(id): an event stored twice")
-                #expect(Set(images) == Set((0..<(written[id] ?? 0)).map { "registry.test:5000/\(id)/app:\($0)" }))
+                #expect(Set(images) == Set((0..<(written[id] ?? 0)).map { PullLogWriters.image(id, $0) }))
             }
         }
     }
@@ -245,39 +245,5 @@ struct AggregatorServeTests {
         #expect(try f.eventually(20) {
             try f.metric("regwatch_outage{kind=\"cert_expiring\",scope=\"endpoint=\(url)\",class=\"none\"}") == 1
         }, "\((try? f.get("/metrics"))?.split(separator: "\n").filter { $0.hasPrefix("regwatch_outage") } ?? [])")
-    }
-
-    /// Appends kubelet pull-failure lines, each image unique, to every agent's log until stopped.
-    actor Writers {
-        let dir: String
-        let ids: [String]
-        var counts: [String: Int] = [:]
-        var stopped = false
-
-        init(dir: String, ids: [String]) {
-            self.dir = dir
-            self.ids = ids
-        }
-
-        func stop() { stopped = true }
-
-        func run() async {
-            let handles = ids.compactMap { FileHandle(forWritingAtPath: "\(dir)/\($0)-kubelet.log") }
-            while !stopped {
-                for (id, handle) in zip(ids, handles) {
-                    var text = ""
-                    for _ in 0..<5 {
-                        let n = counts[id, default: 0]
-                        counts[id] = n + 1
-                        let image = "registry.test:5000/\(id)/app:\(n)"
-                        text += "I1129 01:02:05.123456 1234 event.go:307] \"Event occurred\" reason=\"Failed\" message=\"Failed to pull image \\\"\(image)\\\": rpc error: code = Unknown desc = 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit\"\n"
-                    }
-                    handle.seekToEndOfFile()
-                    handle.write(Data(text.utf8))
-                }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            for h in handles { try? h.close() }
-        }
     }
 }

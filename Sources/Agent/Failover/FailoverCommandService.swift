@@ -97,7 +97,7 @@ public final class FailoverCommandService: Service, Sendable {
                 return reject(g, "change budget spent: \(recent.count) changes in the last hour (failover.maxChangesPerHour: \(settings.maxChangesPerHour))")
             }
             logger.notice("applying failover generation", metadata: [
-                "generation": "\(g)", "reason": "\(directive.reason)",
+                "generation": "\(g)", "epoch": "\(directive.epoch)", "reason": "\(directive.reason)",
                 "mirrors": "\(directive.mirrors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.joined(separator: ","))" }.joined(separator: " "))",
             ])
             let outcome = await applier.apply(directive)
@@ -121,7 +121,7 @@ public final class FailoverCommandService: Service, Sendable {
                 logger.warning("cannot record the change time", metadata: ["error": "\(error)"])
             }
             let detail = outcome.detail.joined(separator: "; ")
-            logger.notice("failover generation applied", metadata: ["generation": "\(g)", "detail": "\(detail)"])
+            logger.notice("failover generation applied", metadata: ["generation": "\(g)", "epoch": "\(directive.epoch)", "detail": "\(detail)"])
             return FailoverAck(generation: g, outcome: .applied, reason: detail, appliedGeneration: g)
         }
     }

@@ -22,7 +22,11 @@ public final class PostgresAdvisoryLock: LeaderLock {
 
     public init(location: PostgresLocation, password: String?, timeout: TimeAmount = .seconds(2),
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) throws(StoreError) {
-        session = try PostgresSession(location: location, password: password, group: group, logger: logger, connectTimeout: timeout)
+        // The server ends a cut-off leader's session (and frees the lock) about two timeouts after the
+        // leader itself stopped trusting it, so two leaders never overlap.
+        let seconds = Int((timeout.nanoseconds + 999_999_999) / 1_000_000_000)
+        session = try PostgresSession(location: location, password: password, group: group, logger: logger, connectTimeout: timeout,
+                                      deadPeerSeconds: 2 + 2 * seconds)
         self.timeout = timeout
         self.logger = logger
     }

@@ -23,7 +23,12 @@ final class PostgresSession: Sendable {
     private let turn = NSLock()
     private static let ids = Atomic<Int>(0)
 
-    init(location: PostgresLocation, password: String?, group: any EventLoopGroup, logger: Logger, connectTimeout: TimeAmount = .seconds(10)) throws(StoreError) {
+    /// - Parameter deadPeerSeconds: how soon the server gives up on this connection once no packet of it
+    ///   arrives (TCP keepalive and user timeout, set per session). Without it a cut-off client's
+    ///   session, with its locks (the leader's advisory lock, an ingest's row locks), lives until the
+    ///   operating system's keepalive: two hours by default.
+    init(location: PostgresLocation, password: String?, group: any EventLoopGroup, logger: Logger, connectTimeout: TimeAmount = .seconds(10),
+         deadPeerSeconds: Int = 10) throws(StoreError) {
         self.location = location
         self.group = group
         self.logger = logger
@@ -48,6 +53,7 @@ final class PostgresSession: Sendable {
             host: location.host, port: location.port, username: location.user, password: password,
             database: location.database, tls: tls)
         configuration.options.connectTimeout = connectTimeout
+        configuration.options.additionalStartupParameters = Self.startupParameters(deadPeerSeconds: deadPeerSeconds)
         self.configuration = configuration
     }
 
@@ -120,6 +126,20 @@ final class PostgresSession: Sendable {
         let c = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger).wait()
         state.withLock { $0 = c }
         return c
+    }
+
+    /// Session settings sent with the connection request: the name `pg_stat_activity` shows, the dead
+    /// peer timeouts, and a bound on a transaction left open (a stopped process must not hold row locks).
+    static func startupParameters(deadPeerSeconds: Int) -> [(String, String)] {
+        let s = max(2, deadPeerSeconds)
+        return [
+            ("application_name", "regwatch-aggregator"),
+            ("tcp_keepalives_idle", "\(max(1, s - 2))"),
+            ("tcp_keepalives_interval", "1"),
+            ("tcp_keepalives_count", "2"),
+            ("tcp_user_timeout", "\(s * 1000)"),
+            ("idle_in_transaction_session_timeout", "60000"),
+        ]
     }
 
     static func isConnectionError(_ error: any Error) -> Bool {
