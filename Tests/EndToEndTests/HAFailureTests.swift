@@ -197,6 +197,100 @@ struct HAFailureTests {
         print("ha-pg-restart: PostgreSQL down \(String(format: "%.1f", restartedAt.timeIntervalSince(stoppedAt))) s; spools grew \(zip(before, after).map { $0.1 - $0.0 }.reduce(0, +)) bytes in 4 s; aggregator \(leader?.index ?? -1) led with epoch \(leader?.epoch ?? -1); every agent reporting \(String(format: "%.1f", reporting)) s after the restart; \(events) pull events each stored once")
     }
 
+    @Test("cut the leader off PostgreSQL (nftables) while agents reach it: it stops planning before another leads, sends nothing after, hands its agents over, no agent goes back; healed, it follows; every event once")
+    func cutLeaderOffDatabase() async throws {
+        let ha = try Self.startLab()
+        defer { ha.tearDown() }
+        let writers = PullLogWriters(ids: Self.ids, linesPerTick: 2, tick: .milliseconds(100)) { ha.kubeletLog($0) }
+        let writing = Task.detached { await writers.run() }
+        let b = ha.lab.url("mirrorB")
+        let through0 = try Self.connectedHosts(ha, 0)
+
+        ha.lab.h.stop(name: "mirrorA")
+        var rolling: FailoverLab.Plan?
+        let deadline = Date().addingTimeInterval(90)
+        while rolling == nil, Date() < deadline {
+            rolling = (try? ha.failovers(0))?.first { $0.mirrors == [b] }
+            if rolling == nil { usleep(50_000) }
+        }
+        let plan = try #require(rolling, "no failover to B planned: \((try? ha.failovers(0)) ?? [])")
+
+        // Drop every packet between aggregator 0's address and PostgreSQL, both ways; agents still reach it.
+        let pgPort = ha.pg.port, address = ha.dbAddress(0)
+        try ha.lab.inside(["/usr/sbin/nft", "add table inet rwcut"])
+        try ha.lab.inside(["/usr/sbin/nft", "add chain inet rwcut out { type filter hook output priority 0 ; }"])
+        try ha.lab.inside(["/usr/sbin/nft", "add rule inet rwcut out ip daddr \(address) tcp dport \(pgPort) counter drop"])
+        try ha.lab.inside(["/usr/sbin/nft", "add rule inet rwcut out ip saddr \(address) tcp sport \(pgPort) counter drop"])
+        let cutAt = Date()
+
+        // Poll both sides: aggregator 0 must stop leading before any other starts, and never two at once.
+        var stoppedAfter: Double?, next: (index: Int, epoch: Int)?, nextAfter: Double?, overlap: [(Int, Int)] = []
+        while next == nil, Date() < cutAt.addingTimeInterval(40) {
+            let leaders = ha.leaders()
+            if leaders.count > 1 { overlap = leaders.map { ($0.index, $0.epoch) } }
+            if stoppedAfter == nil, ha.role(0)?.role == "follower" { stoppedAfter = Date().timeIntervalSince(cutAt) }
+            if let l = leaders.first(where: { $0.index != 0 }) { next = l; nextAfter = Date().timeIntervalSince(cutAt) }
+            usleep(50_000)
+        }
+        let stopped = try #require(stoppedAfter, "aggregator 0 kept leading without its database: role \(String(describing: ha.role(0))), leaders \(ha.leaders()); its log: \(((try? ha.lab.lines(ha.log(0), containing: "lead")) ?? []).suffix(5))")
+        let leader = try #require(next, "no other aggregator took the lead")
+        #expect(overlap.isEmpty, "two leaders at once: \(overlap)")
+        #expect(leader.epoch == 2)
+        #expect(stopped <= Self.checkInterval * 1.5 + 0.5, "aggregator 0 stopped planning \(stopped) s after the cut")
+        #expect(stopped < nextAfter!, "aggregator \(leader.index) led \(nextAfter!) s after the cut, before 0 stopped (\(stopped) s)")
+        #expect(try metricValue(in: ha.get(0, "/metrics"), "regwatch_leader") == 0)
+        #expect(try ha.lab.lines(ha.log(0), containing: "leadership lost").count == 1)
+
+        // Its agents are handed over (it cannot store what they send) and report through the others; the
+        // rollout completes everywhere while aggregator 0 is still cut off.
+        var handedOver = false
+        while !handedOver, Date() < cutAt.addingTimeInterval(60) {
+            handedOver = (try? ha.reportedSince(leader.index, cutAt.addingTimeInterval(nextAfter!)).isSuperset(of: Self.ids)) ?? false
+            if !handedOver { usleep(100_000) }
+        }
+        let allReporting = Date().timeIntervalSince(cutAt)
+        #expect(handedOver, "the agents of aggregator 0 do not report through the others: \(Self.ids.filter { !((try? ha.reportedSince(leader.index, cutAt)) ?? []).contains($0) })")
+        #expect(try !ha.lab.lines(ha.log(0), containing: "handing agents over to other aggregators").isEmpty)
+        var done: FailoverLab.Plan?
+        let completed = try ha.lab.eventually(120) {
+            done = try ha.failovers(leader.index).first { $0.mirrors == [b] && $0.state == "complete" }
+            let hosts = try ha.json(leader.index, "/api/v1/hosts")
+            return done != nil && hosts.count == Self.ids.count && hosts.allSatisfy { ($0["appliedGeneration"] as? Int) == done!.generation }
+        }
+        try #require(completed, "the rollout did not complete: \((try? ha.failovers(leader.index)) ?? [])")
+        let completedAfter = Date().timeIntervalSince(cutAt)
+
+        // Healed, aggregator 0 follows the new term.
+        try ha.lab.inside(["/usr/sbin/nft", "delete table inet rwcut"])
+        #expect(ha.lab.eventually(20) { ha.role(0).map { $0 == ("follower", leader.epoch) } ?? false }, "aggregator 0: \(String(describing: ha.role(0)))")
+        #expect(ha.lab.eventually(20) { (try? ha.get(0, "/healthz")) == "ok\n" }, "aggregator 0 does not answer from the database again")
+
+        // Nothing was sent by aggregator 0 once it stopped leading, and no agent went back or took the old
+        // epoch after the new term began.
+        let log0 = try String(contentsOfFile: ha.log(0), encoding: .utf8).split(separator: "\n")
+        let lost = try #require(log0.firstIndex { $0.contains("leadership lost") })
+        let sentAfter = log0[lost...].filter { $0.contains("failover directive sent") }
+        #expect(sentAfter.isEmpty, "aggregator 0 sent directives after it stopped leading: \(sentAfter.prefix(3))")
+        let termSecond = cutAt.addingTimeInterval(nextAfter!).timeIntervalSince1970.rounded(.down)
+        var oldEpoch = 0, newEpoch = 0
+        for id in Self.ids {
+            let applies = try ha.applies(id)
+            for (a, b) in zip(applies, applies.dropFirst()) {
+                #expect((a.epoch, a.generation) < (b.epoch, b.generation), "\(id) applied \(b) after \(a)")
+            }
+            for a in applies {
+                if a.epoch < leader.epoch {
+                    oldEpoch += 1
+                    #expect(a.at.timeIntervalSince1970 <= termSecond, "\(id) applied \(a) from the old epoch after the new term began")
+                } else {
+                    newEpoch += 1
+                }
+            }
+        }
+        let events = try await Self.expectEveryEventOnce(ha, writers, writing)
+        print("ha-cut: aggregator 0 cut off PostgreSQL in stage \(plan.state) of generation \(plan.generation), \(through0.count) agents on it; it stopped leading \(String(format: "%.2f", stopped)) s after the cut, aggregator \(leader.index) led with epoch \(leader.epoch) after \(String(format: "%.2f", nextAfter!)) s; every agent reporting through the others \(String(format: "%.1f", allReporting)) s after the cut, rollout complete \(String(format: "%.1f", completedAfter)) s after it (still cut); \(oldEpoch) applies under epoch 1, \(newEpoch) under epoch \(leader.epoch); \(events) pull events each stored once")
+    }
+
     /// Hosts with an established connection to aggregator `i`'s ZeroMQ port, by the agents' PIDs (`ss`).
     static func connectedHosts(_ ha: HALab, _ i: Int) throws -> Set<String> {
         let (status, out) = try RegistryHarness.spawnAndWait(ha.lab.enter[0], Array(ha.lab.enter.dropFirst()) + ["/usr/bin/ss", "-Htnp", "state", "established", "dport", "= :\(ha.zmqPort(i))"])

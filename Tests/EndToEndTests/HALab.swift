@@ -82,20 +82,13 @@ final class HALab: @unchecked Sendable {
         try #require(try JSONSerialization.jsonObject(with: Data(get(i, path).utf8)) as? [[String: Any]])
     }
 
-    /// `/healthz`'s role headers: (role, epoch); nil when the aggregator does not answer.
+    /// The role and epoch `/metrics` shows (`regwatch_leader`, `regwatch_leader_epoch`): unlike `/healthz`
+    /// it answers without the database, so a cut-off aggregator's role is seen as soon as it changes.
+    /// Nil when the aggregator does not answer.
     func role(_ i: Int) -> (role: String, epoch: Int)? {
-        guard processes[i] != nil, let (status, head) = try? RegistryHarness.spawnAndWait(
-            lab.enter[0], Array(lab.enter.dropFirst()) + ["/usr/bin/curl", "-sf", "-m", "2", "-D", "-", "-o", "/dev/null", "http://127.0.0.1:\(httpPort(i))/healthz"]),
-            status == 0 else { return nil }
-        var role: String?, epoch: Int?
-        for line in head.split(whereSeparator: \.isNewline) {
-            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2 else { continue }
-            if parts[0].lowercased() == "regwatch-role" { role = parts[1] }
-            if parts[0].lowercased() == "regwatch-leader-epoch" { epoch = Int(parts[1]) }
-        }
-        guard let role, let epoch else { return nil }
-        return (role, epoch)
+        guard processes[i] != nil, let text = try? get(i, "/metrics"),
+              let leading = metricValue(in: text, "regwatch_leader"), let epoch = metricValue(in: text, "regwatch_leader_epoch") else { return nil }
+        return (leading == 1 ? "leader" : "follower", Int(epoch))
     }
 
     /// The running aggregators that say they lead, with their epochs.

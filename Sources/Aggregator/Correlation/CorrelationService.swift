@@ -66,16 +66,22 @@ public final class CorrelationService: Service, Sendable {
             }
             if ledTerm != term {
                 // A new term here: the engine continues from what the store holds, whoever wrote it.
-                guard let active = try? store.activeOutageStates() else { continue }
+                guard let active = await StoreThreads.run({ [store] in try? store.activeOutageStates() }) else { continue }
                 engine = CorrelationEngine(settings: settings, active: active)
                 ledTerm = term
                 if !engine.active.isEmpty { logger.info("restored active outages", metadata: ["count": "\(engine.active.count)", "epoch": "\(term)"]) }
                 publish(engine)
             }
-            evaluate(&engine, now: now)
+            // On the store's threads: the window waits on the database (``StoreThreads`` says why).
+            engine = await StoreThreads.run { [engine] in
+                var next = engine
+                self.evaluate(&next, now: now)
+                return next
+            }
             if now.timeIntervalSince(lastReminder) >= alertReminder, let alerts, !engine.active.isEmpty {
                 lastReminder = now
-                for row in (try? store.outages(activeOnly: true)) ?? [] { alerts.enqueue(.init(event: .opened, outage: row), reminder: true) }
+                let rows = await StoreThreads.run { [store] in (try? store.outages(activeOnly: true)) ?? [] }
+                for row in rows { alerts.enqueue(.init(event: .opened, outage: row), reminder: true) }
             }
         }
     }

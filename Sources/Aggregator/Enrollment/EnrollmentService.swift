@@ -365,7 +365,7 @@ public final class EnrollmentService: Service, Sendable {
                     state.withLock { _ = $0.rotatedKeys.remove(key) }
                     continue
                 }
-                router.disconnect(peer: host)
+                router.disconnect(peer: host, reason: "its key is no longer enrolled")
                 Counter(label: MetricNames.enrollmentDisconnectsTotal).increment()
                 logger.notice("key no longer enrolled: closing its connection", metadata: ["host.id": "\(host)", "key": "\(key.z85)"])
             }
@@ -377,7 +377,7 @@ public final class EnrollmentService: Service, Sendable {
         }
         // A rejected key is told why, and its connection closed a tick later, once the answer is out.
         for peer in state.withLock({ s in defer { s.closeNextTick = [] }; return s.closeNextTick }) {
-            router.disconnect(peer: peer)
+            router.disconnect(peer: peer, reason: "an operator rejected its key")
             Counter(label: MetricNames.enrollmentDisconnectsTotal).increment()
         }
         for key in rejected.subtracting(rejectedBefore) {

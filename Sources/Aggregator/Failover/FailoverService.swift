@@ -131,7 +131,8 @@ public final class FailoverService: Service, Sendable {
     }
 
     private func loop() async {
-        var acks = (try? store.lastFailoverAcks()) ?? [:]
+        // Steps run on the store's threads: they wait on the database (``StoreThreads`` says why).
+        var acks = await StoreThreads.run { [store] in (try? store.lastFailoverAcks()) ?? [:] }
         let wake = self.wake, interval = self.interval
         // A tick per interval; acks and thaws wake the loop in between.
         let ticker = Task {
@@ -143,7 +144,11 @@ public final class FailoverService: Service, Sendable {
         defer { ticker.cancel() }
         for await _ in wakes {
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
-            step(acks: &acks, now: Date())
+            acks = await StoreThreads.run { [acks] in
+                var next = acks
+                self.step(acks: &next, now: Date())
+                return next
+            }
         }
     }
 

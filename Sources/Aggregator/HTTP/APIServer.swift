@@ -38,39 +38,48 @@ public enum APIServer {
         }
     }
 
+    /// A handler that calls the store runs on the store's threads (``StoreThreads``): a store call blocks
+    /// until the database answers, and blocking the cooperative pool would stall every other task, down to
+    /// `/metrics`, while the database is slow or cut off.
+    static func blocking(_ body: @escaping @Sendable (Request, BasicRequestContext) throws -> Response)
+        -> @Sendable (Request, BasicRequestContext) async throws -> Response {
+        { request, context in try await StoreThreads.run { try body(request, context) } }
+    }
+
     public static func makeApplication(store: any FleetStoring, options: Options, logger: Logger) -> some ApplicationProtocol {
         let router = Router()
-        router.get("/healthz") { _, _ -> Response in
+        router.get("/healthz", use: Self.blocking { _, _ -> Response in
+            var response: Response
             do {
                 _ = try store.status(now: Date(), staleAfter: options.staleAfter)
-                var response = text("ok\n")
-                if let term = options.leadership?.current {
-                    // Headers, so the body stays the "ok" checks compare against.
-                    response.headers[Self.roleHeader] = term.isLeader ? "leader" : "follower"
-                    response.headers[Self.epochHeader] = "\(term.epoch)"
-                }
-                return response
+                response = text("ok\n")
             } catch {
-                return text("database unavailable: \(error)\n", status: .serviceUnavailable)
+                response = text("database unavailable: \(error)\n", status: .serviceUnavailable)
             }
-        }
+            if let term = options.leadership?.current {
+                // Headers, so the body stays the "ok" checks compare against; on a 503 too, to say who leads.
+                response.headers[Self.roleHeader] = term.isLeader ? "leader" : "follower"
+                response.headers[Self.epochHeader] = "\(term.epoch)"
+            }
+            return response
+        })
         router.get("/metrics") { _, _ -> Response in
             text(options.metricsText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
-        router.get("/api/v1/hosts") { _, _ -> Response in
+        router.get("/api/v1/hosts", use: Self.blocking { _, _ -> Response in
             try json(store.hosts(now: Date(), staleAfter: options.staleAfter))
-        }
-        router.get("/api/v1/endpoints") { _, _ -> Response in
+        })
+        router.get("/api/v1/endpoints", use: Self.blocking { _, _ -> Response in
             try json(store.endpoints(now: Date(), staleAfter: options.staleAfter))
-        }
-        router.get("/api/v1/outages") { request, _ -> Response in
+        })
+        router.get("/api/v1/outages", use: Self.blocking { request, _ -> Response in
             let state = request.uri.queryParameters["state"].map(String.init) ?? "active"
             guard state == "active" || state == "all" else {
                 return text("state must be active or all, got \"\(state.prefix(40))\"\n", status: .badRequest)
             }
             return try json(store.outages(activeOnly: state == "active"))
-        }
-        router.get("/") { _, _ -> Response in
+        })
+        router.get("/", use: Self.blocking { _, _ -> Response in
             let now = Date()
             let since = now.addingTimeInterval(-DashboardHistory.window)
             let persisted = options.failover == nil ? try store.failoverState() : nil
@@ -85,8 +94,8 @@ public enum APIServer {
                     since: since, outages: try store.outages(since: since), minutes: try store.probeMinutes(since: since),
                     headroom: try store.headroom(since: since)))
             return html(page.render())
-        }
-        router.get("/hosts/:id") { _, context -> Response in
+        })
+        router.get("/hosts/:id", use: Self.blocking { _, context -> Response in
             let id = context.parameters.get("id") ?? ""
             let now = Date()
             guard let host = try store.hosts(now: now, staleAfter: options.staleAfter, id: id).first else {
@@ -99,13 +108,13 @@ public enum APIServer {
                 runtimes: try store.runtimeStates(host: id), pullFailures: try store.pullEvents(host: id, failuresOnly: true),
                 outages: try store.outages(activeOnly: true), fleetGeneration: generation)
             return html(page.render())
-        }
-        router.get("/api/v1/failovers") { _, _ -> Response in
+        })
+        router.get("/api/v1/failovers", use: Self.blocking { _, _ -> Response in
             if let failover = options.failover { return try json(failover.summaries) }
             return try json((try store.failoverState()).map { FailoverController(settings: .init(), state: $0).summaries } ?? [])
-        }
+        })
         for action in ["freeze", "thaw"] {
-            router.post("/api/v1/failovers/\(action)") { request, _ -> Response in
+            router.post("/api/v1/failovers/\(action)", use: Self.blocking { request, _ -> Response in
                 guard let token = options.apiToken else {
                     return text("mutating calls are disabled: set apiToken in the aggregator config\n", status: .forbidden)
                 }
@@ -122,7 +131,7 @@ public enum APIServer {
                     return text("\(error)\n", status: .conflict)
                 }
                 return try json(FreezeAnswer(frozen: failover.isFrozen, generation: failover.generation))
-            }
+            })
         }
         return Application(
             router: router,

@@ -52,25 +52,33 @@ public final class FleetGaugesService: Service, Sendable {
         var headroomMinute = -1.0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let now = Date()
-            let started = ContinuousClock.now
-            let lowest = refresh(now: now)
-            let took = ContinuousClock.now - started
-            // Once a minute, the quota per egress for the dashboard's history.
             let minute = (now.timeIntervalSince1970 / 60).rounded(.down)
-            if let lowest, minute != headroomMinute {
-                headroomMinute = minute
-                do { try store.recordHeadroom(lowest, at: now) } catch {
-                    logger.warning("cannot record rate-limit headroom", metadata: ["error": "\(error)"])
+            let maintain = sinceMaintenance >= options.maintenance
+            if maintain { sinceMaintenance = .zero }
+            // On the store's threads: a round waits on the database (``StoreThreads`` says why).
+            let (took, recorded) = await StoreThreads.run { [headroomMinute] in
+                let started = ContinuousClock.now
+                let lowest = self.refresh(now: now)
+                let took = ContinuousClock.now - started
+                // Once a minute, the quota per egress for the dashboard's history.
+                var recorded = false
+                if let lowest, minute != headroomMinute {
+                    recorded = true
+                    do { try self.store.recordHeadroom(lowest, at: now) } catch {
+                        self.logger.warning("cannot record rate-limit headroom", metadata: ["error": "\(error)"])
+                    }
                 }
-            }
-            if sinceMaintenance >= options.maintenance {
-                sinceMaintenance = .zero
-                do {
-                    try store.maintain(now: Date(), rawRetention: options.rawRetention, minuteRetention: options.minuteRetention, eventRetention: options.eventRetention)
-                } catch {
-                    logger.error("database maintenance failed", metadata: ["error": "\(error)"])
+                if maintain {
+                    do {
+                        try self.store.maintain(now: Date(), rawRetention: self.options.rawRetention, minuteRetention: self.options.minuteRetention,
+                                                eventRetention: self.options.eventRetention)
+                    } catch {
+                        self.logger.error("database maintenance failed", metadata: ["error": "\(error)"])
+                    }
                 }
+                return (took, recorded)
             }
+            if recorded { headroomMinute = minute }
             let pause = Self.pause(after: took, refresh: options.refresh)
             try? await Task.sleep(for: pause)
             sinceMaintenance += pause

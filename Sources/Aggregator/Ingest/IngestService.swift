@@ -43,6 +43,9 @@ public final class IngestService: Service, Sendable {
         public var linger: Duration = .milliseconds(100)
         /// Decoding pauses while this many wait for a commit.
         public var maxPendingReports = 16_384
+        /// On a shared database (several aggregators), once commits have failed this long, the agents whose
+        /// messages could not be stored are disconnected, so they move to an aggregator that can store them.
+        public var handOverAfter: Duration = .seconds(5)
 
         public init() {}
     }
@@ -74,6 +77,9 @@ public final class IngestService: Service, Sendable {
         var generation: UInt64 = 0
         var closed = false
     }
+
+    /// Since when commits fail (nil while they succeed): the hand-over clock (``CommitPolicy/handOverAfter``).
+    private let failingSince = Mutex<ContinuousClock.Instant?>(nil)
 
     private let state = State()
     private let metrics = IngestMetrics()
@@ -235,6 +241,7 @@ public final class IngestService: Service, Sendable {
         state.signal.broadcast()
         state.signal.unlock()
         guard !batch.isEmpty else { return }
+        let started = ContinuousClock.now
         let result: IngestResult
         do {
             result = try store.commit(batch)
@@ -247,8 +254,10 @@ public final class IngestService: Service, Sendable {
             state.stats.withLock { $0.commitFailures += 1 }
             metrics.dropped.increment(by: Int64(batch.reports.count))
             logger.error("cannot store a batch; events stay unacknowledged and will be resent", metadata: ["error": "\(error)", "reports": "\(batch.reports.count)"])
+            handOver(batch, failingSince: started)
             return
         }
+        failingSince.withLock { $0 = nil }
         let codec = WireCodec()
         var sent = 0, dropped = 0
         for (host, seqs) in result.committedSeqs where !seqs.isEmpty {
@@ -263,6 +272,31 @@ public final class IngestService: Service, Sendable {
             s.eventsDuplicate += result.eventsDuplicate
             s.acksSent += sent
             s.acksDropped += dropped
+        }
+    }
+}
+
+extension IngestService {
+    /// After ``CommitPolicy/handOverAfter`` of failed commits on a shared database, disconnects the senders
+    /// of a batch that could not be stored: their agents move to another aggregator (one that can still
+    /// reach the database) and re-send their unacknowledged events there. A single aggregator keeps its
+    /// agents, who have nowhere else to go.
+    /// - Parameter started: when the failed commit began: a database cut off answers nothing, so the
+    ///   commit failed only when its answer timed out, and the clock runs from the start.
+    fileprivate func handOver(_ batch: IngestBatch, failingSince started: ContinuousClock.Instant) {
+        guard store.isShared else { return }
+        let now = ContinuousClock.now
+        let since = failingSince.withLock { s in
+            if s == nil { s = started }
+            return s!
+        }
+        guard now - since >= policy.handOverAfter else { return }
+        let hosts = Set(batch.reports.map(\.hostID) + batch.events.map(\.hostID))
+        for host in hosts { router.disconnect(peer: host, reason: "this aggregator cannot store its messages") }
+        if !hosts.isEmpty {
+            logger.warning("handing agents over to other aggregators: this one cannot store their messages", metadata: [
+                "agents": "\(hosts.count)", "failing.for": "\(now - since)",
+            ])
         }
     }
 }

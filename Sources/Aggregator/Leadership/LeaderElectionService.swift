@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RegwatchShared
 import ServiceLifecycle
+import Synchronization
 
 /// Keeps ``Leadership`` true to the leader lock: every `interval` a follower tries to take the lock and,
 /// once it has it, starts the next term in the store; a leader checks it still holds the lock and stops
@@ -25,13 +26,27 @@ public final class LeaderElectionService: Service, Sendable {
         self.logger = logger
     }
 
+    /// The checks run on a thread of their own: store calls of other services block threads of the
+    /// cooperative pool while the database does not answer, and a leader's check must not wait for them.
     public func run() async throws {
+        let stop = StopFlag()
+        let finished = WakeSignal()
+        OSThread.detach(name: "rw-leader") { [self] in
+            while !stop.isSet {
+                check(now: Date())
+                stop.wait(for: interval)
+            }
+            finished.ring()
+        }
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                self.check(now: Date())
-                try? await Task.sleep(for: self.interval)
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in stop.onSet { c.resume() } }
+            } onCancel: {
+                stop.set()
             }
         }
+        stop.set()
+        await finished.wait()
         if leadership.current.isLeader { logger.notice("leadership given up at shutdown", metadata: ["epoch": "\(leadership.current.epoch)"]) }
         leadership.follow()
         lock.release()
@@ -59,5 +74,47 @@ public final class LeaderElectionService: Service, Sendable {
             lock.release()
             logger.error("took the leader lock but cannot start a term; released it", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// Tells the election thread to stop, waking its sleep; ``onSet(_:)`` runs its closure once it is set.
+final class StopFlag: Sendable {
+    private struct State {
+        var set = false
+        var waiters: [@Sendable () -> Void] = []
+    }
+    private let state = Mutex(State())
+    private let condition = NSCondition()
+
+    var isSet: Bool { state.withLock { $0.set } }
+
+    func set() {
+        let waiters = state.withLock { s -> [@Sendable () -> Void] in
+            guard !s.set else { return [] }
+            s.set = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+        for w in waiters { w() }
+    }
+
+    func onSet(_ body: @escaping @Sendable () -> Void) {
+        let now = state.withLock { s -> Bool in
+            if s.set { return true }
+            s.waiters.append(body)
+            return false
+        }
+        if now { body() }
+    }
+
+    /// Sleeps `duration` or until set.
+    func wait(for duration: Duration) {
+        let until = Date().addingTimeInterval(duration.seconds)
+        condition.lock()
+        defer { condition.unlock() }
+        while !isSet, condition.wait(until: until) {}
     }
 }

@@ -25,7 +25,7 @@ public final class PostgresAdvisoryLock: LeaderLock {
         // The server ends a cut-off leader's session (and frees the lock) about two timeouts after the
         // leader itself stopped trusting it, so two leaders never overlap.
         let seconds = Int((timeout.nanoseconds + 999_999_999) / 1_000_000_000)
-        session = try PostgresSession(location: location, password: password, group: group, logger: logger, connectTimeout: timeout,
+        session = try PostgresSession(location: location, password: password, group: group, logger: logger, answerTimeout: timeout,
                                       deadPeerSeconds: 2 + 2 * seconds)
         self.timeout = timeout
         self.logger = logger
@@ -52,24 +52,12 @@ public final class PostgresAdvisoryLock: LeaderLock {
     private func ask(_ query: PostgresQuery) -> Bool {
         do {
             return try session.withConnection { c in
-                let answered = DispatchSemaphore(value: 0)
-                let result = Mutex<Result<PostgresQueryResult, any Error>?>(nil)
-                c.query(query, logger: logger).whenComplete { r in
-                    result.withLock { $0 = r }
-                    answered.signal()
-                }
-                guard answered.wait(timeout: .now() + .nanoseconds(Int(timeout.nanoseconds))) == .success,
-                      let r = result.withLock({ $0 }) else { throw Timeout() }
-                return try r.get().rows.first?.decode(Bool.self) ?? false
+                try session.run(c, query).first?.decode(Bool.self) ?? false
             }
         } catch {
             logger.warning("leader lock check failed", metadata: ["error": "\(StoreError.reason(postgres: error))"])
             session.close()
             return false
         }
-    }
-
-    struct Timeout: Error, CustomStringConvertible {
-        var description: String { "no answer in time" }
     }
 }

@@ -38,7 +38,7 @@ public final class RouterServer: Sendable {
         public var inboundDropped = 0
         /// Messages whose routing id differs from the host id bound to their key; dropped, connection closed.
         public var identityMismatch = 0
-        /// Connections closed by ``disconnect(peer:)``.
+        /// Connections closed by ``disconnect(peer:reason:)``.
         public var disconnected = 0
         public var authAccepted = 0
         public var authRejected = 0
@@ -120,12 +120,13 @@ public final class RouterServer: Sendable {
     /// connection). libzmq has no call for that on a ROUTER, so the I/O thread shuts down the TCP socket
     /// the peer's last message came from, after checking it still has the same remote address, and
     /// libzmq tears the connection down as if the peer had gone. Returns at once; done within a poll.
-    public func disconnect(peer: String) {
-        disconnects.withLock { $0.append(peer) }
+    /// - Parameter reason: why, for the log line.
+    public func disconnect(peer: String, reason: String) {
+        disconnects.withLock { $0.append((peer, reason)) }
         outbox.wake()
     }
 
-    let disconnects = Mutex<[String]>([])
+    let disconnects = Mutex<[(peer: String, reason: String)]>([])
 
     /// Stops the I/O thread, closes the socket and ends ``inbound`` and ``events``.
     public func shutdown() async {
@@ -339,16 +340,16 @@ final class RouterLoop: @unchecked Sendable {
         }
     }
 
-    /// Shuts down the sockets of the peers ``RouterServer/disconnect(peer:)`` named.
+    /// Shuts down the sockets of the peers ``RouterServer/disconnect(peer:reason:)`` named.
     private func closeRequested() {
-        let peers = server.disconnects.withLock { list -> [String] in
+        let requests = server.disconnects.withLock { list -> [(peer: String, reason: String)] in
             defer { list.removeAll() }
             return list
         }
-        for peer in peers {
+        for (peer, reason) in requests {
             guard let known = peerSockets.removeValue(forKey: peer), closeIfUnchanged(known) else { continue }
             server.stats.withLock { $0.disconnected += 1 }
-            server.logger.notice("closed the connection of a peer whose key is no longer enrolled", metadata: ["peer": "\(peer.prefix(64))"])
+            server.logger.notice("closed a peer's connection", metadata: ["peer": "\(peer.prefix(64))", "reason": "\(reason)"])
         }
     }
 

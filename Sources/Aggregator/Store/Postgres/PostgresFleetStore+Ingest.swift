@@ -120,11 +120,11 @@ extension PostgresFleetStore {
             // transaction is aborted) and nothing is left in flight when the transaction ends.
             var firstError: (any Error)?
             for f in pending {
-                do { _ = try f.wait() } catch { firstError = firstError ?? error }
+                do { _ = try writer.wait(f, on: c) } catch { firstError = firstError ?? error }
             }
             if let firstError { throw firstError }
             for (hostID, e, answer) in inserts {
-                if try answer.wait().metadata.rows == 1 {
+                if try writer.wait(answer, on: c).metadata.rows == 1 {
                     result.eventsInserted += 1
                     result.insertedByOutcome[.init(result: e.result.rawValue, errorClass: e.errorClass.rawValue), default: 0] += 1
                 } else {

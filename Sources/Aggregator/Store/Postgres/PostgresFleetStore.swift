@@ -26,7 +26,8 @@ public final class PostgresFleetStore: FleetStoring {
         postgres = location
         self.logger = logger
         writer = try PostgresSession(location: location, password: password, group: group, logger: logger)
-        reader = try PostgresSession(location: location, password: password, group: group, logger: logger)
+        // Reads answer the API and `/healthz`, which should say "database unavailable" soon, not hang.
+        reader = try PostgresSession(location: location, password: password, group: group, logger: logger, answerTimeout: .seconds(5))
         let migrations = PostgresSchema.migrations.map(\.id)
         do {
             try writer.transaction { c in
@@ -102,7 +103,7 @@ public final class PostgresFleetStore: FleetStoring {
 
     /// How many rows a statement changed.
     func changes(_ c: PostgresConnection, _ query: PostgresQuery) throws -> Int {
-        try c.query(query, logger: logger).wait().metadata.rows ?? 0
+        try writer.wait(c.query(query, logger: logger), on: c).metadata.rows ?? 0
     }
 
     // MARK: Connection state

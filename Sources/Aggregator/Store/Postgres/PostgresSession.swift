@@ -19,6 +19,9 @@ final class PostgresSession: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex<PostgresConnection?>(nil)
+    /// How long one answer may take: a server cut off by the network sends nothing and resets nothing,
+    /// so without a bound a call would wait for the operating system's TCP timeout (about 15 minutes).
+    let answerTimeout: TimeAmount
     /// Serialises calls: a connection runs one transaction at a time.
     private let turn = NSLock()
     private static let ids = Atomic<Int>(0)
@@ -27,9 +30,11 @@ final class PostgresSession: Sendable {
     ///   arrives (TCP keepalive and user timeout, set per session). Without it a cut-off client's
     ///   session, with its locks (the leader's advisory lock, an ingest's row locks), lives until the
     ///   operating system's keepalive: two hours by default.
-    init(location: PostgresLocation, password: String?, group: any EventLoopGroup, logger: Logger, connectTimeout: TimeAmount = .seconds(10),
+    /// - Parameter answerTimeout: bound of each connect and each statement's answer (``answerTimeout``).
+    init(location: PostgresLocation, password: String?, group: any EventLoopGroup, logger: Logger, answerTimeout: TimeAmount = .seconds(15),
          deadPeerSeconds: Int = 10) throws(StoreError) {
         self.location = location
+        self.answerTimeout = answerTimeout
         self.group = group
         self.logger = logger
         let tls: PostgresConnection.Configuration.TLS
@@ -52,7 +57,7 @@ final class PostgresSession: Sendable {
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: password,
             database: location.database, tls: tls)
-        configuration.options.connectTimeout = connectTimeout
+        configuration.options.connectTimeout = answerTimeout
         configuration.options.additionalStartupParameters = Self.startupParameters(deadPeerSeconds: deadPeerSeconds)
         self.configuration = configuration
     }
@@ -65,19 +70,49 @@ final class PostgresSession: Sendable {
 
     /// Runs `body` with the connection, connecting first if there is none. A failure that broke the
     /// connection drops it, so the next call connects again.
+    ///
+    /// While the server is unreachable, calls within ``retryAfter`` of the last failed one fail at once,
+    /// so callers do not queue behind one another's timeouts; the first call after it tries again.
     func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try failFast()
         turn.lock()
         defer { turn.unlock() }
-        let connection = try current()
+        try failFast()
+        let connection: PostgresConnection
         do {
-            return try body(connection)
+            connection = try current()
+        } catch {
+            down.withLock { $0 = (ContinuousClock.now, StoreError.reason(postgres: error)) }
+            throw error
+        }
+        do {
+            let result = try body(connection)
+            down.withLock { $0 = nil }
+            return result
         } catch {
             if connection.isClosed || Self.isConnectionError(error) {
                 state.withLock { $0 = nil }
                 try? connection.close().wait()
+                down.withLock { $0 = (ContinuousClock.now, StoreError.reason(postgres: error)) }
             }
             throw error
         }
+    }
+
+    /// How long after a failed connect or a broken connection calls fail without trying.
+    static let retryAfter: Duration = .seconds(1)
+    /// When the connection last failed, and why; nil while it works.
+    private let down = Mutex<(at: ContinuousClock.Instant, reason: String)?>(nil)
+
+    private func failFast() throws(Unreachable) {
+        guard let (at, reason) = down.withLock({ $0 }), ContinuousClock.now - at < Self.retryAfter else { return }
+        throw Unreachable(reason: reason)
+    }
+
+    /// The server failed the last attempt under ``retryAfter`` ago.
+    struct Unreachable: Error, CustomStringConvertible {
+        let reason: String
+        var description: String { "unreachable, retrying within \(PostgresSession.retryAfter): \(reason)" }
     }
 
     /// Runs `body` in a transaction: `BEGIN`, then `COMMIT` when it returns, `ROLLBACK` when it throws.
@@ -99,14 +134,36 @@ final class PostgresSession: Sendable {
     /// One statement and all its rows.
     @discardableResult
     func run(_ c: PostgresConnection, _ query: PostgresQuery) throws -> [PostgresRow] {
-        try c.query(query, logger: logger).wait().rows
+        try wait(c.query(query, logger: logger), on: c).rows
+    }
+
+    /// The answer of a statement sent on `c`, within ``answerTimeout``; past it the connection is closed
+    /// (failing whatever else is in flight on it) and the call fails as a broken connection.
+    func wait<T: Sendable>(_ answer: EventLoopFuture<T>, on c: PostgresConnection) throws -> T {
+        let answered = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<T, any Error>?>(nil)
+        answer.whenComplete { r in
+            result.withLock { $0 = r }
+            answered.signal()
+        }
+        guard answered.wait(timeout: .now() + .nanoseconds(Int(answerTimeout.nanoseconds))) == .success, let r = result.withLock({ $0 }) else {
+            let _: EventLoopFuture<Void> = c.close()
+            throw AnswerTimeout(after: answerTimeout)
+        }
+        return try r.get()
+    }
+
+    /// No answer within ``answerTimeout``: counted as a broken connection, so the next call connects again.
+    struct AnswerTimeout: Error, CustomStringConvertible {
+        let after: TimeAmount
+        var description: String { "no answer from the server within \(Double(after.nanoseconds) / 1e9) s" }
     }
 
     /// Statements without values, such as migrations' DDL, one at a time (PostgreSQL's extended
     /// protocol takes one statement per query). They are split at `;`, which they must not hold otherwise.
     func execute(_ c: PostgresConnection, sql: String) throws {
         for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
-            _ = try c.query(PostgresQuery(unsafeSQL: String(statement)), logger: logger).wait()
+            _ = try wait(c.query(PostgresQuery(unsafeSQL: String(statement)), logger: logger), on: c)
         }
     }
 
@@ -142,8 +199,10 @@ final class PostgresSession: Sendable {
         ]
     }
 
+    /// Whether `error` says the connection is broken (not what a statement or the store decided).
     static func isConnectionError(_ error: any Error) -> Bool {
-        guard let e = error as? PSQLError else { return !(error is PostgresDecodingError) }
+        if error is StoreError || error is PostgresDecodingError { return false }
+        guard let e = error as? PSQLError else { return true }
         switch e.code {
         case .server, .queryCancelled, .tooManyParameters, .invalidCommandTag: return false
         default: return true
