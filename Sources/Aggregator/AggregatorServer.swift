@@ -30,6 +30,9 @@ public struct AggregatorServer {
         // connected to the other aggregators are: each host's flag follows its reports there.
         if !store.isShared { try store.setAllDisconnected() }
 
+        let enrollmentBackend = try config.enrollmentBackend(configFile: configFile, migrated: true, logger: logger)
+        // Before the first handshake: stamps that were never read would hide the current enrollments.
+        try enrollmentBackend.refreshStamps()
         let security: RouterSecurity
         var authenticator: EnrollmentAuthenticator?
         var signer: CommandSigner?
@@ -43,7 +46,7 @@ public struct AggregatorServer {
             }
             security = .curve(serverKeys: keys.transport)
             signer = keys.signer
-            authenticator = EnrollmentAuthenticator(keysDir: config.keysDir, logger: logger)
+            authenticator = EnrollmentAuthenticator(backend: enrollmentBackend, logger: logger)
         }
         let router = RouterServer(
             configuration: .init(endpoint: config.zmqEndpoint, security: security, limits: config.transport),
@@ -67,7 +70,7 @@ public struct AggregatorServer {
         // Everything that can fail is done before the router's I/O thread starts.
         let bound = try router.start()
         let enrollment = authenticator.map {
-            EnrollmentService(settings: .init(config.enrollment), authenticator: $0, keysDir: config.keysDir, router: router, logger: logger)
+            EnrollmentService(settings: .init(config.enrollment), authenticator: $0, backend: enrollmentBackend, router: router, logger: logger)
         }
         let ingest = IngestService(
             router: router, store: store, isEnrolled: { enrolled?.isEnrolled(host: $0) ?? true },
@@ -92,6 +95,7 @@ public struct AggregatorServer {
             .init(service: gauges), .init(service: api),
         ]
         if let enrollment { services.append(.init(service: enrollment)) }
+        if case .postgres = enrollmentBackend { services.append(.init(service: EnrollmentStampService(backend: enrollmentBackend, logger: logger))) }
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -243,9 +243,10 @@ extension AggregatorCommand {
             @Flag(name: .long, help: "Replace the key of a host that is enrolled already.") var replace = false
 
             func run() throws {
-                let (config, _) = try options.load()
-                let store = EnrollmentStore(keysDir: config.keysDir)
-                let pending = PendingJoinStore(keysDir: config.keysDir)
+                let (config, file) = try options.load()
+                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                let store = EnrollmentStore(backend)
+                let pending = PendingJoinStore(backend)
                 let publicKey: CurvePublicKey
                 if let key {
                     publicKey = try KeyFiles.readEnrollmentKey(key)
@@ -272,10 +273,11 @@ extension AggregatorCommand {
             @Flag(name: .long, help: "JSON output.") var json = false
 
             func run() throws {
-                let (config, _) = try options.load()
-                let entries = try PendingJoinStore(keysDir: config.keysDir).pending()
+                let (config, file) = try options.load()
+                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                let entries = try PendingJoinStore(backend).pending()
                 if json { return try printJSON(entries) }
-                if entries.isEmpty { return print("no joins pending in \(config.keysDir)") }
+                if entries.isEmpty { return print("no joins pending in \(backend.location)") }
                 print(formatTable(["HOST", "KEY", "TOKEN", "LABELS", "FIRST SEEN", "LAST SEEN", "ATTEMPTS", "WHY PENDING"], entries.map { e in
                     [e.host, e.key, e.token, e.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                      RFC3339.format(e.firstSeen), RFC3339.format(e.lastSeen), "\(e.attempts)", e.reason]
@@ -289,8 +291,9 @@ extension AggregatorCommand {
             @Option(name: .long, help: "The host id of the pending join.") var host: String
 
             func run() throws {
-                let (config, _) = try options.load()
-                for e in try PendingJoinStore(keysDir: config.keysDir).reject(host: host) { print("rejected \(e.host) (key \(e.key))") }
+                let (config, file) = try options.load()
+                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                for e in try PendingJoinStore(backend).reject(host: host) { print("rejected \(e.host) (key \(e.key))") }
             }
         }
 
@@ -300,10 +303,11 @@ extension AggregatorCommand {
             @Flag(name: .long, help: "JSON output.") var json = false
 
             func run() throws {
-                let (config, _) = try options.load()
-                let records = try EnrollmentStore(keysDir: config.keysDir).records()
+                let (config, file) = try options.load()
+                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                let records = try EnrollmentStore(backend).records()
                 if json { return try printJSON(records) }
-                if records.isEmpty { return print("no agents enrolled in \(config.keysDir)") }
+                if records.isEmpty { return print("no agents enrolled in \(backend.location)") }
                 print(formatTable(["HOST", "STATUS", "ACCEPTED", "VIA", "KEY"], records.map { r in
                     [r.host, r.revokedAt.map { "\(r.revokedReason ?? "revoked") \(RFC3339.format($0))" } ?? "active", RFC3339.format(r.acceptedAt), r.via ?? "keys accept", r.key]
                 }))
@@ -316,8 +320,9 @@ extension AggregatorCommand {
             @Option(name: .long, help: "The agent's host id.") var host: String
 
             func run() throws {
-                let (config, _) = try options.load()
-                let record = try EnrollmentStore(keysDir: config.keysDir).revoke(host: host)
+                let (config, file) = try options.load()
+                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                let record = try EnrollmentStore(backend).revoke(host: host)
                 print("revoked \(record.host) (key \(record.key))")
             }
         }
@@ -341,9 +346,10 @@ extension AggregatorCommand {
             }
 
             func run() throws {
-                let (config, _) = try options.load()
+                let (config, file) = try options.load()
+                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
                 let d = DurationText.parse(ttl)!
-                print(try TokenStore(keysDir: config.keysDir).create(name: name, ttl: d == .zero ? nil : d, maxUses: maxUses))
+                print(try TokenStore(backend).create(name: name, ttl: d == .zero ? nil : d, maxUses: maxUses))
             }
         }
 
@@ -353,10 +359,11 @@ extension AggregatorCommand {
             @Flag(name: .long, help: "JSON output.") var json = false
 
             func run() throws {
-                let (config, _) = try options.load()
-                let tokens = try TokenStore(keysDir: config.keysDir).list()
+                let (config, file) = try options.load()
+                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                let tokens = try TokenStore(backend).list()
                 if json { return try printJSON(tokens) }
-                if tokens.isEmpty { return print("no tokens in \(config.keysDir)") }
+                if tokens.isEmpty { return print("no tokens in \(backend.location)") }
                 print(formatTable(["NAME", "STATE", "CREATED", "EXPIRES", "USES"], tokens.map { t in
                     [t.name, t.state, RFC3339.format(t.createdAt), t.expiresAt.map(RFC3339.format) ?? "never", "\(t.uses)\(t.maxUses.map { "/\($0)" } ?? "")"]
                 }))
@@ -369,8 +376,9 @@ extension AggregatorCommand {
             @Argument(help: "The token's name.") var name: String
 
             func run() throws {
-                let (config, _) = try options.load()
-                try TokenStore(keysDir: config.keysDir).revoke(name: name)
+                let (config, file) = try options.load()
+                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                try TokenStore(backend).revoke(name: name)
                 print("revoked token \(name)")
             }
         }
@@ -382,6 +390,7 @@ extension AggregatorCommand {
 
         func run() throws {
             let (config, file) = try options.load()
+            let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
             if !config.insecure {
                 do { _ = try ServerKeys.load(keysDir: config.keysDir) } catch {
                     throw ConfigError(file: file, key: "keys.dir", message: "\(error.description) (run: regwatch-aggregator keys generate)")
@@ -389,9 +398,9 @@ extension AggregatorCommand {
             }
             try EndpointCheck.validateBindEndpoint(config.zmqEndpoint, configFile: file, key: "listen.zmq")
             let token = try APIToken.load(config.apiToken, configFile: file)
-            let enrolled = try EnrollmentStore(keysDir: config.keysDir).records().filter(\.isActive).count
-            let pending = try PendingJoinStore(keysDir: config.keysDir).pending().count
-            let tokens = try TokenStore(keysDir: config.keysDir).list().filter { $0.state == "valid" }.count
+            let enrolled = try EnrollmentStore(backend).records().filter(\.isActive).count
+            let pending = try PendingJoinStore(backend).pending().count
+            let tokens = try TokenStore(backend).list().filter { $0.state == "valid" }.count
             let signing = (try? KeyFiles.readSigningKey("\(config.keysDir)/\(KeyFiles.signingSecret)")) != nil
             let failover = signing ? "failover \(config.failover.mode.rawValue)" : "failover advise only (no signing key)"
             print("\(file): ok (zmq \(config.zmqEndpoint)\(config.insecure ? " INSECURE" : " CURVE"), http \(config.httpAddress), \(enrolled) agents enrolled, \(pending) joins pending, enrollment \(config.enrollment.mode.rawValue) with \(tokens) valid tokens, \(failover), \(token == nil ? "no API token: freeze/thaw disabled" : "API token set"))")

@@ -21,16 +21,22 @@ struct HAServeTests {
         return (role, epoch)
     }
 
-    @Test("one leader, one follower; kill -9 the leader: the follower leads with epoch 2 and every agent reports through it")
-    func killLeader() throws {
-        let pg = try PostgresServer("ha")
-        let f = try Fleet(extra: "leader: {checkInterval: 500ms}", postgres: pg)
+    /// A second aggregator's config beside the fleet's: the same database and keys, its own ports.
+    static func secondConfig(_ f: Fleet) throws -> (path: String, zmq: Int, http: Int) {
         let zmq2 = RegistryHarness.freePort(), http2 = RegistryHarness.freePort()
         let config2 = "\(f.dir)/aggregator-2.yaml"
         try String(contentsOfFile: f.config, encoding: .utf8)
             .replacingOccurrences(of: "tcp://127.0.0.1:\(f.zmqPort)", with: "tcp://127.0.0.1:\(zmq2)")
             .replacingOccurrences(of: "127.0.0.1:\(f.httpPort)", with: "127.0.0.1:\(http2)")
             .write(toFile: config2, atomically: true, encoding: .utf8)
+        return (config2, zmq2, http2)
+    }
+
+    @Test("one leader, one follower; kill -9 the leader: the follower leads with epoch 2 and every agent reports through it")
+    func killLeader() throws {
+        let pg = try PostgresServer("ha")
+        let f = try Fleet(extra: "leader: {checkInterval: 500ms}", postgres: pg)
+        let (config2, zmq2, http2) = try Self.secondConfig(f)
         let ids = ["node-1", "node-2", "node-3", "node-4"]
         for (i, id) in ids.enumerated() {
             try f.addAgent(id, zone: i < 2 ? "z1" : "z2")
@@ -73,5 +79,43 @@ struct HAServeTests {
         print("ha: new leader \(String(format: "%.1f", tookOver)) s after kill -9, every agent reporting through the other \(String(format: "%.1f", allBack)) s after")
         let log = try String(contentsOfFile: "\(f.dir)/aggregator-2.log", encoding: .utf8)
         #expect(log.contains("leading: correlation and failover planning run here"))
+    }
+
+    @Test("enrollments live in the database: a token made through one aggregator enrolls an agent joining the other; revoked through the first, the other closes its connection")
+    func sharedEnrollments() throws {
+        let pg = try PostgresServer("ha-enroll")
+        let f = try Fleet(extra: "enrollment: {mode: token}\nleader: {checkInterval: 500ms}", postgres: pg)
+        let (config2, zmq2, http2) = try Self.secondConfig(f)
+        let token = try f.createToken("t", extra: ["--max-uses", "1"])
+        try f.startAggregator()
+        let second = try f.h.start(CLI.binary("regwatch-aggregator"), ["serve", "--config", config2], stderrPath: "\(f.dir)/aggregator-2.log")
+        defer { if !RegistryHarness.hasExited(second) { kill(second.processIdentifier, SIGKILL) } }
+        #expect(RegistryHarness.waitForPort(http2), "aggregator 2's HTTP API did not come up")
+
+        // The agent knows only aggregator 2, which never saw the token being made.
+        try f.addJoiningAgent("node-j", zone: "z1", tokenFile: token)
+        let yaml = try String(contentsOfFile: "\(f.dir)/node-j.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "endpoint: \"tcp://127.0.0.1:\(f.zmqPort)\"", with: "endpoint: \"tcp://127.0.0.1:\(zmq2)\"")
+        #expect(yaml.contains(":\(zmq2)"))
+        try yaml.write(toFile: "\(f.dir)/node-j.yaml", atomically: true, encoding: .utf8)
+        try f.startAgent("node-j")
+        #expect(try f.eventually(20) { try f.hostIDs() == ["node-j"] }, "node-j did not join through aggregator 2: \(f.log("node-j").suffix(800))")
+        // Aggregator 1's CLI sees the enrollment and the token's use; nothing is in keys.dir's files.
+        let records = try f.keysList()
+        #expect(records.filter(EnrollmentEndToEndTests.isActive).compactMap { $0["host"] as? String } == ["node-j"])
+        #expect(records.first?["via"] as? String == "token t")
+        let tokens = try CLI.run("regwatch-aggregator", ["tokens", "list", "--config", config2, "--json"])
+        #expect(tokens.status == 0 && tokens.stdout.contains("\"uses\" : 1"), "\(tokens.stdout) \(tokens.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(f.dir)/keys/agents.json"))
+        #expect(!FileManager.default.fileExists(atPath: "\(f.dir)/keys/tokens.json"))
+
+        let disconnectsBefore = f.log("node-j").components(separatedBy: "disconnected from aggregator").count
+        #expect(try CLI.run("regwatch-aggregator", ["keys", "revoke", "--config", f.config, "--host", "node-j"]).status == 0)
+        let revoked = Date()
+        #expect(f.eventually(10) { f.log("node-j").components(separatedBy: "disconnected from aggregator").count > disconnectsBefore },
+                "aggregator 2 kept the revoked agent's connection")
+        let took = Date().timeIntervalSince(revoked)
+        #expect(f.eventually(10) { f.log("node-j").contains("refused this agent's key") })
+        print("ha-enrollment: a token made through aggregator 1 enrolled an agent joining aggregator 2; revoked through aggregator 1's CLI, aggregator 2 closed the connection \(String(format: "%.2f", took)) s later")
     }
 }

@@ -19,6 +19,17 @@ extension AggregatorConfig {
                                         timeout: TimeAmount(leaderCheckInterval / 2), logger: logger)
     }
 
+    /// Where enrollments, tokens and pending joins are kept: the files in `keys.dir` beside an SQLite
+    /// store, the shared database on PostgreSQL (every aggregator then sees the same ones).
+    /// - Parameter migrated: the database's migrations were applied already (`serve` opened the store);
+    ///   otherwise opening the store applies them first.
+    public func enrollmentBackend(configFile: String, migrated: Bool = false, logger: Logger) throws -> EnrollmentBackend {
+        guard let postgres else { return .files(keysDir: keysDir) }
+        let password = try postgresPassword(configFile: configFile)
+        if !migrated { try PostgresFleetStore(location: postgres, password: password, logger: logger).close() }
+        return .postgres(try PostgresDocuments(location: postgres, password: password, keysDir: keysDir, logger: logger))
+    }
+
     /// The PostgreSQL password, read now; a problem with its file names the key that led to it.
     private func postgresPassword(configFile: String) throws(ConfigError) -> String? {
         do { return try postgres?.password(passwordFile: databasePasswordFile) } catch {

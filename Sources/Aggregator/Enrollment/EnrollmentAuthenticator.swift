@@ -7,7 +7,7 @@ import Synchronization
 /// id; a revoked or rejected key is refused; any other key is admitted only as a *joining* peer (ZAP
 /// user id `?KEY`, see ``JoiningPeer``), from which ingest accepts nothing but `join`.
 ///
-/// It re-reads the enrollment files when their stamps change (checked on each handshake, and at most
+/// It re-reads the enrollment documents when their stamps change (checked on each handshake, and at most
 /// every ``recheckNanoseconds`` from ingest), so `keys accept`, `keys revoke` and `keys reject` take effect
 /// without a restart.
 public final class EnrollmentAuthenticator: ZAPAuthenticator {
@@ -34,13 +34,18 @@ public final class EnrollmentAuthenticator: ZAPAuthenticator {
 
     /// The policy over the enrollment files in `keysDir`.
     public convenience init(keysDir: String, logger: Logger) {
-        self.init(store: EnrollmentStore(keysDir: keysDir), pending: PendingJoinStore(keysDir: keysDir), logger: logger)
+        self.init(backend: .files(keysDir: keysDir), logger: logger)
+    }
+
+    /// The policy over the enrollment documents wherever `backend` keeps them.
+    public convenience init(backend: EnrollmentBackend, logger: Logger) {
+        self.init(store: EnrollmentStore(backend), pending: PendingJoinStore(backend), logger: logger)
     }
 
     /// Reloads the tables if a file changed. Returns the tables in force and the rejected keys.
     @discardableResult
     public func refresh() -> (tables: EnrollmentStore.Tables, rejected: Set<CurvePublicKey>) {
-        let stamps = [store.fileStamp(), pendingStore.fileStamp()]
+        let stamps = [store.stamp(), pendingStore.stamp()]
         return cache.withLock { c in
             if c.loaded, c.stamps == stamps { return (c.tables, c.rejected) }
             do {

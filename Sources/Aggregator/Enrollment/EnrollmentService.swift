@@ -70,12 +70,12 @@ public final class EnrollmentService: Service, Sendable {
 
     private let state: Mutex<State>
 
-    public init(settings: Settings, authenticator: EnrollmentAuthenticator, keysDir: String, router: RouterServer, logger: Logger) {
+    public init(settings: Settings, authenticator: EnrollmentAuthenticator, backend: EnrollmentBackend, router: RouterServer, logger: Logger) {
         self.settings = settings
         self.authenticator = authenticator
-        enrollments = EnrollmentStore(keysDir: keysDir)
-        pendingStore = PendingJoinStore(keysDir: keysDir)
-        tokens = TokenStore(keysDir: keysDir)
+        enrollments = EnrollmentStore(backend)
+        pendingStore = PendingJoinStore(backend)
+        tokens = TokenStore(backend)
         self.router = router
         self.logger = logger
         let (tables, rejected) = authenticator.refresh()
@@ -385,7 +385,7 @@ public final class EnrollmentService: Service, Sendable {
             reply(to: peer, JoinResult(status: .refused, reason: "an operator rejected this key"))
             state.withLock { $0.closeNextTick.append(peer) }
         }
-        let stamp = pendingStore.fileStamp()
+        let stamp = pendingStore.stamp()
         if state.withLock({ s in defer { s.pendingStamp = .some(stamp) }; return s.pendingStamp != .some(stamp) }),
            let pending = try? pendingStore.pending() {
             Gauge(label: MetricNames.enrollmentPending).record(pending.count)

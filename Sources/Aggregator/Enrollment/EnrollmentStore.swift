@@ -28,11 +28,15 @@ public struct EnrollmentStore: Sendable {
         var agents: [Record] = []
     }
 
-    let file: LockedJSONFile<FileContent>
+    let file: any EnrollmentDocument<FileContent>
     public var path: String { file.path }
 
     public init(keysDir: String) {
-        file = LockedJSONFile(path: "\(keysDir)/\(Self.fileName)", empty: FileContent(), kind: "enrollment")
+        self.init(.files(keysDir: keysDir))
+    }
+
+    public init(_ backend: EnrollmentBackend) {
+        file = backend.document("agents", fileName: Self.fileName, empty: FileContent(), kind: "enrollment")
     }
 
     /// All records, active and revoked, in enrollment order.
@@ -158,5 +162,5 @@ public struct EnrollmentStore: Sendable {
     }
 
     /// Identity of the file's current version, to notice changes cheaply.
-    public func fileStamp() -> String? { file.stamp() }
+    public func stamp() -> String? { file.stamp() }
 }

@@ -8,7 +8,7 @@ import Glibc
 /// commands run at the same time. Every change reads, modifies and writes under an exclusive `flock` on
 /// a `.lock` file beside it, and the write is atomic (temp file, fsync, rename), so a reader never sees
 /// half a file and no change is lost.
-struct LockedJSONFile<Content: Codable & Sendable>: Sendable {
+struct LockedJSONFile<Content: Codable & Sendable>: EnrollmentDocument {
     let path: String
     let empty: Content
     /// Says what the file is in an error (`not a regwatch enrollment file`).

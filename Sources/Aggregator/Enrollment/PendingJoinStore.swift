@@ -35,11 +35,15 @@ public struct PendingJoinStore: Sendable {
         var rejected: [Rejected] = []
     }
 
-    let file: LockedJSONFile<FileContent>
+    let file: any EnrollmentDocument<FileContent>
     public var path: String { file.path }
 
     public init(keysDir: String) {
-        file = LockedJSONFile(path: "\(keysDir)/\(Self.fileName)", empty: FileContent(), kind: "pending-join")
+        self.init(.files(keysDir: keysDir))
+    }
+
+    public init(_ backend: EnrollmentBackend) {
+        file = backend.document("pending", fileName: Self.fileName, empty: FileContent(), kind: "pending-join")
     }
 
     public func pending() throws(KeysFileError) -> [Entry] { try file.read().pending }
@@ -108,5 +112,5 @@ public struct PendingJoinStore: Sendable {
         }
     }
 
-    public func fileStamp() -> String? { file.stamp() }
+    public func stamp() -> String? { file.stamp() }
 }

@@ -68,11 +68,15 @@ public struct TokenStore: Sendable {
         }
     }
 
-    let file: LockedJSONFile<FileContent>
+    let file: any EnrollmentDocument<FileContent>
     public var path: String { file.path }
 
     public init(keysDir: String) {
-        file = LockedJSONFile(path: "\(keysDir)/\(Self.fileName)", empty: FileContent(), kind: "token")
+        self.init(.files(keysDir: keysDir))
+    }
+
+    public init(_ backend: EnrollmentBackend) {
+        file = backend.document("tokens", fileName: Self.fileName, empty: FileContent(), kind: "token")
     }
 
     /// Makes a token and stores its hash. Returns the token: the only time it is ever seen.

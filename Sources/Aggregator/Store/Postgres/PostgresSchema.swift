@@ -15,7 +15,17 @@ enum PostgresSchema {
     /// Statements are split at `;` (``PostgresSession/execute(_:sql:)``): none may hold one otherwise.
     static let migrationLock: Int64 = 0x5267_5774_0000_0001
 
-    static let migrations: [(id: String, sql: String)] = [("v1", v1), ("v2-leader-term", v2)]
+    static let migrations: [(id: String, sql: String)] = [("v1", v1), ("v2-leader-term", v2), ("v3-enrollment-documents", v3)]
+
+    /// The enrollment documents (agents, tokens, pending joins), which an SQLite setup keeps as files in
+    /// `keys.dir`: PostgreSQL only (``PostgresDocuments``).
+    private static let v3 = """
+        CREATE TABLE regwatch_document (
+            name TEXT PRIMARY KEY,
+            content TEXT NOT NULL,
+            version BIGINT NOT NULL
+        )
+        """
 
     /// The leadership term (one row), as SQLite's `v7-leader-term`.
     private static let v2 = """

@@ -201,8 +201,9 @@ final class PostgresSession: Sendable {
 
     /// Whether `error` says the connection is broken (not what a statement or the store decided).
     static func isConnectionError(_ error: any Error) -> Bool {
-        if error is StoreError || error is PostgresDecodingError { return false }
-        guard let e = error as? PSQLError else { return true }
+        if error is AnswerTimeout || error is Unreachable || error is ChannelError || error is IOError { return true }
+        // Anything else that is not postgres-nio's came from the caller's own code (a store rule, a decoding).
+        guard let e = error as? PSQLError else { return false }
         switch e.code {
         case .server, .queryCancelled, .tooManyParameters, .invalidCommandTag: return false
         default: return true
