@@ -37,7 +37,7 @@ RELEASE_FLAGS := --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-se
   -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
 RELEASE := $(SWIFT) build -c release $(RELEASE_FLAGS)
 
-.PHONY: deps build release image agent-order test test-unprivileged bench demo clean
+.PHONY: deps build release image agent-order test test-unprivileged bench demo demo-ha clean
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -82,11 +82,14 @@ bench: deps
 	$(RELEASE) --product regwatch-aggregator
 	$(RELEASE) --product regwatch-correlation-bench
 	$(RELEASE) --product regwatch-ingest-bench
+	$(RELEASE) --product regwatch-ha-bench
+	$(RELEASE) --product regwatch-fleetsim
 	.build/release/regwatch-bench
 	.build/release/regwatch-probe-bench
 	bash Benchmarks/agent-footprint.sh .build/release/regwatch-agent .build/release/regwatch-aggregator
 	.build/release/regwatch-correlation-bench
 	.build/release/regwatch-ingest-bench --aggregator .build/release/regwatch-aggregator
+	.build/release/regwatch-ha-bench --aggregator .build/release/regwatch-aggregator --fleetsim .build/release/regwatch-fleetsim
 
 # Fuzzing with libFuzzer and ASan, both shipped in the Swift toolchain (Fuzz/, scripts/fuzz.sh, docs/development.md):
 # `make fuzz` runs every target for FUZZ_SECONDS (default 10 minutes each, one at a time); `fuzz-smoke`, part
@@ -116,6 +119,10 @@ agent-order: release
 
 demo: deps build
 	bash scripts/demo.sh
+
+# Three aggregators on a throwaway PostgreSQL cluster, the leader killed during a failover (docs/ha.md).
+demo-ha: deps build
+	bash scripts/demo-ha.sh
 
 # deploy/kubernetes rendered with kubectl kustomize (kubectl 1.32+, preinstalled on this machine kind) and
 # checked offline: kubernetes-validate --strict, checkov, configs against mounts (scripts/test-kubernetes.sh).

@@ -129,10 +129,19 @@ let package = Package(
             dependencies: ["RegwatchShared", "RegwatchAggregator"],
             path: "Benchmarks/correlation-bench"
         ),
+        .target(name: "RegwatchBenchSupport", dependencies: ["RegwatchShared"], path: "Benchmarks/bench-support"),
+        .executableTarget(
+            name: "regwatch-ha-bench",
+            dependencies: [
+                "RegwatchShared", "RegwatchAggregator", "RegwatchBenchSupport", "RegwatchTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/ha-bench"
+        ),
         .executableTarget(
             name: "regwatch-ingest-bench",
             dependencies: [
-                "RegwatchShared", "RegwatchAggregator",
+                "RegwatchShared", "RegwatchAggregator", "RegwatchBenchSupport",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
