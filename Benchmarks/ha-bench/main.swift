@@ -3,7 +3,7 @@
 // and the reports/s that two `regwatch-aggregator serve` sharing one PostgreSQL database store together
 // against one, under load from `regwatch-fleetsim`.
 //
-//   regwatch-ha-bench [--quick] [--aggregator PATH] [--fleetsim PATH]
+//   regwatch-ha-bench [--quick] [--keep] [--aggregator PATH] [--fleetsim PATH]
 //   (paths default to .build/release/…; BENCH_VERBOSE=1 prints progress)
 import Foundation
 import Logging
@@ -89,7 +89,7 @@ func timeCommits(_ store: any FleetStoring) throws -> Double {
 let work = "/tmp/rw-ha-bench-\(getpid())"
 try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
 chmod(work, 0o777)
-defer { try? FileManager.default.removeItem(atPath: work) }
+defer { if !arguments.contains("--keep") { try? FileManager.default.removeItem(atPath: work) } }
 
 progress("PostgreSQL cluster")
 let server = try PostgresServer("bench")
@@ -101,8 +101,11 @@ sqlite.close()
 progress("PostgreSQL: the same batches")
 let location = try PostgresLocation.parse(server.url())
 let postgres = try PostgresFleetStore(location: location, password: server.password, logger: logger)
+let walBefore = try server.psql("SELECT pg_current_wal_lsn()")
 let postgresRate = try timeCommits(postgres)
 postgres.close()
+// Write-ahead log per report: what the server writes, and ships to its replicas, for each one.
+let walPerReport = (Double(try server.psql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '\(walBefore)')")) ?? 0) / Double(reportCount)
 
 // The rows the store wrote, per table, then loaded again with COPY into empty tables of the same shape
 // (indexes and keys included), in one transaction: the database's floor for these rows.
@@ -259,7 +262,10 @@ print("  COPY of the same rows (floor)   \(fmt(copyRate)) reports/s   (store at 
 print("  rows per report: " + rowsPerReport.map { "\($0.0) \(fmt($0.1, 2))" }.joined(separator: ", "))
 print("  bytes per report on disk (after \(rounds) reports per host): " + bytesPerReport.map { "\($0.0) \(fmt($0.1))" }.joined(separator: ", ")
       + "; total \(fmt(bytesPerReport.map(\.1).reduce(0, +)))")
+print("  write-ahead log per report: \(fmt(walPerReport)) bytes")
+let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
 for r in [one, two] {
-    print("  \(r.aggregators) aggregator(s) on PostgreSQL, \(agentsTotal) emulated agents offering \(fmt(r.offeredPerSecond)) reports/s: stored \(fmt(r.ingestedPerSecond)) reports/s; CPU: aggregators \(fmt(r.aggregatorCPU * 100)) %, PostgreSQL \(fmt(r.postgresCPU * 100)) %, fleetsim \(fmt(r.fleetsimCPU * 100)) % of a core (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
+    let busy = r.aggregatorCPU + r.postgresCPU + r.fleetsimCPU
+    print("  \(r.aggregators) aggregator(s) on PostgreSQL, \(agentsTotal) emulated agents offering \(fmt(r.offeredPerSecond)) reports/s: stored \(fmt(r.ingestedPerSecond)) reports/s; CPU: aggregators \(fmt(r.aggregatorCPU * 100)) %, PostgreSQL \(fmt(r.postgresCPU * 100)) %, fleetsim \(fmt(r.fleetsimCPU * 100)) % of a core; machine \(fmt(busy / cores * 100)) % busy (\(Int(cores)) cores); \(fmt(r.ingestedPerSecond / max(r.aggregatorCPU, 0.001))) reports per aggregator CPU-second")
 }
-print("  two aggregators against one: \(fmt(two.ingestedPerSecond / one.ingestedPerSecond, 2)) ×")
+print("  two aggregators against one: \(fmt(two.ingestedPerSecond / one.ingestedPerSecond, 2)) × (on a machine whose cores are all busy, a second aggregator adds no capacity; it adds a place to fail over to)")

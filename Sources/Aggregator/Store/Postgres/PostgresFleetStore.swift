@@ -119,7 +119,13 @@ public final class PostgresFleetStore: FleetStoring {
     @discardableResult
     public func markSilentHostsDisconnected(now: Date, intervals: Double) throws(StoreError) -> Int {
         try write { c in
-            try changes(c, "UPDATE host SET connected = false WHERE connected AND lastSeen < \(now.unixSeconds) - intervalSeconds * \(intervals)")
+            // Rows an ingest holds are skipped (their hosts are reporting), so this never waits on one, nor
+            // deadlocks with one locking the same rows in another order.
+            try changes(c, """
+                UPDATE host SET connected = false WHERE id IN (
+                    SELECT id FROM host WHERE connected AND lastSeen < \(now.unixSeconds) - intervalSeconds * \(intervals)
+                    ORDER BY id FOR UPDATE SKIP LOCKED)
+                """)
         }
     }
 
