@@ -62,7 +62,7 @@ image: deps
 
 # The end-to-end suites tagged `.root` make network namespaces, nftables rules and bind mounts, and run
 # dockerd: they need root. `make test-unprivileged` runs everything else (docs/development.md).
-ROOT_SUITES := CorrelationEndToEndTests|DashboardBrowserTests|ZeroConfigTests|ImageTests|DockerEngineTests|DockerPullEventsTests|FailoverEndToEndTests|FailoverSafetyTests|FailoverConvergenceTests|NetworkFaultTests
+ROOT_SUITES := CorrelationEndToEndTests|DashboardBrowserTests|ZeroConfigTests|ImageTests|DockerEngineTests|DockerPullEventsTests|FailoverEndToEndTests|FailoverSafetyTests|FailoverConvergenceTests|NetworkFaultTests|HAFailureTests
 
 test: deps
 	@[ "$$(id -u)" = 0 ] || { echo "make test: needs root (network namespaces, nftables, mounts, dockerd); run it as root, or 'make test-unprivileged' for the rest (docs/development.md)" >&2; exit 2; }
