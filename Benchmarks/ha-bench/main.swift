@@ -16,10 +16,7 @@ import Glibc
 #endif
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-func option(_ name: String) -> String? {
-    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-    return arguments[i + 1]
-}
+func option(_ name: String) -> String? { benchOption(name, in: arguments) }
 let quick = arguments.contains("--quick")
 let aggregatorPath = option("--aggregator") ?? ".build/release/regwatch-aggregator"
 let fleetsimPath = option("--fleetsim") ?? ".build/release/regwatch-fleetsim"
@@ -38,14 +35,7 @@ func now() -> Double {
 }
 func fmt(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
 
-/// User+system CPU seconds of a process (`/proc/PID/stat`), 0 once it is gone.
-func cpuSeconds(_ pid: Int32) -> Double {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return 0 }
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
-    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
+func cpuSeconds(_ pid: Int32) -> Double { processCPUSeconds(pid, ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK)))) }
 
 /// CPU seconds of every PostgreSQL process of the cluster in `dir` (the postmaster and its backends).
 func postgresCPU(_ server: PostgresServer) -> Double {

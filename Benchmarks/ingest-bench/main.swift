@@ -19,10 +19,7 @@ import Glibc
 // MARK: Options
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-func option(_ name: String) -> String? {
-    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-    return arguments[i + 1]
-}
+func option(_ name: String) -> String? { benchOption(name, in: arguments) }
 let quick = arguments.contains("--quick")
 /// The aggregator binary: `--aggregator PATH` or the first argument that is not an option.
 let positional = arguments.enumerated().first { i, a in
@@ -90,14 +87,7 @@ if let i = arguments.firstIndex(of: "--receive-floor"), i + 2 < arguments.count 
 // MARK: Processes
 
 /// CPU seconds (user + system) a process has used, from /proc/PID/stat.
-func cpuSeconds(pid: Int32) -> Double {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return 0 }
-    // Fields after "(comm)": state is field 3, utime 14, stime 15.
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    guard fields.count > 13, let utime = Double(fields[11]), let stime = Double(fields[12]) else { return 0 }
-    return (utime + stime) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
+func cpuSeconds(pid: Int32) -> Double { processCPUSeconds(pid, ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK)))) }
 
 func ownCPUSeconds() -> Double {
     var usage = rusage()

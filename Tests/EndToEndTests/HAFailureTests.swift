@@ -61,19 +61,11 @@ struct HAFailureTests {
     func killLeaderDuringRollout() async throws {
         let ha = try Self.startLab()
         defer { ha.tearDown() }
-        let writers = PullLogWriters(ids: Self.ids, linesPerTick: 2, tick: .milliseconds(100)) { ha.kubeletLog($0) }
-        let writing = Task.detached { await writers.run() }
+        let (writers, writing) = Self.startWriters(ha)
         let b = ha.lab.url("mirrorB")
 
-        ha.lab.h.stop(name: "mirrorA")
         // Kill the leader as soon as the generation to B is planned and not yet everywhere.
-        var rolling: FailoverLab.Plan?
-        let deadline = Date().addingTimeInterval(90)
-        while rolling == nil, Date() < deadline {
-            rolling = (try? ha.failovers(0))?.first { $0.mirrors == [b] }
-            if rolling == nil { usleep(50_000) }
-        }
-        let plan = try #require(rolling, "no failover to B planned: \((try? ha.failovers(0)) ?? [])")
+        let plan = try Self.killMirrorA(ha)
         try #require(plan.state != "complete", "the rollout completed before the kill: \(plan)")
         let killedAt = Date()
         ha.kill9(0)
@@ -90,13 +82,7 @@ struct HAFailureTests {
         #expect(tookOver <= Self.checkInterval + Self.window, "the lead was taken \(tookOver) s after the kill")
 
         // The rollout completes under the new leader.
-        var done: FailoverLab.Plan?
-        let completed = try ha.lab.eventually(120) {
-            done = try ha.failovers(leader.index).first { $0.mirrors == [b] && $0.state == "complete" }
-            let hosts = try ha.json(leader.index, "/api/v1/hosts")
-            return done != nil && hosts.count == Self.ids.count && hosts.allSatisfy { ($0["appliedGeneration"] as? Int) == done!.generation }
-        }
-        try #require(completed, "the rollout did not complete: \((try? ha.failovers(leader.index)) ?? [])")
+        let done = try Self.rolloutCompletes(ha, leader: leader.index)
         let completedAfter = Date().timeIntervalSince(killedAt)
         for host in ha.lab.hosts {
             let files = try ha.lab.fileMirrors(host)
@@ -107,27 +93,8 @@ struct HAFailureTests {
         // the same mirrors under it.
         let plans = try ha.failovers(leader.index)
         #expect(Set(plans.map(\.generation)).count == plans.count, "\(plans)")
-        var mirrorsOf: [Int: Set<String>] = [:]
-        var oldEpoch = 0, newEpoch = 0
-        // The new term began at the latest when the leader was seen; log times are whole seconds.
-        let termSecond = (killedAt.addingTimeInterval(tookOver).timeIntervalSince1970).rounded(.down)
-        for id in Self.ids {
-            let applies = try ha.applies(id)
-            for (a, b) in zip(applies, applies.dropFirst()) {
-                #expect((a.epoch, a.generation) < (b.epoch, b.generation), "\(id) applied \(b) after \(a)")
-            }
-            for a in applies {
-                mirrorsOf[a.generation, default: []].insert(a.mirrors)
-                if a.epoch < leader.epoch {
-                    oldEpoch += 1
-                    #expect(a.at.timeIntervalSince1970 <= termSecond, "\(id) applied \(a) from the old epoch after the new term began")
-                } else {
-                    newEpoch += 1
-                }
-            }
-        }
-        #expect(mirrorsOf.allSatisfy { $0.value.count == 1 }, "a generation number with two mirror sets: \(mirrorsOf)")
-        #expect(mirrorsOf[done!.generation] != nil)
+        // The new term began at the latest when the leader was seen.
+        let (oldEpoch, newEpoch) = try Self.expectNoGoingBack(ha, epoch: leader.epoch, termBegan: killedAt.addingTimeInterval(tookOver), completed: done)
 
         let events = try await Self.expectEveryEventOnce(ha, writers, writing)
         print("ha-rollout: leader killed with generation \(plan.generation) in stage \(plan.state) (\(plan.acked) acked); aggregator \(leader.index) led with epoch \(leader.epoch) after \(String(format: "%.2f", tookOver)) s (bound \(Self.checkInterval + Self.window) s); rollout complete \(String(format: "%.1f", completedAfter)) s after the kill; \(oldEpoch) applies under epoch 1 before the new term, \(newEpoch) under epoch \(leader.epoch); \(events) pull events each stored once")
@@ -137,8 +104,7 @@ struct HAFailureTests {
     func killFollower() async throws {
         let ha = try Self.startLab()
         defer { ha.tearDown() }
-        let writers = PullLogWriters(ids: Self.ids, linesPerTick: 2, tick: .milliseconds(100)) { ha.kubeletLog($0) }
-        let writing = Task.detached { await writers.run() }
+        let (writers, writing) = Self.startWriters(ha)
         // Agents start at a random endpoint: some report through aggregator 2.
         let through2 = try Self.connectedHosts(ha, 2)
         try #require(!through2.isEmpty, "no agent connected to aggregator 2")
@@ -166,8 +132,7 @@ struct HAFailureTests {
     func restartPostgres() async throws {
         let ha = try Self.startLab()
         defer { ha.tearDown() }
-        let writers = PullLogWriters(ids: Self.ids, linesPerTick: 2, tick: .milliseconds(100)) { ha.kubeletLog($0) }
-        let writing = Task.detached { await writers.run() }
+        let (writers, writing) = Self.startWriters(ha)
         usleep(2_000_000)
 
         let stoppedAt = Date()
@@ -201,19 +166,10 @@ struct HAFailureTests {
     func cutLeaderOffDatabase() async throws {
         let ha = try Self.startLab()
         defer { ha.tearDown() }
-        let writers = PullLogWriters(ids: Self.ids, linesPerTick: 2, tick: .milliseconds(100)) { ha.kubeletLog($0) }
-        let writing = Task.detached { await writers.run() }
-        let b = ha.lab.url("mirrorB")
+        let (writers, writing) = Self.startWriters(ha)
         let through0 = try Self.connectedHosts(ha, 0)
 
-        ha.lab.h.stop(name: "mirrorA")
-        var rolling: FailoverLab.Plan?
-        let deadline = Date().addingTimeInterval(90)
-        while rolling == nil, Date() < deadline {
-            rolling = (try? ha.failovers(0))?.first { $0.mirrors == [b] }
-            if rolling == nil { usleep(50_000) }
-        }
-        let plan = try #require(rolling, "no failover to B planned: \((try? ha.failovers(0)) ?? [])")
+        let plan = try Self.killMirrorA(ha)
 
         // Drop every packet between aggregator 0's address and PostgreSQL, both ways; agents still reach it.
         let pgPort = ha.pg.port, address = ha.dbAddress(0)
@@ -251,13 +207,7 @@ struct HAFailureTests {
         let allReporting = Date().timeIntervalSince(cutAt)
         #expect(handedOver, "the agents of aggregator 0 do not report through the others: \(Self.ids.filter { !((try? ha.reportedSince(leader.index, cutAt)) ?? []).contains($0) })")
         #expect(try !ha.lab.lines(ha.log(0), containing: "handing agents over to other aggregators").isEmpty)
-        var done: FailoverLab.Plan?
-        let completed = try ha.lab.eventually(120) {
-            done = try ha.failovers(leader.index).first { $0.mirrors == [b] && $0.state == "complete" }
-            let hosts = try ha.json(leader.index, "/api/v1/hosts")
-            return done != nil && hosts.count == Self.ids.count && hosts.allSatisfy { ($0["appliedGeneration"] as? Int) == done!.generation }
-        }
-        try #require(completed, "the rollout did not complete: \((try? ha.failovers(leader.index)) ?? [])")
+        let done = try Self.rolloutCompletes(ha, leader: leader.index)
         let completedAfter = Date().timeIntervalSince(cutAt)
 
         // Healed, aggregator 0 follows the new term.
@@ -271,24 +221,67 @@ struct HAFailureTests {
         let lost = try #require(log0.firstIndex { $0.contains("leadership lost") })
         let sentAfter = log0[lost...].filter { $0.contains("failover directive sent") }
         #expect(sentAfter.isEmpty, "aggregator 0 sent directives after it stopped leading: \(sentAfter.prefix(3))")
-        let termSecond = cutAt.addingTimeInterval(nextAfter!).timeIntervalSince1970.rounded(.down)
-        var oldEpoch = 0, newEpoch = 0
-        for id in Self.ids {
+        let (oldEpoch, newEpoch) = try Self.expectNoGoingBack(ha, epoch: leader.epoch, termBegan: cutAt.addingTimeInterval(nextAfter!), completed: done)
+        let events = try await Self.expectEveryEventOnce(ha, writers, writing)
+        print("ha-cut: aggregator 0 cut off PostgreSQL in stage \(plan.state) of generation \(plan.generation), \(through0.count) agents on it; it stopped leading \(String(format: "%.2f", stopped)) s after the cut, aggregator \(leader.index) led with epoch \(leader.epoch) after \(String(format: "%.2f", nextAfter!)) s; every agent reporting through the others \(String(format: "%.1f", allReporting)) s after the cut, rollout complete \(String(format: "%.1f", completedAfter)) s after it (still cut); \(oldEpoch) applies under epoch 1, \(newEpoch) under epoch \(leader.epoch); \(events) pull events each stored once")
+    }
+
+    static func startWriters(_ ha: HALab) -> (PullLogWriters, Task<Void, Never>) {
+        let writers = PullLogWriters(ids: ids, linesPerTick: 2, tick: .milliseconds(100)) { ha.kubeletLog($0) }
+        return (writers, Task.detached { await writers.run() })
+    }
+
+    /// Stops mirror A and returns the failover to B as soon as aggregator 0 has planned it.
+    static func killMirrorA(_ ha: HALab) throws -> FailoverLab.Plan {
+        let b = ha.lab.url("mirrorB")
+        ha.lab.h.stop(name: "mirrorA")
+        var rolling: FailoverLab.Plan?
+        let deadline = Date().addingTimeInterval(90)
+        while rolling == nil, Date() < deadline {
+            rolling = (try? ha.failovers(0))?.first { $0.mirrors == [b] }
+            if rolling == nil { usleep(50_000) }
+        }
+        return try #require(rolling, "no failover to B planned: \((try? ha.failovers(0)) ?? [])")
+    }
+
+    /// Waits until the failover to B is complete and every host applied it, as `leader` reports.
+    static func rolloutCompletes(_ ha: HALab, leader: Int) throws -> FailoverLab.Plan {
+        let b = ha.lab.url("mirrorB")
+        var done: FailoverLab.Plan?
+        let completed = try ha.lab.eventually(120) {
+            done = try ha.failovers(leader).first { $0.mirrors == [b] && $0.state == "complete" }
+            let hosts = try ha.json(leader, "/api/v1/hosts")
+            return done != nil && hosts.count == ids.count && hosts.allSatisfy { ($0["appliedGeneration"] as? Int) == done!.generation }
+        }
+        try #require(completed, "the rollout did not complete: \((try? ha.failovers(leader)) ?? [])")
+        return done!
+    }
+
+    /// What every agent applied: (epoch, generation) only ever rising, nothing from an older epoch than
+    /// `epoch` after `termBegan` (log times are whole seconds), and one mirror set per generation number.
+    /// Returns how many applies were under an older epoch and how many under `epoch` or newer.
+    static func expectNoGoingBack(_ ha: HALab, epoch: Int, termBegan: Date, completed: FailoverLab.Plan) throws -> (Int, Int) {
+        let termSecond = termBegan.timeIntervalSince1970.rounded(.down)
+        var mirrorsOf: [Int: Set<String>] = [:]
+        var older = 0, newer = 0
+        for id in ids {
             let applies = try ha.applies(id)
             for (a, b) in zip(applies, applies.dropFirst()) {
                 #expect((a.epoch, a.generation) < (b.epoch, b.generation), "\(id) applied \(b) after \(a)")
             }
             for a in applies {
-                if a.epoch < leader.epoch {
-                    oldEpoch += 1
+                mirrorsOf[a.generation, default: []].insert(a.mirrors)
+                if a.epoch < epoch {
+                    older += 1
                     #expect(a.at.timeIntervalSince1970 <= termSecond, "\(id) applied \(a) from the old epoch after the new term began")
                 } else {
-                    newEpoch += 1
+                    newer += 1
                 }
             }
         }
-        let events = try await Self.expectEveryEventOnce(ha, writers, writing)
-        print("ha-cut: aggregator 0 cut off PostgreSQL in stage \(plan.state) of generation \(plan.generation), \(through0.count) agents on it; it stopped leading \(String(format: "%.2f", stopped)) s after the cut, aggregator \(leader.index) led with epoch \(leader.epoch) after \(String(format: "%.2f", nextAfter!)) s; every agent reporting through the others \(String(format: "%.1f", allReporting)) s after the cut, rollout complete \(String(format: "%.1f", completedAfter)) s after it (still cut); \(oldEpoch) applies under epoch 1, \(newEpoch) under epoch \(leader.epoch); \(events) pull events each stored once")
+        #expect(mirrorsOf.allSatisfy { $0.value.count == 1 }, "a generation number with two mirror sets: \(mirrorsOf)")
+        #expect(mirrorsOf[completed.generation] != nil)
+        return (older, newer)
     }
 
     /// Hosts with an established connection to aggregator `i`'s ZeroMQ port, by the agents' PIDs (`ss`).
