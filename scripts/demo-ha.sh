@@ -13,17 +13,27 @@ DEMO=${DEMO_DIR:-$PWD/demo-run-ha}
 PG=/tmp/regwatch-demo-ha-pg
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PGBIN/initdb" ] || { echo "PostgreSQL is not installed: run make deps (Debian's postgresql)" >&2; exit 2; }
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups --reset-env -- "$@"; else "$@"; fi
+}
+# A cluster left by a run that was killed would hold the port: stop it first.
+[ -f "$PG/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PG/data" -m immediate stop >/dev/null 2>&1 || true
 rm -rf "$DEMO" "$PG"
 mkdir -p "$DEMO" "$PG"
 PIDS=()
 AGGS=()
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups --reset-env -- "$@"; else "$@"; fi
-}
 cleanup() {
+  trap '' INT TERM  # a second Ctrl-C must not leave the cluster running
   for p in "${PIDS[@]}" "${AGGS[@]}"; do kill "$p" 2>/dev/null || true; done
-  as_pg "$PGBIN/pg_ctl" -D "$PG/data" -m fast stop >/dev/null 2>&1 || true
-  wait 2>/dev/null || true
+  # The aggregators first (each closes its database sessions), at most 10 s, then the cluster.
+  for _ in $(seq 100); do
+    alive=0
+    for p in "${PIDS[@]}" "${AGGS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${PIDS[@]}" "${AGGS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  as_pg "$PGBIN/pg_ctl" -D "$PG/data" -m fast -t 20 stop >/dev/null 2>&1 || true
   rm -rf "$PG"
 }
 trap cleanup EXIT

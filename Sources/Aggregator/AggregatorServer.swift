@@ -31,7 +31,11 @@ public struct AggregatorServer {
         if !store.isShared { try store.setAllDisconnected() }
 
         let enrollmentBackend = try config.enrollmentBackend(configFile: configFile, migrated: true, logger: logger)
-        // Before the first handshake: stamps that were never read would hide the current enrollments.
+        // Before the first handshake: enrollments a previous SQLite setup left in keys.dir, and the stamps
+        // (never read, they would hide the current enrollments).
+        for file in try enrollmentBackend.importFiles() {
+            logger.notice("imported an enrollment file into the database; from now on the database holds it", metadata: ["file": "\(file)"])
+        }
         try enrollmentBackend.refreshStamps()
         let security: RouterSecurity
         var authenticator: EnrollmentAuthenticator?
@@ -95,7 +99,9 @@ public struct AggregatorServer {
             .init(service: gauges), .init(service: api),
         ]
         if let enrollment { services.append(.init(service: enrollment)) }
-        if case .postgres = enrollmentBackend { services.append(.init(service: EnrollmentStampService(backend: enrollmentBackend, logger: logger))) }
+        if case .postgres = enrollmentBackend {
+            services.append(.init(service: EnrollmentStampService(backend: enrollmentBackend, authenticator: authenticator, logger: logger)))
+        }
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -274,7 +274,7 @@ extension AggregatorCommand {
 
             func run() throws {
                 let (config, file) = try options.load()
-                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                let backend = try config.enrollmentBackend(configFile: file, readOnly: true, logger: cliLogger)
                 let entries = try PendingJoinStore(backend).pending()
                 if json { return try printJSON(entries) }
                 if entries.isEmpty { return print("no joins pending in \(backend.location)") }
@@ -304,7 +304,7 @@ extension AggregatorCommand {
 
             func run() throws {
                 let (config, file) = try options.load()
-                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                let backend = try config.enrollmentBackend(configFile: file, readOnly: true, logger: cliLogger)
                 let records = try EnrollmentStore(backend).records()
                 if json { return try printJSON(records) }
                 if records.isEmpty { return print("no agents enrolled in \(backend.location)") }
@@ -360,7 +360,7 @@ extension AggregatorCommand {
 
             func run() throws {
                 let (config, file) = try options.load()
-                let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+                let backend = try config.enrollmentBackend(configFile: file, readOnly: true, logger: cliLogger)
                 let tokens = try TokenStore(backend).list()
                 if json { return try printJSON(tokens) }
                 if tokens.isEmpty { return print("no tokens in \(backend.location)") }
@@ -390,7 +390,7 @@ extension AggregatorCommand {
 
         func run() throws {
             let (config, file) = try options.load()
-            let backend = try config.enrollmentBackend(configFile: file, logger: cliLogger)
+            let backend = try config.enrollmentBackend(configFile: file, readOnly: true, logger: cliLogger)
             if !config.insecure {
                 do { _ = try ServerKeys.load(keysDir: config.keysDir) } catch {
                     throw ConfigError(file: file, key: "keys.dir", message: "\(error.description) (run: regwatch-aggregator keys generate)")

@@ -29,7 +29,9 @@ struct EnrollmentPostgresTests {
         #expect(try EnrollmentStore(a).accept(host: "node-1", key: key) == .enrolled)
         try b.refreshStamps()
         #expect(EnrollmentStore(b).stamp() != before)
-        #expect(authB.refresh().tables.active[key] == "node-1")
+        // The stamp service reloads a database's documents (a handshake only reads what it loaded).
+        #expect(authB.refresh().tables.active[key] == nil)
+        #expect(authB.reload().tables.active[key] == "node-1")
         #expect(try EnrollmentStore(b).records().map(\.host) == ["node-1"])
         // The rules hold across aggregators: another key for the host is refused.
         #expect(throws: KeysFileError.hostHasAnotherKey(host: "node-1", key: key.z85)) {
@@ -38,7 +40,7 @@ struct EnrollmentPostgresTests {
         _ = try EnrollmentStore(b).revoke(host: "node-1")
         try a.refreshStamps()
         let authA = EnrollmentAuthenticator(backend: a, logger: quietLogger)
-        #expect(authA.refresh().tables.revoked.contains(key))
+        #expect(authA.reload().tables.revoked.contains(key))
         #expect(authA.authenticate(ZAPRequest(domain: "regwatch", address: "127.0.0.1", mechanism: "CURVE", clientKey: key)) == .deny(reason: "key revoked"))
     }
 
@@ -87,6 +89,21 @@ struct EnrollmentPostgresTests {
         // The file no longer counts.
         try Data("not json".utf8).write(to: URL(fileURLWithPath: "\(dir)/\(EnrollmentStore.fileName)"))
         #expect(try EnrollmentStore(a).records().count == 2)
+    }
+
+    @Test("serve's import at start: the aggregator with the files imports them, one with an empty keys.dir imports nothing and does not start the documents empty")
+    func importAtStart() throws {
+        let dir = temporaryDirectory("enroll-import-start")
+        let key = try CurveKeyPair.generate().publicKey
+        #expect(try EnrollmentStore(keysDir: dir).accept(host: "old-1", key: key) == .enrolled)
+        let (a, b, server, location) = try Self.pair(keysDir: dir)
+        // b (no files) starts first: nothing is imported, nothing is written.
+        #expect(try b.importFiles().isEmpty)
+        #expect(try server.psql("SELECT count(*) FROM regwatch_document", database: location.database) == "0")
+        #expect(try a.importFiles() == [EnrollmentStore.fileName])
+        #expect(try EnrollmentStore(b).records().map(\.host) == ["old-1"])
+        // Once there, a second import changes nothing.
+        #expect(try a.importFiles().isEmpty)
     }
 
     @Test("a document that is not regwatch's: one line naming the database and the document; nothing written")

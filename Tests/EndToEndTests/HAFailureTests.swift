@@ -206,7 +206,10 @@ struct HAFailureTests {
         }
         let allReporting = Date().timeIntervalSince(cutAt)
         #expect(handedOver, "the agents of aggregator 0 do not report through the others: \(Self.ids.filter { !((try? ha.reportedSince(leader.index, cutAt)) ?? []).contains($0) })")
-        #expect(try !ha.lab.lines(ha.log(0), containing: "handing agents over to other aggregators").isEmpty)
+        // Agents pick an aggregator at random: when some were on aggregator 0, it handed them over.
+        if !through0.isEmpty {
+            #expect(try !ha.lab.lines(ha.log(0), containing: "handing agents over to other aggregators").isEmpty)
+        }
         let done = try Self.rolloutCompletes(ha, leader: leader.index)
         let completedAfter = Date().timeIntervalSince(cutAt)
 

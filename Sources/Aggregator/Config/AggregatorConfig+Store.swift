@@ -21,12 +21,14 @@ extension AggregatorConfig {
 
     /// Where enrollments, tokens and pending joins are kept: the files in `keys.dir` beside an SQLite
     /// store, the shared database on PostgreSQL (every aggregator then sees the same ones).
-    /// - Parameter migrated: the database's migrations were applied already (`serve` opened the store);
-    ///   otherwise opening the store applies them first.
-    public func enrollmentBackend(configFile: String, migrated: Bool = false, logger: Logger) throws -> EnrollmentBackend {
+    /// - Parameters:
+    ///   - migrated: the database's migrations were applied already (`serve` opened the store);
+    ///     otherwise opening the store applies them first,
+    ///   - readOnly: unless the command only looks: then a database needing migrations is refused instead.
+    public func enrollmentBackend(configFile: String, migrated: Bool = false, readOnly: Bool = false, logger: Logger) throws -> EnrollmentBackend {
         guard let postgres else { return .files(keysDir: keysDir) }
         let password = try postgresPassword(configFile: configFile)
-        if !migrated { try PostgresFleetStore(location: postgres, password: password, logger: logger).close() }
+        if !migrated { try PostgresFleetStore(location: postgres, password: password, readOnly: readOnly, logger: logger).close() }
         return .postgres(try PostgresDocuments(location: postgres, password: password, keysDir: keysDir, logger: logger))
     }
 

@@ -66,7 +66,7 @@ public final class CorrelationService: Service, Sendable {
             }
             if ledTerm != term {
                 // A new term here: the engine continues from what the store holds, whoever wrote it.
-                guard let active = await StoreThreads.run({ [store] in try? store.activeOutageStates() }) else { continue }
+                guard let active = await StoreThreads.run(.services, { [store] in try? store.activeOutageStates() }) else { continue }
                 engine = CorrelationEngine(settings: settings, active: active)
                 ledTerm = term
                 if !engine.active.isEmpty { logger.info("restored active outages", metadata: ["count": "\(engine.active.count)", "epoch": "\(term)"]) }

@@ -25,11 +25,17 @@ public final class EnrollmentAuthenticator: ZAPAuthenticator {
 
     private let cache = Mutex(Cache())
 
-    public init(store: EnrollmentStore, pending: PendingJoinStore, logger: Logger) {
+    /// Whether a handshake or ingest may reload the tables itself (files: a `stat`, then a read on a
+    /// change); documents in a database are reloaded by ``EnrollmentStampService`` instead, so the ZAP
+    /// handler never waits on the database.
+    private let reloadsOnCaller: Bool
+
+    public init(store: EnrollmentStore, pending: PendingJoinStore, reloadsOnCaller: Bool = true, logger: Logger) {
         self.store = store
         self.pendingStore = pending
+        self.reloadsOnCaller = reloadsOnCaller
         self.logger = logger
-        refresh()
+        reload()
     }
 
     /// The policy over the enrollment files in `keysDir`.
@@ -39,12 +45,22 @@ public final class EnrollmentAuthenticator: ZAPAuthenticator {
 
     /// The policy over the enrollment documents wherever `backend` keeps them.
     public convenience init(backend: EnrollmentBackend, logger: Logger) {
-        self.init(store: EnrollmentStore(backend), pending: PendingJoinStore(backend), logger: logger)
+        var files = true
+        if case .postgres = backend { files = false }
+        self.init(store: EnrollmentStore(backend), pending: PendingJoinStore(backend), reloadsOnCaller: files, logger: logger)
     }
 
-    /// Reloads the tables if a file changed. Returns the tables in force and the rejected keys.
+    /// Reloads the tables if a file changed (for documents in a database, only ``reload()`` does).
+    /// Returns the tables in force and the rejected keys.
     @discardableResult
     public func refresh() -> (tables: EnrollmentStore.Tables, rejected: Set<CurvePublicKey>) {
+        guard reloadsOnCaller else { return cache.withLock { ($0.tables, $0.rejected) } }
+        return reload()
+    }
+
+    /// Reloads the tables if a document changed, whoever calls.
+    @discardableResult
+    public func reload() -> (tables: EnrollmentStore.Tables, rejected: Set<CurvePublicKey>) {
         let stamps = [store.stamp(), pendingStore.stamp()]
         return cache.withLock { c in
             if c.loaded, c.stamps == stamps { return (c.tables, c.rejected) }

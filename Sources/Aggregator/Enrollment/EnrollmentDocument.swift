@@ -33,6 +33,24 @@ public enum EnrollmentBackend: Sendable {
         if case .postgres(let documents) = self { try documents.refreshVersions() }
     }
 
+    /// On PostgreSQL, takes in the `keys.dir` files a previous SQLite setup left, for each document the
+    /// database does not hold yet. The first change of a document would, but done at `serve`'s start it
+    /// does not depend on which aggregator changes something first (one with an empty `keys.dir` would
+    /// otherwise start the document empty). Returns the files imported.
+    public func importFiles() throws(KeysFileError) -> [String] {
+        guard case .postgres = self else { return [] }
+        var imported: [String] = []
+        if try importIfAbsent(EnrollmentStore(self).file) { imported.append(EnrollmentStore.fileName) }
+        if try importIfAbsent(TokenStore(self).file) { imported.append(TokenStore.fileName) }
+        if try importIfAbsent(PendingJoinStore(self).file) { imported.append(PendingJoinStore.fileName) }
+        return imported
+    }
+
+    private func importIfAbsent<C: Codable & Sendable>(_ document: any EnrollmentDocument<C>) throws(KeysFileError) -> Bool {
+        guard let document = document as? PostgresDocument<C> else { return false }
+        return try document.importIfAbsent()
+    }
+
     /// Where the documents are, for messages (`no agents enrolled in …`).
     public var location: String {
         switch self {

@@ -7,11 +7,14 @@ import ServiceLifecycle
 /// which the ZAP handler must not wait on, so it reads what this service last saw.
 public struct EnrollmentStampService: Service {
     let backend: EnrollmentBackend
+    /// Reloaded here when a stamp changed (nil without CURVE: nobody is authenticated).
+    let authenticator: EnrollmentAuthenticator?
     let interval: Duration
     let logger: Logger
 
-    public init(backend: EnrollmentBackend, interval: Duration = .milliseconds(500), logger: Logger) {
+    public init(backend: EnrollmentBackend, authenticator: EnrollmentAuthenticator?, interval: Duration = .milliseconds(500), logger: Logger) {
         self.backend = backend
+        self.authenticator = authenticator
         self.interval = interval
         self.logger = logger
     }
@@ -20,7 +23,10 @@ public struct EnrollmentStampService: Service {
         var failing = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                try await StoreThreads.run { [backend] () throws(KeysFileError) in try backend.refreshStamps() }
+                try await StoreThreads.run { [backend, authenticator] () throws(KeysFileError) in
+                    try backend.refreshStamps()
+                    authenticator?.reload()
+                }
                 if failing { logger.notice("enrollment versions readable again") }
                 failing = false
             } catch {

@@ -43,7 +43,7 @@ public enum APIServer {
     /// `/metrics`, while the database is slow or cut off.
     static func blocking(_ body: @escaping @Sendable (Request, BasicRequestContext) throws -> Response)
         -> @Sendable (Request, BasicRequestContext) async throws -> Response {
-        { request, context in try await StoreThreads.run { try body(request, context) } }
+        { request, context in try await StoreThreads.run(.api) { try body(request, context) } }
     }
 
     public static func makeApplication(store: any FleetStoring, options: Options, logger: Logger) -> some ApplicationProtocol {

@@ -78,8 +78,9 @@ public final class IngestService: Service, Sendable {
         var closed = false
     }
 
-    /// Since when commits fail (nil while they succeed): the hand-over clock (``CommitPolicy/handOverAfter``).
-    private let failingSince = Mutex<ContinuousClock.Instant?>(nil)
+    /// Since when commits fail because the database does not answer, and when the last one did (nil while
+    /// they succeed): the hand-over clock (``CommitPolicy/handOverAfter``).
+    private let failing = Mutex<(since: ContinuousClock.Instant, last: ContinuousClock.Instant)?>(nil)
 
     private let state = State()
     private let metrics = IngestMetrics()
@@ -254,10 +255,10 @@ public final class IngestService: Service, Sendable {
             state.stats.withLock { $0.commitFailures += 1 }
             metrics.dropped.increment(by: Int64(batch.reports.count))
             logger.error("cannot store a batch; events stay unacknowledged and will be resent", metadata: ["error": "\(error)", "reports": "\(batch.reports.count)"])
-            handOver(batch, failingSince: started)
+            handOver(batch, error: error, failingSince: started)
             return
         }
-        failingSince.withLock { $0 = nil }
+        failing.withLock { $0 = nil }
         let codec = WireCodec()
         var sent = 0, dropped = 0
         for (host, seqs) in result.committedSeqs where !seqs.isEmpty {
@@ -277,18 +278,24 @@ public final class IngestService: Service, Sendable {
 }
 
 extension IngestService {
-    /// After ``CommitPolicy/handOverAfter`` of failed commits on a shared database, disconnects the senders
-    /// of a batch that could not be stored: their agents move to another aggregator (one that can still
-    /// reach the database) and re-send their unacknowledged events there. A single aggregator keeps its
-    /// agents, who have nowhere else to go.
+    /// After ``CommitPolicy/handOverAfter`` of commits failing because a shared database does not answer,
+    /// disconnects the senders of a batch that could not be stored: their agents move to another
+    /// aggregator (one that can still reach the database) and re-send their unacknowledged events there.
+    /// A batch the database refused (a bad value) hands nobody over: the next aggregator would fail alike.
+    /// A single aggregator on SQLite keeps its agents, who have nowhere else to go.
     /// - Parameter started: when the failed commit began: a database cut off answers nothing, so the
     ///   commit failed only when its answer timed out, and the clock runs from the start.
-    fileprivate func handOver(_ batch: IngestBatch, failingSince started: ContinuousClock.Instant) {
-        guard store.isShared else { return }
+    fileprivate func handOver(_ batch: IngestBatch, error: StoreError, failingSince started: ContinuousClock.Instant) {
+        guard store.isShared, case .unavailable = error else { return }
         let now = ContinuousClock.now
-        let since = failingSince.withLock { s in
-            if s == nil { s = started }
-            return s!
+        let since = failing.withLock { f -> ContinuousClock.Instant in
+            // A failure long after the last one starts a new spell rather than continuing an old one.
+            if let current = f, now - current.last < policy.handOverAfter {
+                f = (current.since, now)
+            } else {
+                f = (started, now)
+            }
+            return f!.since
         }
         guard now - since >= policy.handOverAfter else { return }
         let hosts = Set(batch.reports.map(\.hostID) + batch.events.map(\.hostID))

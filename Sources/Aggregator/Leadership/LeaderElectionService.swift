@@ -30,13 +30,13 @@ public final class LeaderElectionService: Service, Sendable {
     /// cooperative pool while the database does not answer, and a leader's check must not wait for them.
     public func run() async throws {
         let stop = StopFlag()
-        let finished = WakeSignal()
+        let finished = StopFlag()
         OSThread.detach(name: "rw-leader") { [self] in
             while !stop.isSet {
                 check(now: Date())
                 stop.wait(for: interval)
             }
-            finished.ring()
+            finished.set()
         }
         await cancelWhenGracefulShutdown {
             await withTaskCancellationHandler {
@@ -46,7 +46,9 @@ public final class LeaderElectionService: Service, Sendable {
             }
         }
         stop.set()
-        await finished.wait()
+        // Joined whatever the task's cancellation: the lock is released below only once no check can
+        // take it again.
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in finished.onSet { c.resume() } }
         if leadership.current.isLeader { logger.notice("leadership given up at shutdown", metadata: ["epoch": "\(leadership.current.epoch)"]) }
         leadership.follow()
         lock.release()
@@ -84,7 +86,8 @@ final class StopFlag: Sendable {
         var waiters: [@Sendable () -> Void] = []
     }
     private let state = Mutex(State())
-    private let condition = NSCondition()
+    /// Wakes ``wait(for:)``; a signal with nobody waiting makes the next wait return at once.
+    private let wake = DispatchSemaphore(value: 0)
 
     var isSet: Bool { state.withLock { $0.set } }
 
@@ -95,9 +98,7 @@ final class StopFlag: Sendable {
             defer { s.waiters = [] }
             return s.waiters
         }
-        condition.lock()
-        condition.broadcast()
-        condition.unlock()
+        wake.signal()
         for w in waiters { w() }
     }
 
@@ -110,11 +111,10 @@ final class StopFlag: Sendable {
         if now { body() }
     }
 
-    /// Sleeps `duration` or until set.
+    /// Sleeps `duration` on the monotonic clock (a wall-clock step must not stretch a leader's checks),
+    /// or until set.
     func wait(for duration: Duration) {
-        let until = Date().addingTimeInterval(duration.seconds)
-        condition.lock()
-        defer { condition.unlock() }
-        while !isSet, condition.wait(until: until) {}
+        guard !isSet else { return }
+        _ = wake.wait(timeout: .now() + .nanoseconds(Int(duration.seconds * 1e9)))
     }
 }

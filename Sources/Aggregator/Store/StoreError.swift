@@ -19,6 +19,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case migrationFailed(path: String, reason: String)
     case readFailed(path: String, reason: String)
     case writeFailed(path: String, reason: String)
+    /// A shared database (PostgreSQL) did not answer, or the connection to it broke: nothing was written,
+    /// and what the call needed may work through another aggregator or after a retry.
+    case unavailable(path: String, reason: String)
     /// An operator named hosts the database does not have (nothing was changed).
     case unknownHosts(path: String, hosts: [String])
     /// A leader's write of term `epoch` after another aggregator started term `current` (nothing was written).
@@ -36,6 +39,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .migrationFailed: "migration_failed"
         case .readFailed: "read_failed"
         case .writeFailed: "write_failed"
+        case .unavailable: "unavailable"
         case .unknownHosts: "unknown_host"
         case .deposed: "deposed"
         case .notLeader: "not_leader"
@@ -45,7 +49,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: String {
         switch self {
         case .cannotOpen(let p, _), .notRegwatchDatabase(let p, _), .newerSchema(let p, _), .olderSchema(let p, _),
-             .migrationFailed(let p, _), .readFailed(let p, _), .writeFailed(let p, _), .unknownHosts(let p, _), .deposed(let p, _, _), .notLeader(let p, _): p
+             .migrationFailed(let p, _), .readFailed(let p, _), .writeFailed(let p, _), .unavailable(let p, _), .unknownHosts(let p, _), .deposed(let p, _, _), .notLeader(let p, _): p
         }
     }
 
@@ -60,6 +64,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .migrationFailed(let p, let r): "\(p): cannot migrate the database: \(r)"
         case .readFailed(let p, let r): "\(p): cannot read the database: \(r)"
         case .writeFailed(let p, let r): "\(p): cannot write the database: \(r)"
+        case .unavailable(let p, let r): "\(p): no answer from the database: \(r)"
         case .unknownHosts(let p, let h):
             "\(p): no such host: \(h.map { "\"\($0.prefix(80))\"" }.joined(separator: ", ")) (nothing was forgotten; `regwatch-aggregator hosts` lists them)"
         case .deposed(let p, let e, let c):

@@ -107,6 +107,18 @@ struct PostgresDocument<Content: Codable & Sendable>: EnrollmentDocument {
 
     func stamp() -> String? { documents.version(name).map { "v\($0)" } }
 
+    /// Stores the seed file's content if the database has no row for this document and the file exists.
+    func importIfAbsent() throws(KeysFileError) -> Bool {
+        guard FileManager.default.fileExists(atPath: seed.path) else { return false }
+        let present = try documents.call("read \(name)") { c in
+            try !documents.session.run(c, "SELECT 1 FROM regwatch_document WHERE name = \(name)").isEmpty
+        }
+        guard !present else { return false }
+        // A change that changes nothing: it stores the seed (or finds another aggregator stored it first).
+        try modify { (_: inout Content) throws(KeysFileError) in }
+        return true
+    }
+
     private func decode(_ text: String) throws(KeysFileError) -> Content {
         do { return try JSONCoding.decoder().decode(Content.self, from: Data(text.utf8)) } catch {
             throw .unreadable(path: path, reason: "not a regwatch \(kind) document: \(WireCodec.describe(error))")

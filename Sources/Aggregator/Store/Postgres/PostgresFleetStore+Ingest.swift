@@ -79,14 +79,18 @@ extension PostgresFleetStore {
 
             var pending: [EventLoopFuture<PostgresQueryResult>] = []
             func send(_ query: PostgresQuery) { pending.append(c.query(query, logger: logger)) }
+            // Every statement writes its rows in host id order: two aggregators' batches sharing hosts (new
+            // ones included, which the read above could not lock) take their row locks in one order.
+            if !hosts.order.isEmpty { send(hosts.upsert()) }
+            // After the upsert: an outdated report of a host this batch inserts still moves its lastSeen.
             if !seen.ids.isEmpty {
                 send("""
                     UPDATE host SET lastSeen = greatest(host.lastSeen, v.received), connected = true
-                    FROM (SELECT id, max(received) AS received FROM unnest(\(seen.ids)::text[], \(seen.received)::float8[]) AS u(id, received) GROUP BY id) AS v
+                    FROM (SELECT id, max(received) AS received FROM unnest(\(seen.ids)::text[], \(seen.received)::float8[]) AS u(id, received)
+                          GROUP BY id ORDER BY id) AS v
                     WHERE host.id = v.id
                     """)
             }
-            if !hosts.order.isEmpty { send(hosts.upsert()) }
             if !reports.hosts.isEmpty {
                 send("""
                     INSERT INTO probe_report (hostId, observedAt, probes)
@@ -94,11 +98,11 @@ extension PostgresFleetStore {
                     """)
             }
             var rt = RuntimeRows()
-            for (host, r) in runtimes {
+            for (host, r) in runtimes.sorted(by: { $0.key < $1.key }) {
                 rt.replace(host, cycle: r.cycle)
                 var last: [String: RuntimeConfigState] = [:]
                 for state in r.states { last[state.runtime.rawValue] = state }
-                for state in last.values { rt.append(host, state, cycle: r.cycle, received: hosts.received(host)) }
+                for (_, state) in last.sorted(by: { $0.key < $1.key }) { rt.append(host, state, cycle: r.cycle, received: hosts.received(host)) }
             }
             if !rt.deleteHosts.isEmpty {
                 send("""
@@ -118,9 +122,11 @@ extension PostgresFleetStore {
             }
 
             var events = EventRows()
-            for entry in batch.events {
-                for e in entry.events { events.append(entry.hostID, e, received: entry.receivedAt.unixSeconds) }
-            }
+            let arrived = batch.events.flatMap { entry in entry.events.map { (host: entry.hostID, event: $0, received: entry.receivedAt.unixSeconds) } }
+            // Sorted by (host, seq), stable: of a seq sent twice, the first sent is the one inserted.
+            let ordered = arrived.enumerated()
+                .sorted { ($0.element.host, $0.element.event.seq, $0.offset) < ($1.element.host, $1.element.event.seq, $1.offset) }
+            for x in ordered.map(\.element) { events.append(x.host, x.event, received: x.received) }
             let inserted = events.hosts.isEmpty ? nil : c.query("""
                 INSERT INTO pull_event (hostId, seq, at, image, registry, endpoint, result, class, detail, source, receivedAt)
                 SELECT h, s, a, i, r, CASE WHEN en THEN NULL ELSE e END, o, k, d, src, rc
@@ -144,8 +150,8 @@ extension PostgresFleetStore {
                     let (host, seq) = try row.decode((String, Int64).self)
                     fresh.insert(EventRows.Key(host: host, seq: UInt64(bitPattern: seq)))
                 }
-                for (host, e) in events.events {
-                    // A seq sent twice in one batch is inserted once: the first counts, the second is a duplicate.
+                for (host, e, _) in arrived {
+                    // In arrival order: of a seq sent twice in one batch, the first counts as inserted.
                     if fresh.remove(EventRows.Key(host: host, seq: e.seq)) != nil {
                         result.eventsInserted += 1
                         result.insertedByOutcome[.init(result: e.result.rawValue, errorClass: e.errorClass.rawValue), default: 0] += 1
@@ -197,6 +203,7 @@ struct HostRows {
     /// for the host since the read above (a host new to this batch is not locked). Nullable columns go as
     /// a value and a null flag: postgres-nio binds no arrays of optionals.
     func upsert() -> PostgresQuery {
+        let order = order.sorted()
         let r = order.map { rows[$0]! }
         let firstSeen = order.map { first[$0]! }
         return """
@@ -278,13 +285,12 @@ struct RuntimeRows {
     }
 }
 
-/// `pull_event` rows; the events themselves, to count what was inserted.
+/// `pull_event` rows.
 struct EventRows {
     struct Key: Hashable {
         var host: String
         var seq: UInt64
     }
-    var events: [(host: String, event: PullEvent)] = []
     var hosts: [String] = []
     var seqs: [Int64] = []
     var at: [Double] = []
@@ -299,7 +305,6 @@ struct EventRows {
     var received: [Double] = []
 
     mutating func append(_ host: String, _ e: PullEvent, received at: Double) {
-        events.append((host, e))
         hosts.append(host)
         seqs.append(Int64(bitPattern: e.seq))
         self.at.append(e.at.unixSeconds)

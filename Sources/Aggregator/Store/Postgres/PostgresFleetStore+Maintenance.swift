@@ -24,7 +24,8 @@ extension PostgresFleetStore {
             }
             return (watermark, minutes)
         }
-        return try write { c in
+        // Retention deletes of a large fleet's hour of samples take longer than an ingest batch.
+        return try write(answerTimeout: .seconds(300)) { c in
             var result = MaintenanceResult()
             // Locks the watermark's row (when there is one) until commit, so two aggregators roll in turn.
             var rolledUntil = try run(c, "SELECT value FROM store_meta WHERE key = \(key) FOR UPDATE").first?.decode(Double?.self)

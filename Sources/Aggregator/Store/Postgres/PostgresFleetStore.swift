@@ -30,7 +30,8 @@ public final class PostgresFleetStore: FleetStoring {
         reader = try PostgresSession(location: location, password: password, group: group, logger: logger, answerTimeout: .seconds(5))
         let migrations = PostgresSchema.migrations.map(\.id)
         do {
-            try writer.transaction { c in
+            // Migrations may rewrite large tables: they get minutes, not the writer's 15 s.
+            try writer.transaction(answerTimeout: .seconds(600)) { c in
                 try writer.run(c, "SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))")
                 let applied = try Self.appliedMigrations(c, session: writer)
                 let unknown = applied.filter { !migrations.contains($0) }
@@ -74,12 +75,14 @@ public final class PostgresFleetStore: FleetStoring {
     // MARK: Transactions
 
     /// Runs `body` in one write transaction on the writer connection.
-    func write<T>(_ body: (PostgresConnection) throws -> T) throws(StoreError) -> T {
+    /// - Parameter answerTimeout: a longer deadline than the writer's 15 s (maintenance).
+    func write<T>(answerTimeout: TimeAmount? = nil, _ body: (PostgresConnection) throws -> T) throws(StoreError) -> T {
         do {
-            return try writer.transaction(body)
+            return try writer.transaction(answerTimeout: answerTimeout, body)
         } catch let e as StoreError {
             throw e
         } catch {
+            if PostgresSession.isConnectionError(error) { throw .unavailable(path: location, reason: StoreError.reason(postgres: error)) }
             throw .writeFailed(path: location, reason: StoreError.reason(postgres: error))
         }
     }
@@ -91,6 +94,7 @@ public final class PostgresFleetStore: FleetStoring {
         } catch let e as StoreError {
             throw e
         } catch {
+            if PostgresSession.isConnectionError(error) { throw .unavailable(path: location, reason: StoreError.reason(postgres: error)) }
             throw .readFailed(path: location, reason: StoreError.reason(postgres: error))
         }
     }
@@ -98,13 +102,16 @@ public final class PostgresFleetStore: FleetStoring {
     /// One statement's rows, on the connection of the `read` or `write` it runs in.
     @discardableResult
     func run(_ c: PostgresConnection, _ query: PostgresQuery) throws -> [PostgresRow] {
-        try writer.run(c, query)
+        try session(of: c).run(c, query)
     }
 
     /// How many rows a statement changed.
     func changes(_ c: PostgresConnection, _ query: PostgresQuery) throws -> Int {
-        try writer.wait(c.query(query, logger: logger), on: c).metadata.rows ?? 0
+        try session(of: c).wait(c.query(query, logger: logger), on: c).metadata.rows ?? 0
     }
+
+    /// The session `c` belongs to, whose deadline its statements get.
+    private func session(of c: PostgresConnection) -> PostgresSession { reader.owns(c) ? reader : writer }
 
     // MARK: Connection state
 

@@ -58,9 +58,14 @@ final class PostgresSession: Sendable {
             host: location.host, port: location.port, username: location.user, password: password,
             database: location.database, tls: tls)
         configuration.options.connectTimeout = answerTimeout
-        configuration.options.additionalStartupParameters = Self.startupParameters(deadPeerSeconds: deadPeerSeconds)
+        // Only the name goes with the connection request: connection poolers (PgBouncer) refuse other
+        // startup parameters. The rest is set once connected (``sessionSettings``).
+        configuration.options.additionalStartupParameters = [("application_name", "regwatch-aggregator")]
         self.configuration = configuration
+        self.deadPeerSeconds = deadPeerSeconds
     }
+
+    private let deadPeerSeconds: Int
 
     /// A connection must be closed before it is released; a store dropped without ``close()`` closes here.
     deinit {
@@ -73,11 +78,15 @@ final class PostgresSession: Sendable {
     ///
     /// While the server is unreachable, calls within ``retryAfter`` of the last failed one fail at once,
     /// so callers do not queue behind one another's timeouts; the first call after it tries again.
-    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+    /// - Parameter answerTimeout: this call's deadline per answer, instead of the session's (maintenance).
+    func withConnection<T>(answerTimeout: TimeAmount? = nil, _ body: (PostgresConnection) throws -> T) throws -> T {
         try failFast()
         turn.lock()
         defer { turn.unlock() }
         try failFast()
+        // The turn is held for the whole call, so the override is this call's alone.
+        callTimeout.withLock { $0 = answerTimeout }
+        defer { callTimeout.withLock { $0 = nil } }
         let connection: PostgresConnection
         do {
             connection = try current()
@@ -117,9 +126,12 @@ final class PostgresSession: Sendable {
 
     /// Runs `body` in a transaction: `BEGIN`, then `COMMIT` when it returns, `ROLLBACK` when it throws.
     /// The commit has been answered when this returns, so what it wrote is durable.
-    func transaction<T>(isolation: String = "READ COMMITTED", _ body: (PostgresConnection) throws -> T) throws -> T {
-        try withConnection { c in
+    /// - Parameter answerTimeout: a longer deadline for this transaction (maintenance, migrations); the
+    ///   server's `statement_timeout` is raised to match for it alone.
+    func transaction<T>(isolation: String = "READ COMMITTED", answerTimeout: TimeAmount? = nil, _ body: (PostgresConnection) throws -> T) throws -> T {
+        try withConnection(answerTimeout: answerTimeout) { c in
             try execute(c, sql: "BEGIN ISOLATION LEVEL \(isolation)")
+            if let answerTimeout { try execute(c, sql: "SET LOCAL statement_timeout = \(Self.statementTimeoutMs(answerTimeout))") }
             do {
                 let result = try body(c)
                 try execute(c, sql: "COMMIT")
@@ -146,9 +158,10 @@ final class PostgresSession: Sendable {
             result.withLock { $0 = r }
             answered.signal()
         }
-        guard answered.wait(timeout: .now() + .nanoseconds(Int(answerTimeout.nanoseconds))) == .success, let r = result.withLock({ $0 }) else {
+        let deadline = callTimeout.withLock { $0 } ?? answerTimeout
+        guard answered.wait(timeout: .now() + .nanoseconds(Int(deadline.nanoseconds))) == .success, let r = result.withLock({ $0 }) else {
             let _: EventLoopFuture<Void> = c.close()
-            throw AnswerTimeout(after: answerTimeout)
+            throw AnswerTimeout(after: deadline)
         }
         return try r.get()
     }
@@ -177,26 +190,49 @@ final class PostgresSession: Sendable {
         try? connection?.close().wait()
     }
 
+    /// A deadline for the call holding the turn, set by ``withConnection(answerTimeout:_:)``.
+    private let callTimeout = Mutex<TimeAmount?>(nil)
+
+    /// Whether `c` is this session's connection (a store has one session for reads, one for writes).
+    func owns(_ c: PostgresConnection) -> Bool { state.withLock { $0 === c } }
+
     private func current() throws -> PostgresConnection {
         if let c = state.withLock({ $0 }), !c.isClosed { return c }
         let id = Self.ids.add(1, ordering: .relaxed).newValue
         let c = try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger).wait()
+        for (name, value) in Self.sessionSettings(deadPeerSeconds: deadPeerSeconds, answerTimeout: answerTimeout) {
+            do { _ = try wait(c.query(PostgresQuery(unsafeSQL: "SET \(name) = \(value)"), logger: logger), on: c) } catch {
+                // An older server or a pooler may not know one: what it does is then the server's default.
+                guard !Self.isConnectionError(error) else {
+                    try? c.close().wait()
+                    throw error
+                }
+                logger.debug("session setting refused", metadata: ["setting": "\(name)", "error": "\(StoreError.reason(postgres: error))"])
+            }
+        }
         state.withLock { $0 = c }
         return c
     }
 
-    /// Session settings sent with the connection request: the name `pg_stat_activity` shows, the dead
-    /// peer timeouts, and a bound on a transaction left open (a stopped process must not hold row locks).
-    static func startupParameters(deadPeerSeconds: Int) -> [(String, String)] {
+    /// Session settings made once connected: the dead peer timeouts; a `statement_timeout` just under the
+    /// answer deadline, so the server itself stops a statement the client gives up on (and releases its
+    /// locks) instead of running it on; and a bound on a transaction left open (a stopped process must
+    /// not hold row locks).
+    static func sessionSettings(deadPeerSeconds: Int, answerTimeout: TimeAmount) -> [(String, String)] {
         let s = max(2, deadPeerSeconds)
         return [
-            ("application_name", "regwatch-aggregator"),
             ("tcp_keepalives_idle", "\(max(1, s - 2))"),
             ("tcp_keepalives_interval", "1"),
             ("tcp_keepalives_count", "2"),
             ("tcp_user_timeout", "\(s * 1000)"),
+            ("statement_timeout", "\(statementTimeoutMs(answerTimeout))"),
             ("idle_in_transaction_session_timeout", "60000"),
         ]
+    }
+
+    /// Milliseconds: nine tenths of the client's deadline.
+    static func statementTimeoutMs(_ answerTimeout: TimeAmount) -> Int64 {
+        max(100, answerTimeout.nanoseconds / 1_000_000 * 9 / 10)
     }
 
     /// Whether `error` says the connection is broken (not what a statement or the store decided).
