@@ -191,15 +191,22 @@ final class FailoverLab: @unchecked Sendable {
         var pending: Int
         var rejected: Int
         var reason: String
+
+        /// One entry of `GET /api/v1/failovers`.
+        init(json p: [String: Any]) {
+            generation = p["generation"] as? Int ?? -1
+            state = p["state"] as? String ?? ""
+            mirrors = (p["mirrors"] as? [String: [String]])?["docker.io"] ?? []
+            acked = p["acked"] as? Int ?? -1
+            pending = p["pending"] as? Int ?? -1
+            rejected = p["rejected"] as? Int ?? -1
+            reason = p["reason"] as? String ?? ""
+        }
     }
 
     /// Throws when the API cannot be read: an empty list is an answer, not an error.
     func failovers() throws -> [Plan] {
-        try json("/api/v1/failovers").map { p in
-            Plan(generation: p["generation"] as? Int ?? -1, state: p["state"] as? String ?? "",
-                 mirrors: (p["mirrors"] as? [String: [String]])?["docker.io"] ?? [], acked: p["acked"] as? Int ?? -1,
-                 pending: p["pending"] as? Int ?? -1, rejected: p["rejected"] as? Int ?? -1, reason: p["reason"] as? String ?? "")
-        }
+        try json("/api/v1/failovers").map(Plan.init(json:))
     }
 
     /// Applied generation per host from `GET /api/v1/hosts`.

@@ -98,11 +98,7 @@ final class HALab: @unchecked Sendable {
 
     /// `GET /api/v1/failovers` of aggregator `i`, as the lab reads it.
     func failovers(_ i: Int) throws -> [FailoverLab.Plan] {
-        try json(i, "/api/v1/failovers").map { p in
-            FailoverLab.Plan(generation: p["generation"] as? Int ?? -1, state: p["state"] as? String ?? "",
-                             mirrors: (p["mirrors"] as? [String: [String]])?["docker.io"] ?? [], acked: p["acked"] as? Int ?? -1,
-                             pending: p["pending"] as? Int ?? -1, rejected: p["rejected"] as? Int ?? -1, reason: p["reason"] as? String ?? "")
-        }
+        try json(i, "/api/v1/failovers").map(FailoverLab.Plan.init(json:))
     }
 
     /// Hosts whose last report (per aggregator `i`'s API) was received after `t`.

@@ -17,7 +17,6 @@ public final class PostgresAdvisoryLock: LeaderLock {
     public static let key: Int64 = 0x5267_5774_0000_0002
 
     let session: PostgresSession
-    let timeout: TimeAmount
     let logger: Logger
 
     public init(location: PostgresLocation, password: String?, timeout: TimeAmount = .seconds(2),
@@ -27,7 +26,6 @@ public final class PostgresAdvisoryLock: LeaderLock {
         let seconds = Int((timeout.nanoseconds + 999_999_999) / 1_000_000_000)
         session = try PostgresSession(location: location, password: password, group: group, logger: logger, answerTimeout: timeout,
                                       deadPeerSeconds: 2 + 2 * seconds)
-        self.timeout = timeout
         self.logger = logger
     }
 

@@ -46,13 +46,16 @@ public final class PostgresDocuments: Sendable {
     func saw(_ name: String, version: Int64) { versions.withLock { $0[name] = max($0[name] ?? 0, version) } }
 
     func call<T>(_ what: String, _ body: (PostgresConnection) throws -> T) throws(KeysFileError) -> T {
-        do { return try session.withConnection(body) } catch let e as KeysFileError { throw e } catch {
-            throw .unreadable(path: "\(location) (enrollment)", reason: "cannot \(what): \(StoreError.reason(postgres: error))")
-        }
+        try named(what) { try session.withConnection(body) }
     }
 
     func transaction<T>(_ what: String, _ body: (PostgresConnection) throws -> T) throws(KeysFileError) -> T {
-        do { return try session.transaction(body) } catch let e as KeysFileError { throw e } catch {
+        try named(what) { try session.transaction(body) }
+    }
+
+    /// A failure as one line naming the database and what was being done; a store rule's error as it is.
+    private func named<T>(_ what: String, _ body: () throws -> T) throws(KeysFileError) -> T {
+        do { return try body() } catch let e as KeysFileError { throw e } catch {
             throw .unreadable(path: "\(location) (enrollment)", reason: "cannot \(what): \(StoreError.reason(postgres: error))")
         }
     }
