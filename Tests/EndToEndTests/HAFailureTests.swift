@@ -247,16 +247,22 @@ struct HAFailureTests {
         return try #require(rolling, "no failover to B planned: \((try? ha.failovers(0)) ?? [])")
     }
 
-    /// Waits until the failover to B is complete and every host applied it, as `leader` reports.
+    /// Waits until the failover to B is complete everywhere, as `leader` reports: every plan is complete,
+    /// and every host applied a generation whose mirrors are B. Hosts that fell stale while their
+    /// aggregator was cut off are left out of the generation in flight and, back, get one of their own
+    /// (same mirrors, a new number): the newest such plan is returned.
     static func rolloutCompletes(_ ha: HALab, leader: Int) throws -> FailoverLab.Plan {
         let b = ha.lab.url("mirrorB")
         var done: FailoverLab.Plan?
         let completed = try ha.lab.eventually(120) {
-            done = try ha.failovers(leader).first { $0.mirrors == [b] && $0.state == "complete" }
+            let plans = try ha.failovers(leader)
+            let toB = Set(plans.filter { $0.mirrors == [b] && $0.state == "complete" }.map(\.generation))
+            done = plans.first { toB.contains($0.generation) }
             let hosts = try ha.json(leader, "/api/v1/hosts")
-            return done != nil && hosts.count == ids.count && hosts.allSatisfy { ($0["appliedGeneration"] as? Int) == done!.generation }
+            return done != nil && plans.allSatisfy { $0.state == "complete" } && hosts.count == ids.count
+                && hosts.allSatisfy { toB.contains($0["appliedGeneration"] as? Int ?? -1) }
         }
-        try #require(completed, "the rollout did not complete: \((try? ha.failovers(leader)) ?? [])")
+        try #require(completed, "the rollout did not complete: \((try? ha.failovers(leader)) ?? []) applied \((try? ha.json(leader, "/api/v1/hosts").map { $0["appliedGeneration"] as? Int ?? -1 }) ?? [])")
         return done!
     }
 
