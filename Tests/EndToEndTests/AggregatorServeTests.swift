@@ -144,7 +144,7 @@ struct AggregatorServeTests {
 
         // Writers: each agent's kubelet log gets pull failures at a few hundred lines a second.
         let writing = PullLogWriters(ids: ids) { "\(f.dir)/\($0)-kubelet.log" }
-        let writer = Task.detached { await writing.run() }
+        writing.start()
 
         var rng = SystemRandomNumberGenerator()
         for round in 0..<20 {
@@ -154,9 +154,8 @@ struct AggregatorServeTests {
             #expect(check == "ok", "round \(round): \(check ?? "nil")")
             try f.startAggregator()
         }
-        await writing.stop()
-        _ = await writer.value
-        let written = await writing.counts
+        writing.stop()
+        let written = writing.counts
 
         // Let every agent's spool drain: the aggregator acknowledges after each commit.
         let drained = try f.eventually(60) {

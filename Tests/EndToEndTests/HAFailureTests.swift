@@ -36,11 +36,10 @@ struct HAFailureTests {
     }
 
     /// Stops the writers, waits until every line written reached the database, and checks each is there once.
-    static func expectEveryEventOnce(_ ha: HALab, _ writers: PullLogWriters, _ writing: Task<Void, Never>) async throws -> Int {
-        await writers.stop()
-        await writing.value
+    static func expectEveryEventOnce(_ ha: HALab, _ writers: PullLogWriters) async throws -> Int {
+        writers.stop()
         var written: [String: Set<String>] = [:]
-        for id in ids { written[id] = await writers.images(id) }
+        for id in ids { written[id] = writers.images(id) }
         var stored: [String: [String: Int]] = [:]
         let drained = try ha.lab.eventually(90) {
             stored = try ha.storedImages()
@@ -61,7 +60,7 @@ struct HAFailureTests {
     func killLeaderDuringRollout() async throws {
         let ha = try Self.startLab()
         defer { ha.tearDown() }
-        let (writers, writing) = Self.startWriters(ha)
+        let writers = try Self.startWriters(ha)
         let b = ha.lab.url("mirrorB")
 
         // Kill the leader as soon as the generation to B is planned and not yet everywhere.
@@ -96,7 +95,7 @@ struct HAFailureTests {
         // The new term began at the latest when the leader was seen.
         let (oldEpoch, newEpoch) = try Self.expectNoGoingBack(ha, epoch: leader.epoch, termBegan: killedAt.addingTimeInterval(tookOver), completed: done)
 
-        let events = try await Self.expectEveryEventOnce(ha, writers, writing)
+        let events = try await Self.expectEveryEventOnce(ha, writers)
         print("ha-rollout: leader killed with generation \(plan.generation) in stage \(plan.state) (\(plan.acked) acked); aggregator \(leader.index) led with epoch \(leader.epoch) after \(String(format: "%.2f", tookOver)) s (bound \(Self.checkInterval + Self.window) s); rollout complete \(String(format: "%.1f", completedAfter)) s after the kill; \(oldEpoch) applies under epoch 1 before the new term, \(newEpoch) under epoch \(leader.epoch); \(events) pull events each stored once")
     }
 
@@ -104,7 +103,7 @@ struct HAFailureTests {
     func killFollower() async throws {
         let ha = try Self.startLab()
         defer { ha.tearDown() }
-        let (writers, writing) = Self.startWriters(ha)
+        let writers = try Self.startWriters(ha)
         // Agents start at a random endpoint: some report through aggregator 2.
         let through2 = try Self.connectedHosts(ha, 2)
         try #require(!through2.isEmpty, "no agent connected to aggregator 2")
@@ -124,7 +123,7 @@ struct HAFailureTests {
         #expect(ha.leaders().map(\.index) == [0] && ha.role(0)?.epoch == 1, "the leader changed: \(ha.leaders())")
         let moved = try Self.connectedHosts(ha, 0).union(Self.connectedHosts(ha, 1))
         #expect(moved.isSuperset(of: through2), "still not through 0 or 1: \(through2.subtracting(moved))")
-        let events = try await Self.expectEveryEventOnce(ha, writers, writing)
+        let events = try await Self.expectEveryEventOnce(ha, writers)
         print("ha-follower: \(through2.count) agents were on aggregator 2; every agent reported through the others \(String(format: "%.1f", allBack)) s after its kill -9 (bound \(bound) s); \(events) pull events each stored once")
     }
 
@@ -132,7 +131,7 @@ struct HAFailureTests {
     func restartPostgres() async throws {
         let ha = try Self.startLab()
         defer { ha.tearDown() }
-        let (writers, writing) = Self.startWriters(ha)
+        let writers = try Self.startWriters(ha)
         usleep(2_000_000)
 
         let stoppedAt = Date()
@@ -158,7 +157,7 @@ struct HAFailureTests {
         for i in 0..<3 { #expect(!RegistryHarness.hasExited(ha.processes[i]), "aggregator \(i) exited") }
         let failedCommits = try (0..<3).map { try ha.lab.lines(ha.log($0), containing: "cannot store a batch").count }
         #expect(failedCommits.reduce(0, +) > 0, "no aggregator failed a commit: the restart was not under load")
-        let events = try await Self.expectEveryEventOnce(ha, writers, writing)
+        let events = try await Self.expectEveryEventOnce(ha, writers)
         print("ha-pg-restart: PostgreSQL down \(String(format: "%.1f", restartedAt.timeIntervalSince(stoppedAt))) s; spools grew \(zip(before, after).map { $0.1 - $0.0 }.reduce(0, +)) bytes in 4 s; aggregator \(leader?.index ?? -1) led with epoch \(leader?.epoch ?? -1); every agent reporting \(String(format: "%.1f", reporting)) s after the restart; \(events) pull events each stored once")
     }
 
@@ -166,7 +165,7 @@ struct HAFailureTests {
     func cutLeaderOffDatabase() async throws {
         let ha = try Self.startLab()
         defer { ha.tearDown() }
-        let (writers, writing) = Self.startWriters(ha)
+        let writers = try Self.startWriters(ha)
         let through0 = try Self.connectedHosts(ha, 0)
 
         let plan = try Self.killMirrorA(ha)
@@ -225,13 +224,16 @@ struct HAFailureTests {
         let sentAfter = log0[lost...].filter { $0.contains("failover directive sent") }
         #expect(sentAfter.isEmpty, "aggregator 0 sent directives after it stopped leading: \(sentAfter.prefix(3))")
         let (oldEpoch, newEpoch) = try Self.expectNoGoingBack(ha, epoch: leader.epoch, termBegan: cutAt.addingTimeInterval(nextAfter!), completed: done)
-        let events = try await Self.expectEveryEventOnce(ha, writers, writing)
+        let events = try await Self.expectEveryEventOnce(ha, writers)
         print("ha-cut: aggregator 0 cut off PostgreSQL in stage \(plan.state) of generation \(plan.generation), \(through0.count) agents on it; it stopped leading \(String(format: "%.2f", stopped)) s after the cut, aggregator \(leader.index) led with epoch \(leader.epoch) after \(String(format: "%.2f", nextAfter!)) s; every agent reporting through the others \(String(format: "%.1f", allReporting)) s after the cut, rollout complete \(String(format: "%.1f", completedAfter)) s after it (still cut); \(oldEpoch) applies under epoch 1, \(newEpoch) under epoch \(leader.epoch); \(events) pull events each stored once")
     }
 
-    static func startWriters(_ ha: HALab) -> (PullLogWriters, Task<Void, Never>) {
+    /// Starts the writers and returns once every host's log has its first lines.
+    static func startWriters(_ ha: HALab) throws -> PullLogWriters {
         let writers = PullLogWriters(ids: ids, linesPerTick: 2, tick: .milliseconds(100)) { ha.kubeletLog($0) }
-        return (writers, Task.detached { await writers.run() })
+        writers.start()
+        try #require(pollUntil(10) { ids.allSatisfy { (writers.counts[$0] ?? 0) > 0 } }, "the writers wrote nothing")
+        return writers
     }
 
     /// Stops mirror A and returns the failover to B as soon as aggregator 0 has planned it.
